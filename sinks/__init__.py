@@ -1,0 +1,1 @@
+"""lanewatch.sinks: annotation, video writing and count reports."""

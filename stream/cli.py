@@ -1,0 +1,124 @@
+"""The `lanewatch` command line.
+
+    lanewatch process VIDEO -c CONFIG -o OUTDIR   review a recorded video
+    lanewatch check-config CONFIG                 validate a config and print a summary
+
+Errors the user can fix are printed as `lanewatch: error: ...` without a traceback; the exit
+code is 2 for bad input or config, 3 for a truncated video (reports still written), 130 on
+Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from lanewatch.stream import __version__
+from lanewatch.stream.config import Config, load_config
+from lanewatch.stream.errors import LanewatchError
+
+
+def _describe(config: Config) -> str:
+    """Readable multi-line summary of a valid config."""
+    m = config.model
+    classes = ", ".join(m.classes) if m.classes else "all"
+    lines = [
+        f"model:    {m.path}",
+        f"          task={m.task} imgsz={m.imgsz} conf={m.confidence} iou={m.iou} "
+        f"device={m.device} classes={classes}",
+        f"tracker:  ByteTrack (lost buffer {config.tracker.lost_track_buffer_s:g} s, "
+        f"thresholds {config.tracker.low_threshold:g}/{config.tracker.high_threshold:g})",
+        f"counting: anchor={config.counting.anchor.value} "
+        f"hysteresis={config.counting.hysteresis:g}xheight confirm={config.counting.confirm_frames} "
+        f"frames interval={config.counting.interval_s:g} s",
+        f"streams:  {len(config.streams)}",
+    ]
+    for s in config.streams:
+        lines.append(f"  - {s.id}: {s.source} ({s.coordinates}, {len(s.lanes)} lane(s))")
+        for lane in s.lanes:
+            parts = []
+            if lane.line is not None:
+                (x1, y1), (x2, y2) = lane.line
+                parts.append(f"line ({x1:g},{y1:g})->({x2:g},{y2:g}) counts {lane.direction.value}"
+                             f" [in={lane.in_label}, out={lane.out_label}]")
+            if lane.polygon is not None:
+                parts.append(f"polygon of {len(lane.polygon)} points")
+            if lane.congestion is not None:
+                c = lane.congestion
+                cond = " or ".join(x for x in (
+                    f"occupancy>={c.min_occupancy}" if c.min_occupancy else "",
+                    f"dwell>={c.min_dwell_s:g}s" if c.min_dwell_s else "") if x)
+                parts.append(f"congested when {cond} for {c.min_duration_s:g}s")
+            lines.append(f"      {lane.name}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(f"{args.config}: OK")
+    print(_describe(config))
+    return 0
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    from lanewatch.stream.review import review_video  # heavy imports only when needed
+
+    config = load_config(args.config)
+    if args.no_video:
+        config = config.model_copy(
+            update={"output": config.output.model_copy(update={"video": False})})
+    result = review_video(args.video, config, args.output, args.stream,
+                          progress=not args.quiet)
+    s = result.summary
+    if not args.quiet:
+        print(f"processed {s['frames']} frames in {s['elapsed_s']:.1f} s "
+              f"({s['fps_achieved']} frames/s); {s['total_crossings']} crossings")
+        for name, lane in s["lanes"].items():
+            by_dir = ", ".join(f"{d} {n}" for d, n in lane["by_direction"].items())
+            print(f"  {name}: {lane['total']} ({by_dir})")
+        print(f"outputs in {result.outdir}/")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the docs and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="lanewatch", description="Real-time video analytics for traffic.")
+    parser.add_argument("--version", action="version", version=f"lanewatch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("process", help="review a recorded video: counts, reports, annotated video")
+    p.add_argument("video", type=Path, help="video file to process")
+    p.add_argument("-c", "--config", type=Path, required=True, help="YAML config file")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("--stream", help="which configured stream's lanes to use (if several)")
+    p.add_argument("--no-video", action="store_true", help="skip annotated.mp4 (faster)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_cmd_process)
+
+    c = sub.add_parser("check-config", help="validate a config file and print a summary")
+    c.add_argument("config", type=Path)
+    c.set_defaults(func=_cmd_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `lanewatch` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="lanewatch: %(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except LanewatchError as err:
+        print(f"lanewatch: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("lanewatch: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Configuration: pydantic models (unknown keys are errors) and the YAML loader.
+
+Strings may reference environment variables as `${NAME}` or `${NAME:-default}` (write `$${`
+for a literal `${`), so secrets such as camera passwords stay out of the file. Relative paths
+(model, file sources) are resolved against the config file's directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lanewatch.stream.errors import ConfigError
+from lanewatch.trackers.bytetrack import ByteTrackSettings
+from lanewatch.trackers.lanes import CountingSettings, LaneSpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """The detector (`model:` section)."""
+
+    path: str = Field(description="model file or directory: .pt, .onnx, *_openvino_model/, .engine")
+    task: Literal["detect", "segment"] = Field("detect", description="detection or instance masks")
+    imgsz: int = Field(640, ge=32, le=4096, description="network input size, multiple of 32")
+    confidence: float = Field(0.1, gt=0, lt=1, description="minimum detection score")
+    iou: float = Field(0.7, gt=0, le=1, description="non-maximum suppression IoU")
+    classes: list[str] | None = Field(None, description="class names to keep (default: all)")
+    device: str = Field("cpu", description="cpu, cuda:0, intel:gpu ... (as Ultralytics)")
+    half: bool = Field(False, description="FP16 inference where supported")
+
+    @field_validator("imgsz")
+    @classmethod
+    def _stride(cls, v: int) -> int:
+        if v % 32:
+            raise ValueError(f"must be a multiple of 32 (the model stride), got {v}")
+        return v
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("must not be empty (omit it to keep every class)")
+            if len(set(v)) != len(v):
+                raise ValueError("lists a class twice")
+        return v
+
+
+class StreamConfig(_Strict):
+    """One video stream and its lanes."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique name: letters, digits, _.-")
+    source: str = Field(description="file path, rtsp:// URL, ...")
+    coordinates: Literal["pixels", "normalized"] = Field(
+        "pixels", description="lane points in pixels or as fractions 0..1 of the frame"
+    )
+    lanes: list[LaneSpec] = Field(default_factory=list)
+
+    @field_validator("lanes")
+    @classmethod
+    def _unique_lanes(cls, v: list[LaneSpec]) -> list[LaneSpec]:
+        names = [lane.name for lane in v]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"lane names must be unique; repeated: {', '.join(duplicates)}")
+        return v
+
+
+class OutputConfig(_Strict):
+    """What `lanewatch process` writes and draws (`output:` section)."""
+
+    video: bool = Field(True, description="write annotated.mp4")
+    video_crf: int = Field(23, ge=0, le=51, description="H.264 quality (lower is better)")
+    trail_seconds: float = Field(1.5, ge=0, le=10, description="length of motion trails")
+    draw_masks: bool = Field(True, description="draw instance masks when the model segments")
+
+
+class Config(_Strict):
+    """The whole configuration file."""
+
+    model: ModelConfig
+    tracker: ByteTrackSettings = Field(default_factory=ByteTrackSettings)
+    counting: CountingSettings = Field(default_factory=CountingSettings)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    streams: list[StreamConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_streams(self) -> Config:
+        ids = [s.id for s in self.streams]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"stream ids must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    def stream(self, stream_id: str | None) -> StreamConfig:
+        """The stream with this id, or the only stream when `stream_id` is None."""
+        if stream_id is None:
+            if len(self.streams) > 1:
+                ids = ", ".join(s.id for s in self.streams)
+                raise ConfigError(f"the config has several streams ({ids}); pick one with --stream")
+            return self.streams[0]
+        for s in self.streams:
+            if s.id == stream_id:
+                return s
+        ids = ", ".join(s.id for s in self.streams)
+        raise ConfigError(f"no stream '{stream_id}' in the config (streams: {ids})")
+
+
+_ENV = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate_env(value: Any, where: str = "") -> Any:
+    """Replace ${NAME} / ${NAME:-default} in every string of a parsed YAML tree."""
+    if isinstance(value, dict):
+        return {k: interpolate_env(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(m: re.Match) -> str:
+        if m.group(0) == "$${":
+            return "${"
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{where}: environment variable {name} is not set "
+            f"(export it, or write ${{{name}:-default}} to give a default)"
+        )
+
+    return _ENV.sub(substitute, value)
+
+
+def _format_location(loc: tuple, data: Any) -> str:
+    """Dotted field path, e.g. streams[0].lanes[1].line, with ids where they help."""
+    out, node = "", data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict):
+                label = node.get("id") or node.get("name")
+                if isinstance(label, str):
+                    out += f"({label})"
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top level)"
+
+
+def format_validation_error(err: ValidationError, data: Any, source: str) -> str:
+    """One line per problem: where it is and what is wrong."""
+    lines = [f"{source}: invalid configuration ({err.error_count()} problem(s)):"]
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p and "]" in p))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see the configuration reference in README)"
+        elif e["type"] == "missing":
+            msg = "required but missing"
+        lines.append(f"  - {_format_location(loc, data)}: {msg}")
+    return "\n".join(lines)
+
+
+def _resolve_path(value: str, base: Path) -> str:
+    """Config-relative path if that exists; otherwise the value as given (URL, hub name)."""
+    if "://" in value or Path(value).is_absolute():
+        return value
+    candidate = base / value
+    return str(candidate.resolve()) if candidate.exists() else value
+
+
+def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    """Validate an already-parsed YAML tree."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with model: and streams:, got {type(data).__name__}")
+    data = interpolate_env(data)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, data, source)) from None
+    if base_dir is None:
+        return config
+    model = config.model.model_copy(update={"path": _resolve_path(config.model.path, base_dir)})
+    streams = [s.model_copy(update={"source": _resolve_path(s.source, base_dir)})
+               for s in config.streams]
+    return config.model_copy(update={"model": model, "streams": streams})
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, interpolate and validate a YAML config file; raises ConfigError with field paths."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read config: {err}") from None
+    return parse_config(data, str(path), path.parent.resolve())

@@ -1,0 +1,121 @@
+"""Detector adapter around Ultralytics YOLO: every format Ultralytics loads (.pt, ONNX, an
+OpenVINO directory, a TensorRT engine, ...), detection or instance segmentation.
+
+Ultralytics objects stay inside this module; callers get `Detections`. Run-time package
+installs by Ultralytics are switched off: every dependency is declared in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from lanewatch.stream.config import ModelConfig
+from lanewatch.stream.errors import ModelError
+from lanewatch.trackers.detections import Detections
+
+# Must be set before Ultralytics is imported: it reads them at import time.
+os.environ["YOLO_AUTOINSTALL"] = "false"
+os.environ.setdefault("YOLO_VERBOSE", "false")
+
+log = logging.getLogger(__name__)
+
+
+class Detector(Protocol):
+    """What the pipeline needs from a detector."""
+
+    class_names: dict[int, str]
+    task: str
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Objects in one BGR image."""
+        ...
+
+
+def _looks_like_hub_name(path: str) -> bool:
+    """A bare weights name such as 'yolo11n.pt' that Ultralytics may download."""
+    p = Path(path)
+    return p.parent == Path(".") and p.suffix == ".pt"
+
+
+def resolve_class_ids(wanted: list[str] | None, names: dict[int, str]) -> list[int] | None:
+    """Class ids for the configured class names; ModelError naming unknown ones."""
+    if wanted is None:
+        return None
+    by_name = {v: k for k, v in names.items()}
+    unknown = [w for w in wanted if w not in by_name]
+    if unknown:
+        hints = []
+        for u in unknown:
+            close = difflib.get_close_matches(u, list(by_name), n=1)
+            hints.append(f"'{u}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        raise ModelError(
+            f"model.classes: {', '.join(hints)} not among the model's classes "
+            f"({', '.join(list(by_name)[:12])}{', ...' if len(by_name) > 12 else ''})"
+        )
+    return [by_name[w] for w in wanted]
+
+
+class UltralyticsDetector:
+    """YOLO detection/segmentation through Ultralytics."""
+
+    def __init__(self, config: ModelConfig):
+        self.config = config
+        path = config.path
+        if not Path(path).exists() and not _looks_like_hub_name(path):
+            raise ModelError(f"model not found: {path} (a .pt/.onnx/.engine file or an "
+                             "Ultralytics export directory such as yolo11n_openvino_model/)")
+        try:
+            from ultralytics import YOLO
+
+            self._model = YOLO(path, task=config.task)
+        except Exception as err:  # Ultralytics raises many types; all mean "cannot load"
+            raise ModelError(f"cannot load model {path}: {err}") from None
+        model_task = getattr(self._model, "task", config.task)
+        if model_task != config.task:
+            raise ModelError(
+                f"model {path} is a '{model_task}' model but model.task is '{config.task}'; "
+                f"set model.task: {model_task} or use a {config.task} model"
+            )
+        self.task = config.task
+        self.class_names: dict[int, str] = dict(self._model.names)
+        self._class_ids = resolve_class_ids(config.classes, self.class_names)
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Run the model on one BGR image at its native resolution."""
+        c = self.config
+        result = self._model.predict(
+            image,
+            imgsz=c.imgsz,
+            conf=c.confidence,
+            iou=c.iou,
+            classes=self._class_ids,
+            device=c.device,
+            half=c.half,
+            retina_masks=True,  # masks at frame resolution, aligned with the boxes
+            verbose=False,
+        )[0]
+        boxes = result.boxes
+        masks = None
+        if self.task == "segment":
+            h, w = image.shape[:2]
+            if result.masks is not None:
+                masks = result.masks.data.cpu().numpy().astype(bool)
+                if masks.shape[1:] != (h, w):  # defensive: some backends return letterboxed
+                    import cv2
+
+                    masks = np.stack([cv2.resize(m.astype(np.uint8), (w, h)) > 0 for m in masks])
+            else:
+                masks = np.zeros((0, h, w), bool)
+        return Detections(
+            xyxy=boxes.xyxy.cpu().numpy().astype(np.float32),
+            confidence=boxes.conf.cpu().numpy().astype(np.float32),
+            class_id=boxes.cls.cpu().numpy().astype(np.int32),
+            class_names=self.class_names,
+            masks=masks,
+        )

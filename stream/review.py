@@ -1,0 +1,128 @@
+"""Recorded-video review (`lanewatch process`): a video file in, counts and an annotated video out.
+
+Runs as fast as the machine allows: decoding and video encoding run in their own threads while
+the main thread detects, tracks, counts and draws. Whatever happens (a damaged file, Ctrl-C, a
+failing video encoder) the reports are written for every frame processed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from lanewatch.sinks.annotate import FrameAnnotator
+from lanewatch.sinks.reports import ReportWriter, RunInfo
+from lanewatch.sinks.video import VideoWriteError, VideoWriter
+from lanewatch.stream.config import Config
+from lanewatch.stream.detector import Detector, UltralyticsDetector
+from lanewatch.stream.errors import LanewatchError, SourceError, TruncatedVideoError
+from lanewatch.stream.pipeline import StreamProcessor
+from lanewatch.stream.sources import FileSource
+
+log = logging.getLogger(__name__)
+
+VIDEO_FILE = "annotated.mp4"
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """Outcome of a review: the summary written to summary.json and the output folder."""
+
+    outdir: Path
+    summary: dict[str, Any]
+
+
+def review_video(
+    video: str | Path,
+    config: Config,
+    outdir: str | Path,
+    stream_id: str | None = None,
+    progress: bool = True,
+    detector: Detector | None = None,
+) -> ReviewResult:
+    """Process a video file with one configured stream's lanes; write the outputs to `outdir`.
+
+    Raises LanewatchError subclasses for bad input. A truncated video still produces complete
+    reports for the decodable part before `TruncatedVideoError` is raised.
+    """
+    stream = config.stream(stream_id)
+    outdir = Path(outdir)
+    source = FileSource(video, stream.id)  # opens the file now: bad input fails before the model
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        source.close()
+        raise LanewatchError(f"cannot create output folder {outdir}: {err.strerror}") from None
+    info = source.info
+    try:
+        detector = detector or UltralyticsDetector(config.model)
+        processor = StreamProcessor(stream, config, detector, (info.width, info.height), info.fps)
+    except BaseException:
+        source.close()
+        raise
+    annotator = FrameAnnotator(processor.lanes, config.output.trail_seconds,
+                               config.output.draw_masks, config.counting.anchor,
+                               (info.width, info.height))
+    reports = ReportWriter(outdir, processor.analytics, config.model.classes)
+    writer = _open_writer(outdir, config, info) if config.output.video else None
+
+    frames, status, message, last_pts = 0, "complete", None, 0.0
+    bar = tqdm(total=info.frame_count, unit="frame", disable=not progress, desc=stream.id,
+               dynamic_ncols=True)
+    started = time.perf_counter()
+    pending_error: BaseException | None = None
+    try:
+        for frame in source.frames():
+            result = processor.process(frame)
+            reports.add(result.analytics.crossings, result.analytics.congestion)
+            if writer is not None:
+                try:
+                    writer.write(annotator.annotate(result))
+                except VideoWriteError as err:  # the video sink fails alone; counting goes on
+                    log.error("%s; continuing without the annotated video", err)
+                    message, writer = str(err), None
+            frames += 1
+            last_pts = frame.pts_s
+            bar.update()
+    except TruncatedVideoError as err:
+        status, message, pending_error = "truncated", str(err), err
+    except SourceError as err:
+        status, message, pending_error = "failed", str(err), err
+    except KeyboardInterrupt as err:
+        status, message, pending_error = "interrupted", "interrupted by the user", err
+    finally:
+        bar.close()
+        source.close()
+        elapsed = time.perf_counter() - started
+        if writer is not None:
+            try:
+                writer.close()
+            except VideoWriteError as err:
+                log.error("%s", err)
+                message = message or str(err)
+        summary = reports.finish(RunInfo(
+            video=str(video), stream=stream.id, model=config.model.path, status=status,
+            frames=frames, video_fps=info.fps,
+            video_duration_s=last_pts + 1 / info.fps if frames else 0.0,
+            elapsed_s=elapsed, message=message))
+    if pending_error is not None:
+        if isinstance(pending_error, SourceError) and frames:
+            raise type(pending_error)(
+                f"{pending_error} (reports in {outdir} cover the {frames} frames processed)"
+            ) from None
+        raise pending_error
+    return ReviewResult(outdir, summary)
+
+
+def _open_writer(outdir: Path, config: Config, info) -> VideoWriter | None:
+    try:
+        return VideoWriter(outdir / VIDEO_FILE, info.fps, info.width, info.height,
+                           crf=config.output.video_crf)
+    except VideoWriteError as err:
+        log.error("%s; continuing without the annotated video", err)
+        return None

@@ -1,0 +1,1 @@
+"""lanewatch.trackers: multi-object tracking, lane geometry and lane analytics."""
