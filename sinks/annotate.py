@@ -64,12 +64,6 @@ class Trails:
         return len(self._points)
 
 
-def _blend(image: np.ndarray, overlay: np.ndarray, mask: np.ndarray, alpha: float) -> None:
-    """image[mask] = alpha*overlay + (1-alpha)*image, in place."""
-    if mask.any():
-        image[mask] = (overlay[mask] * alpha + image[mask] * (1 - alpha)).astype(np.uint8)
-
-
 class FrameAnnotator:
     """Draws one stream's results onto a copy of the frame."""
 
@@ -81,13 +75,16 @@ class FrameAnnotator:
         self.trails = Trails(trail_seconds)
         scale = max(frame_size) / 1280
         self._thickness = max(1, round(2 * scale))
-        self._font_scale = 0.55 * scale
+        self._font_scale = 0.5 * scale
         self._boxes = sv.BoxAnnotator(color_lookup=sv.ColorLookup.TRACK,
                                       thickness=self._thickness)
         self._masks = sv.MaskAnnotator(color_lookup=sv.ColorLookup.TRACK, opacity=0.45)
         self._labels = sv.LabelAnnotator(color_lookup=sv.ColorLookup.TRACK,
                                          text_scale=0.45 * scale, text_padding=3)
         self._palette = sv.ColorPalette.DEFAULT
+        self._fill_key = None
+        self._fill: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)
+        self._fill_roi = (0, 0, 0, 0)
 
     def annotate(self, result: FrameResult) -> np.ndarray:
         """A new BGR image with every overlay drawn."""
@@ -108,57 +105,85 @@ class FrameAnnotator:
         return image
 
     def _draw_trails(self, image: np.ndarray, now: float) -> None:
-        # Older segments are blended more transparently; a few alpha levels keep it cheap.
+        # Older segments are blended more transparently: one overlay per alpha level.
         seconds = max(self.trails.seconds, 1e-6)
-        layers = [np.zeros_like(image) for _ in range(_TRAIL_LEVELS)]
-        masks = [np.zeros(image.shape[:2], np.uint8) for _ in range(_TRAIL_LEVELS)]
+        segments: list[list] = [[] for _ in range(_TRAIL_LEVELS)]
         for tid, pts in self.trails.items():
             color = self._palette.by_idx(tid).as_bgr()
-            for (t0, x0, y0), (_, x1, y1) in zip(pts, list(pts)[1:]):
-                age = (now - t0) / seconds
-                level = min(int(age * _TRAIL_LEVELS), _TRAIL_LEVELS - 1)
-                p0, p1 = (round(x0), round(y0)), (round(x1), round(y1))
-                cv2.line(layers[level], p0, p1, color, self._thickness + 1, cv2.LINE_AA)
-                cv2.line(masks[level], p0, p1, 255, self._thickness + 1)
-        for level in range(_TRAIL_LEVELS):
-            _blend(image, layers[level], masks[level] > 0, 1.0 - level / _TRAIL_LEVELS)
+            pts = list(pts)
+            for (t0, x0, y0), (_, x1, y1) in zip(pts, pts[1:]):
+                level = min(max(int((now - t0) / seconds * _TRAIL_LEVELS), 0), _TRAIL_LEVELS - 1)
+                segments[level].append(((round(x0), round(y0)), (round(x1), round(y1)), color))
+        for level, segs in enumerate(segments):
+            if not segs:
+                continue
+            overlay = image.copy()
+            for p0, p1, color in segs:
+                cv2.line(overlay, p0, p1, color, self._thickness + 1, cv2.LINE_AA)
+            alpha = 1.0 - level / _TRAIL_LEVELS
+            cv2.addWeighted(overlay, alpha, image, 1 - alpha, 0, dst=image)
 
     def _draw_lanes(self, image: np.ndarray, states: tuple[LaneState, ...]) -> None:
         by_name = {s.name: s for s in states}
-        fill = np.zeros_like(image)
-        fill_mask = np.zeros(image.shape[:2], np.uint8)
-        for lane in self.lanes:
-            state = by_name.get(lane.name)
-            color = _CONGESTED_COLOR if state and state.congested else _LANE_COLOR
+        congested = tuple(bool(by_name.get(lane.name) and by_name[lane.name].congested)
+                          for lane in self.lanes)
+        fill, mask = self._lane_fill(image.shape, congested)
+        if mask is not None:
+            x, y, w, h = self._fill_roi
+            roi = image[y:y + h, x:x + w]
+            blended = cv2.addWeighted(fill[y:y + h, x:x + w], 0.18, roi, 0.82, 0)
+            cv2.copyTo(blended, mask[y:y + h, x:x + w], roi)
+        for lane, jam in zip(self.lanes, congested):
+            color = _CONGESTED_COLOR if jam else _LANE_COLOR
             if lane.polygon is not None:
                 poly = lane.polygon.round().astype(np.int32)
-                cv2.fillPoly(fill, [poly], color)
-                cv2.fillPoly(fill_mask, [poly], 255)
                 cv2.polylines(image, [poly], True, color, self._thickness, cv2.LINE_AA)
-        _blend(image, fill, fill_mask > 0, 0.18)
         for lane in self.lanes:
-            state = by_name.get(lane.name)
             if lane.line is not None:
                 a, b = (tuple(p) for p in lane.line.round().astype(int))
                 cv2.line(image, a, b, _LINE_COLOR, self._thickness + 1, cv2.LINE_AA)
-            self._draw_lane_label(image, lane, state)
+            self._draw_lane_label(image, lane, by_name.get(lane.name))
+
+    def _lane_fill(self, shape, congested: tuple[bool, ...]):
+        """Lane fill colours and mask; lanes are static, so rebuilt only when a flag changes."""
+        key = (shape, congested)
+        if self._fill_key != key:
+            fill = np.zeros(shape, np.uint8)
+            mask = np.zeros(shape[:2], np.uint8)
+            for lane, jam in zip(self.lanes, congested):
+                if lane.polygon is not None:
+                    poly = lane.polygon.round().astype(np.int32)
+                    cv2.fillPoly(fill, [poly], _CONGESTED_COLOR if jam else _LANE_COLOR)
+                    cv2.fillPoly(mask, [poly], 255)
+            self._fill_key = key
+            self._fill = (fill, mask if mask.any() else None)
+            self._fill_roi = cv2.boundingRect(mask)
+        return self._fill
 
     def _draw_lane_label(self, image: np.ndarray, lane: Lane, state: LaneState | None) -> None:
-        parts = [lane.name]
-        if state is not None:
-            parts += [f"{label} {n}" for label, n in state.counts.items()]
-            if lane.polygon is not None:
-                parts.append(f"occ {state.occupancy}")
-            if state.congested:
-                parts.append("CONGESTED")
-        text = " | ".join(parts)
-        anchor = lane.line.mean(axis=0) if lane.line is not None else lane.polygon.mean(axis=0)
-        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, self._font_scale, 1)
-        x = int(np.clip(anchor[0] - w / 2, 0, image.shape[1] - w - 1))
-        y = int(np.clip(anchor[1] - 8, h + 4, image.shape[0] - base - 1))
-        cv2.rectangle(image, (x - 3, y - h - 4), (x + w + 3, y + base + 1), (30, 30, 30), -1)
-        cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, self._font_scale,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        # Lanes are narrow at the counting line: two short lines (name + total, then detail).
+        total = sum(state.counts.values()) if state else 0
+        detail = []
+        if state is not None and len(state.counts) > 1:
+            detail += [f"{label[:6]} {n}" for label, n in state.counts.items()]
+        if state is not None and lane.polygon is not None:
+            detail.append(f"occ {state.occupancy}")
+        if state is not None and state.congested:
+            detail.append("JAM")
+        lines = [f"{lane.name}: {total}" if lane.line is not None else lane.name]
+        if detail:
+            lines.append(" ".join(detail))
+        center = lane.line.mean(axis=0) if lane.line is not None else lane.polygon.mean(axis=0)
+        font, scale = cv2.FONT_HERSHEY_SIMPLEX, self._font_scale
+        sizes = [cv2.getTextSize(t, font, scale, 1) for t in lines]
+        w = max(sz[0][0] for sz in sizes)
+        line_h = max(sz[0][1] + sz[1] for sz in sizes) + 4
+        x = int(np.clip(center[0] - w / 2, 0, image.shape[1] - w - 1))
+        y = int(np.clip(center[1] - 6 - line_h * len(lines), 0, image.shape[0] - line_h * len(lines)))
+        cv2.rectangle(image, (x - 3, y), (x + w + 3, y + line_h * len(lines) + 2), (30, 30, 30), -1)
+        for i, text in enumerate(lines):
+            cv2.putText(image, text, (x, y + line_h * (i + 1) - 4), font, scale, (255, 255, 255), 1,
+                        cv2.LINE_AA)
 
     def _draw_header(self, image: np.ndarray, result: FrameResult) -> None:
         total = sum(sum(s.counts.values()) for s in result.analytics.lanes)

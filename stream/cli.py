@@ -70,7 +70,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
         config = config.model_copy(
             update={"output": config.output.model_copy(update={"video": False})})
     result = review_video(args.video, config, args.output, args.stream,
-                          progress=not args.quiet)
+                          progress=not args.quiet, max_frames=args.max_frames)
     s = result.summary
     if not args.quiet:
         print(f"processed {s['frames']} frames in {s['elapsed_s']:.1f} s "
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--stream", help="which configured stream's lanes to use (if several)")
     p.add_argument("--no-video", action="store_true", help="skip annotated.mp4 (faster)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_process)
 

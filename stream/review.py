@@ -44,9 +44,11 @@ def review_video(
     stream_id: str | None = None,
     progress: bool = True,
     detector: Detector | None = None,
+    max_frames: int | None = None,
 ) -> ReviewResult:
     """Process a video file with one configured stream's lanes; write the outputs to `outdir`.
 
+    `max_frames` stops after that many frames (a quick look at a long video).
     Raises LanewatchError subclasses for bad input. A truncated video still produces complete
     reports for the decodable part before `TruncatedVideoError` is raised.
     """
@@ -72,12 +74,16 @@ def review_video(
     writer = _open_writer(outdir, config, info) if config.output.video else None
 
     frames, status, message, last_pts = 0, "complete", None, 0.0
-    bar = tqdm(total=info.frame_count, unit="frame", disable=not progress, desc=stream.id,
+    total = info.frame_count if max_frames is None else min(info.frame_count or max_frames,
+                                                             max_frames)
+    bar = tqdm(total=total, unit="frame", disable=not progress, desc=stream.id,
                dynamic_ncols=True)
     started = time.perf_counter()
     pending_error: BaseException | None = None
     try:
         for frame in source.frames():
+            if max_frames is not None and frames >= max_frames:
+                break
             result = processor.process(frame)
             reports.add(result.analytics.crossings, result.analytics.congestion)
             if writer is not None:

@@ -103,7 +103,8 @@ class LaneAnalytics:
         self.counts = CountBook(settings.interval_s, origin_s)
         self._lines = {
             lane.name: LineCrossings(
-                lane, frame_size, settings.hysteresis, settings.min_hysteresis_px
+                lane, frame_size, settings.hysteresis, settings.min_hysteresis_px,
+                settings.min_confidence,
             )
             for lane in lanes
             if lane.line is not None
@@ -142,7 +143,7 @@ class LaneAnalytics:
 
         crossings: list[CrossingEvent] = []
         for lane_name, line in self._lines.items():
-            for c in line.observe(ids, anchors, heights):
+            for c in line.observe(ids, anchors, heights, tracks.confidence):
                 self._tracks[c.track_id].pending.append(
                     _Pending(lane_name, c.label, time_s, frame_index))
         for tid in ids.tolist():

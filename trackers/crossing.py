@@ -1,7 +1,8 @@
 """Line-crossing detection for one counting line, robust to box jitter and stop-and-go.
 
 Each track's anchor point is classified as clearly on one side of the line (beyond a margin)
-or inside the band around it. A crossing is the change of a track's *settled* side; positions
+or inside the band around it; anchors of low-confidence boxes (typically partial boxes of an
+occluded object, whose bottom edge is not the object's) are treated as inside the band. A crossing is the change of a track's *settled* side; positions
 inside the band never settle, so jitter on the line or a vehicle stopping on it cannot produce
 a second count. The crossing must also happen within the segment's extent (between the line's
 two points), and a track is counted at most once per line.
@@ -41,6 +42,7 @@ class LineCrossings:
         frame_size: tuple[int, int],
         hysteresis: float = 0.1,
         min_hysteresis_px: float = 2.0,
+        min_confidence: float = 0.0,
     ):
         if lane.line is None:
             raise ValueError(f"lane '{lane.name}' has no counting line")
@@ -48,6 +50,7 @@ class LineCrossings:
         self._start, self._end = lane.line[0], lane.line[1]
         self._hysteresis = hysteresis
         self._min_px = min_hysteresis_px
+        self._min_confidence = min_confidence
         # A line close to the frame edge: the anchor can only get so far past it. Cap the margin
         # on each side at half of what is reachable inside the frame, so such a line still counts.
         w, h = frame_size
@@ -58,7 +61,11 @@ class LineCrossings:
         self._state: dict[int, _Settled] = {}
 
     def observe(
-        self, track_ids: np.ndarray, anchors: np.ndarray, box_heights: np.ndarray
+        self,
+        track_ids: np.ndarray,
+        anchors: np.ndarray,
+        box_heights: np.ndarray,
+        confidence: np.ndarray | None = None,
     ) -> list[Crossing]:
         """Feed one frame's tracks; returns the crossings that count (at most one per track)."""
         if len(track_ids) == 0:
@@ -70,6 +77,8 @@ class LineCrossings:
             1,
             np.where(distance <= -np.minimum(margin, self._max_margin_neg), -1, 0),
         )
+        if confidence is not None:
+            side[confidence < self._min_confidence] = 0
         crossings = []
         for tid, s, point in zip(track_ids.tolist(), side.tolist(), anchors):
             if s == 0:

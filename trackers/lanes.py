@@ -100,6 +100,11 @@ class CountingSettings(BaseModel):
     )
     min_hysteresis_px: float = Field(2.0, ge=0, description="floor of that distance, pixels")
     confirm_frames: int = Field(3, ge=1, description="frames a track needs before it counts")
+    min_confidence: float = Field(
+        0.4, ge=0, le=1,
+        description="boxes scored below this keep a track alive but never settle its side "
+        "of a line (partial, occluded boxes have unreliable anchors)",
+    )
     interval_s: float = Field(60.0, gt=0, description="length of a count interval, seconds")
     forget_after_s: float = Field(10.0, gt=0, description="drop state of unseen tracks after")
 
