@@ -72,10 +72,10 @@ class LaneSpec(BaseModel):
             poly = np.asarray(self.polygon, float)
             if len(poly) < 3:
                 raise ValueError(f"polygon needs at least 3 points, got {len(poly)}")
-            if polygon_area(poly) == 0:
-                raise ValueError("polygon has zero area (its points are on one line)")
             if not polygon_is_simple(poly):
                 raise ValueError("polygon edges cross each other; list the points in order")
+            if polygon_area(poly) == 0:
+                raise ValueError("polygon has zero area (its points are on one line)")
         if self.line is not None and tuple(self.line[0]) == tuple(self.line[1]):
             raise ValueError("line needs two distinct points")
         if self.congestion is not None and self.polygon is None:
