@@ -129,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lanewatch: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug, not bad input: say so briefly; -v shows the traceback
+        if args.verbose:
+            raise
+        print(f"lanewatch: internal error: {type(err).__name__}: {err} "
+              "(run with -v for the traceback and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -73,7 +73,9 @@ class UltralyticsDetector:
         try:
             from ultralytics import YOLO
 
-            self._model = YOLO(path, task=config.task)
+            # No task argument: Ultralytics then reads it from the checkpoint or the export's
+            # metadata, and a mismatch with the config is reported below instead of crashing.
+            self._model = YOLO(path)
         except Exception as err:  # Ultralytics raises many types; all mean "cannot load"
             raise ModelError(f"cannot load model {path}: {err}") from None
         model_task = getattr(self._model, "task", config.task)

@@ -101,6 +101,8 @@ def review_video(
         status, message, pending_error = "failed", str(err), err
     except KeyboardInterrupt as err:
         status, message, pending_error = "interrupted", "interrupted by the user", err
+    except Exception as err:  # unexpected: still write the reports of every frame processed
+        status, message, pending_error = "failed", f"{type(err).__name__}: {err}", err
     finally:
         bar.close()
         source.close()
