@@ -32,6 +32,11 @@ class ModelConfig(_Strict):
     imgsz: int = Field(640, ge=32, le=4096, description="network input size, multiple of 32")
     confidence: float = Field(0.1, gt=0, lt=1, description="minimum detection score")
     iou: float = Field(0.7, gt=0, le=1, description="non-maximum suppression IoU")
+    suppress_contained: float | None = Field(
+        0.9, gt=0, le=1,
+        description="drop a box when this fraction of it lies inside a better same-class box "
+        "(partial duplicates of one object); null disables",
+    )
     classes: list[str] | None = Field(None, description="class names to keep (default: all)")
     device: str = Field("cpu", description="cpu, cuda:0, intel:gpu ... (as Ultralytics)")
     half: bool = Field(False, description="FP16 inference where supported")

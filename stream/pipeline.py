@@ -16,7 +16,7 @@ from lanewatch.stream.errors import ConfigError
 from lanewatch.stream.frames import Frame
 from lanewatch.trackers.analytics import AnalyticsUpdate, LaneAnalytics
 from lanewatch.trackers.bytetrack import ByteTrack
-from lanewatch.trackers.detections import Detections
+from lanewatch.trackers.detections import Detections, suppress_contained
 from lanewatch.trackers.lanes import Lane, resolve_lanes
 
 
@@ -54,6 +54,7 @@ class StreamProcessor:
     ):
         self.stream = stream
         self.detector = detector
+        self._suppress_contained = config.model.suppress_contained
         try:
             self.lanes: list[Lane] = resolve_lanes(stream.lanes, stream.coordinates, *frame_size)
         except ValueError as err:
@@ -66,6 +67,8 @@ class StreamProcessor:
         """Run every stage on one frame."""
         t0 = time.perf_counter()
         detections = self.detector.detect(frame.image)
+        if self._suppress_contained is not None:
+            detections = suppress_contained(detections, self._suppress_contained)
         t1 = time.perf_counter()
         tracked = self.tracker.update(detections, frame.pts_s).detections
         t2 = time.perf_counter()

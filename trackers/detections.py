@@ -103,3 +103,29 @@ class Detections:
         else:
             y = (self.xyxy[:, 1] + self.xyxy[:, 3]) / 2
         return np.stack([x, y], axis=1).astype(np.float64)
+
+
+def suppress_contained(detections: Detections, threshold: float) -> Detections:
+    """Drop boxes lying mostly inside a higher-scoring box of the same class.
+
+    Detectors often return, next to an object's full box, a second box on part of it (the upper
+    body of a person behind a bicycle, the cab of a truck). Plain NMS keeps both when their IoU
+    is moderate; tracked, they become two tracks and the object is counted twice. A box is
+    dropped when at least `threshold` of its area is inside a better-scored same-class box.
+    """
+    n = len(detections)
+    if n < 2:
+        return detections
+    boxes = detections.xyxy.astype(np.float64)
+    tl = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    br = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
+    area = np.maximum(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), 1e-9)
+    contained = inter / area[:, None] >= threshold  # [i, j]: i mostly inside j
+    same_class = detections.class_id[:, None] == detections.class_id[None, :]
+    order = np.argsort(-detections.confidence, kind="stable")
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+    better = rank[None, :] < rank[:, None]  # [i, j]: j is scored higher than i
+    drop = (contained & same_class & better).any(axis=1)
+    return detections if not drop.any() else detections.select(~drop)
