@@ -165,3 +165,13 @@ def test_check_config_invalid_exits_2_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "countng: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_readme_configuration_reference_is_current():
+    from conftest import REPO
+    from lanewatch.stream.config_reference import embedded, reference
+
+    readme = (REPO / "README.md").read_text()
+    assert embedded(readme) == reference(), (
+        "README's configuration reference is stale: regenerate it from "
+        "`python -m lanewatch.stream.config_reference`")
