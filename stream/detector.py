@@ -61,6 +61,11 @@ def resolve_class_ids(wanted: list[str] | None, names: dict[int, str]) -> list[i
     return [by_name[w] for w in wanted]
 
 
+def _first_line(err: Exception) -> str:
+    """Ultralytics errors carry multi-line advice; the CLI shows one line."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 class UltralyticsDetector:
     """YOLO detection/segmentation through Ultralytics."""
 
@@ -76,8 +81,9 @@ class UltralyticsDetector:
             # No task argument: Ultralytics then reads it from the checkpoint or the export's
             # metadata, and a mismatch with the config is reported below instead of crashing.
             self._model = YOLO(path)
+            names = dict(self._model.names)  # loads lazily-loaded formats
         except Exception as err:  # Ultralytics raises many types; all mean "cannot load"
-            raise ModelError(f"cannot load model {path}: {err}") from None
+            raise ModelError(f"cannot load model {path}: {_first_line(err)}") from None
         model_task = getattr(self._model, "task", config.task)
         if model_task != config.task:
             raise ModelError(
@@ -85,8 +91,15 @@ class UltralyticsDetector:
                 f"set model.task: {model_task} or use a {config.task} model"
             )
         self.task = config.task
-        self.class_names: dict[int, str] = dict(self._model.names)
+        self.class_names: dict[int, str] = names
         self._class_ids = resolve_class_ids(config.classes, self.class_names)
+        # Some formats load lazily: one warm-up inference surfaces a broken file now (as a
+        # ModelError) and takes the first-frame latency out of the measured run.
+        try:
+            self.detect(np.zeros((config.imgsz, config.imgsz, 3), np.uint8))
+        except Exception as err:
+            raise ModelError(f"cannot run model {path} on {config.device}: {_first_line(err)}"
+                             ) from None
 
     def detect(self, image: np.ndarray) -> Detections:
         """Run the model on one BGR image at its native resolution."""
