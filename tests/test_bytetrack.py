@@ -40,6 +40,7 @@ def test_kalman_matches_a_direct_computation(dt):
 
     pm, pc = kalman.predict(mean, cov, dt)
     um, uc = kalman.update(pm, pc, z1)
+    cov, pc, uc = (kalman.full_covariance(c) for c in (cov, pc, uc))
     for i in range(3):
         f, q, hm, r = reference_matrices(mean[i, 3], dt)
         x = f @ mean[i]

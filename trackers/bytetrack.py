@@ -60,10 +60,12 @@ class TrackerOutput:
 class _Tracks:
     """Struct of arrays holding every live track (tracked, tentative or lost)."""
 
+    FIELDS = ("ids", "mean", "cov", "lost", "confirmed", "last_seen", "start")
+
     def __init__(self) -> None:
         self.ids = np.zeros(0, np.int64)
-        self.mean = np.zeros((0, 8))
-        self.cov = np.zeros((0, 8, 8))
+        self.mean = np.zeros((0, 8))  # Kalman means (cx, cy, a, h and velocities)
+        self.cov = np.zeros((0, 3, 4))  # Kalman covariance blocks (see kalman.py)
         self.lost = np.zeros(0, bool)  # not matched in the last frame
         self.confirmed = np.zeros(0, bool)
         self.last_seen = np.zeros(0)  # presentation time of the last match
@@ -72,43 +74,48 @@ class _Tracks:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def append(self, ids, mean, cov, confirmed, now: float) -> None:
+    def append(self, ids, mean, cov, confirmed: bool, now: float) -> None:
         n = len(ids)
         self.ids = np.concatenate([self.ids, ids])
         self.mean = np.concatenate([self.mean, mean])
         self.cov = np.concatenate([self.cov, cov])
         self.lost = np.concatenate([self.lost, np.zeros(n, bool)])
-        self.confirmed = np.concatenate([self.confirmed, confirmed])
+        self.confirmed = np.concatenate([self.confirmed, np.full(n, confirmed)])
         self.last_seen = np.concatenate([self.last_seen, np.full(n, now)])
         self.start = np.concatenate([self.start, np.full(n, now)])
 
     def keep(self, mask: np.ndarray) -> None:
-        for name in ("ids", "mean", "cov", "lost", "confirmed", "last_seen", "start"):
+        for name in self.FIELDS:
             setattr(self, name, getattr(self, name)[mask])
-
-    def boxes(self) -> np.ndarray:
-        return kalman.xyah_to_xyxy(self.mean)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, M) IoU between (N, 4) and (M, 4) xyxy boxes."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.maximum(w, 0) * np.maximum(h, 0)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-def _assign(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum-cost matching keeping pairs with cost <= threshold; returns (rows, cols)."""
-    if cost.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    rows, cols = linear_sum_assignment(np.where(cost > threshold, 1e6, cost))
-    ok = cost[rows, cols] <= threshold
-    return rows[ok], cols[ok]
+_NO_MATCH = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def _assign(similarity: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-similarity matching keeping pairs with 1 - similarity <= max_cost."""
+    if similarity.size == 0:
+        return _NO_MATCH
+    ok = similarity >= 1.0 - max_cost
+    if not ok.any():
+        return _NO_MATCH
+    if similarity.shape == (1, 1):
+        return np.zeros(1, np.int64), np.zeros(1, np.int64)
+    rows, cols = linear_sum_assignment(np.where(ok, -similarity, 1e6))
+    keep = ok[rows, cols]
+    return rows[keep], cols[keep]
 
 
 class ByteTrack:
@@ -136,102 +143,89 @@ class ByteTrack:
     def update(self, detections: Detections, timestamp_s: float) -> TrackerOutput:
         """Associate one frame's detections with the tracks; returns confirmed matched rows."""
         s = self.settings
-        tracks = self._tracks
+        tr = self._tracks
         first_frame = self._last_time is None
-        steps = 1.0 if first_frame else max((timestamp_s - self._last_time) / self.frame_interval, 1.0)
-        # Snap to whole frame steps: pts jitter must not change the motion model.
-        steps = float(round(steps))
+        # Whole frame steps since the last update: a skipped frame is a longer prediction,
+        # pts jitter is not.
+        steps = 1.0 if first_frame else max(
+            round((timestamp_s - self._last_time) / self.frame_interval), 1)
         self._last_time = timestamp_s
+        tr.mean, tr.cov = kalman.predict(tr.mean, tr.cov, float(steps))
 
-        tracks.mean, tracks.cov = kalman.predict(tracks.mean, tracks.cov, steps)
-
-        scores = detections.confidence
-        high = np.flatnonzero(scores >= s.high_threshold)
-        low = np.flatnonzero((scores > s.low_threshold) & (scores < s.high_threshold))
+        scores = detections.confidence.astype(np.float64)
         det_boxes = detections.xyxy.astype(np.float64)
-        track_boxes = tracks.boxes()
+        iou = box_iou(kalman.xyah_to_xyxy(tr.mean), det_boxes)  # once, then sliced per stage
+        high = scores >= s.high_threshold
+        det_free = np.ones(len(scores), bool)
+        track_free = np.ones(len(tr), bool)
+        pairs_t, pairs_d = [], []
 
-        matched_track: list[np.ndarray] = []
-        matched_det: list[np.ndarray] = []
+        def associate(rows, cols, fuse, max_cost):
+            if len(rows) == 0 or len(cols) == 0:
+                return
+            sim = iou[np.ix_(rows, cols)]
+            if fuse:
+                sim = sim * scores[cols]
+            r, c = _assign(sim, max_cost)
+            pairs_t.append(rows[r])
+            pairs_d.append(cols[c])
+            track_free[rows[r]] = False
+            det_free[cols[c]] = False
 
         # 1. Confirmed tracks (tracked or lost) against high-score detections.
-        pool = np.flatnonzero(tracks.confirmed)
-        iou = box_iou(track_boxes[pool], det_boxes[high])
-        sim = iou * scores[high][None, :] if s.fuse_score else iou
-        r, c = _assign(1.0 - sim, s.match_threshold)
-        matched_track.append(pool[r])
-        matched_det.append(high[c])
-        remaining_high = np.setdiff1d(high, high[c], assume_unique=True)
-
+        associate(np.flatnonzero(tr.confirmed), np.flatnonzero(high), s.fuse_score,
+                  s.match_threshold)
         # 2. Still-unmatched tracks that were tracked last frame against low-score detections.
-        unmatched_pool = np.setdiff1d(pool, pool[r], assume_unique=True)
-        second = unmatched_pool[~tracks.lost[unmatched_pool]]
-        iou = box_iou(track_boxes[second], det_boxes[low])
-        r2, c2 = _assign(1.0 - iou, s.low_match_threshold)
-        matched_track.append(second[r2])
-        matched_det.append(low[c2])
-
+        associate(np.flatnonzero(track_free & tr.confirmed & ~tr.lost),
+                  np.flatnonzero(~high & (scores > s.low_threshold)), False,
+                  s.low_match_threshold)
         # 3. Tentative tracks against the high-score detections left over.
-        tentative = np.flatnonzero(~tracks.confirmed)
-        iou = box_iou(track_boxes[tentative], det_boxes[remaining_high])
-        sim = iou * scores[remaining_high][None, :] if s.fuse_score else iou
-        r3, c3 = _assign(1.0 - sim, s.unconfirmed_match_threshold)
-        matched_track.append(tentative[r3])
-        matched_det.append(remaining_high[c3])
-        remaining_high = np.setdiff1d(remaining_high, remaining_high[c3], assume_unique=True)
+        associate(np.flatnonzero(~tr.confirmed), np.flatnonzero(high & det_free), s.fuse_score,
+                  s.unconfirmed_match_threshold)
 
-        t_idx = np.concatenate(matched_track).astype(np.int64)
-        d_idx = np.concatenate(matched_det).astype(np.int64)
-
-        # Kalman correction of every matched track in one batch.
-        measurements = kalman.xyxy_to_xyah(det_boxes[d_idx])
-        tracks.mean[t_idx], tracks.cov[t_idx] = kalman.update(
-            tracks.mean[t_idx], tracks.cov[t_idx], measurements
-        )
-        was_matched = np.zeros(len(tracks), bool)
-        was_matched[t_idx] = True
-        tracks.lost = ~was_matched
-        tracks.confirmed[t_idx] = True  # a second hit confirms a tentative track
-        tracks.last_seen[t_idx] = timestamp_s
-
-        matched_ids = tracks.ids[t_idx]
+        t_idx = np.concatenate(pairs_t) if pairs_t else _NO_MATCH[0]
+        d_idx = np.concatenate(pairs_d) if pairs_d else _NO_MATCH[1]
+        tr.mean[t_idx], tr.cov[t_idx] = kalman.update(
+            tr.mean[t_idx], tr.cov[t_idx], kalman.xyxy_to_xyah(det_boxes[d_idx]))
+        tr.lost = track_free
+        tr.confirmed[t_idx] = True  # a second hit confirms a tentative track
+        tr.last_seen[t_idx] = timestamp_s
 
         # Tentative tracks die at their first miss; lost tracks expire after the buffer.
-        expired = tracks.last_seen < timestamp_s - s.lost_track_buffer_s - 1e-9
-        tracks.keep(~((~tracks.confirmed & ~was_matched) | expired))
+        keep = ~((~tr.confirmed & track_free)
+                 | (tr.last_seen < timestamp_s - s.lost_track_buffer_s - 1e-9))
+        keep &= ~self._duplicates()
+        out_rows = keep[t_idx]
+        d_idx, out_ids = d_idx[out_rows], tr.ids[t_idx[out_rows]]
+        tr.keep(keep)
 
         # 4. New tracks from confident leftovers (confirmed at once on the very first frame).
-        new = remaining_high[scores[remaining_high] >= s.new_track_threshold]
+        new = np.flatnonzero(det_free & (scores >= s.new_track_threshold))
         if len(new):
             mean, cov = kalman.initiate(kalman.xyxy_to_xyah(det_boxes[new]))
             ids = np.arange(self._next_id, self._next_id + len(new), dtype=np.int64)
             self._next_id += len(new)
-            tracks.append(ids, mean, cov, np.full(len(new), first_frame), timestamp_s)
+            tr.append(ids, mean, cov, first_frame, timestamp_s)
             if first_frame:
                 d_idx = np.concatenate([d_idx, new])
-                matched_ids = np.concatenate([matched_ids, ids])
+                out_ids = np.concatenate([out_ids, ids])
 
-        self._remove_duplicates()
-        alive = np.isin(matched_ids, tracks.ids)
-        order = np.argsort(d_idx[alive], kind="stable")
-        index = d_idx[alive][order]
-        return TrackerOutput(
-            detections=detections.with_tracks(index, matched_ids[alive][order]),
-            detection_index=index,
-        )
+        order = np.argsort(d_idx, kind="stable")
+        index = d_idx[order]
+        return TrackerOutput(detections.with_tracks(index, out_ids[order]), index)
 
-    def _remove_duplicates(self) -> None:
-        """Drop the younger of a tracked/lost pair that overlap almost entirely (ByteTrack)."""
-        tracks = self._tracks
-        tracked = np.flatnonzero(~tracks.lost & tracks.confirmed)
-        lost = np.flatnonzero(tracks.lost)
+    def _duplicates(self) -> np.ndarray:
+        """Mask of the younger of tracked/lost pairs that overlap almost entirely (ByteTrack)."""
+        tr = self._tracks
+        drop = np.zeros(len(tr), bool)
+        tracked = np.flatnonzero(~tr.lost & tr.confirmed)
+        lost = np.flatnonzero(tr.lost & tr.confirmed)
         if len(tracked) == 0 or len(lost) == 0:
-            return
-        iou = box_iou(tracks.boxes()[tracked], tracks.boxes()[lost])
-        a, b = np.nonzero(iou > self.settings.duplicate_iou)
-        drop = np.zeros(len(tracks), bool)
+            return drop
+        boxes = kalman.xyah_to_xyxy(tr.mean)
+        a, b = np.nonzero(box_iou(boxes[tracked], boxes[lost]) > self.settings.duplicate_iou)
         for ti, li in zip(tracked[a], lost[b]):
-            age_t = tracks.last_seen[ti] - tracks.start[ti]
-            age_l = tracks.last_seen[li] - tracks.start[li]
+            age_t = tr.last_seen[ti] - tr.start[ti]
+            age_l = tr.last_seen[li] - tr.start[li]
             drop[li if age_t > age_l else ti] = True
-        tracks.keep(~drop)
+        return drop
