@@ -83,13 +83,26 @@ def test_first_frame_tracks_are_confirmed_and_ids_carry_detection_index():
     assert out.detection_index.tolist() == [0, 1]
 
 
-def test_new_track_is_tentative_until_its_second_hit():
-    tracker = ByteTrack()
+@pytest.mark.parametrize("min_hits", [1, 2, 5])
+def test_new_track_is_tentative_until_min_hits(min_hits):
+    tracker = ByteTrack(ByteTrackSettings(min_hits=min_hits))
     tracker.update(dets([moving_box(0)]), 0.0)
-    second = tracker.update(dets([moving_box(1), moving_box(0, x0=500)]), 1 / 30)
-    assert second.detections.tracker_id.tolist() == [1]  # the newcomer is not output yet
-    third = tracker.update(dets([moving_box(2), moving_box(1, x0=500)]), 2 / 30)
-    assert sorted(third.detections.tracker_id.tolist()) == [1, 2]
+    shown = []
+    for t in range(1, 8):
+        out = tracker.update(dets([moving_box(t), moving_box(t - 1, x0=500)]), t / 30)
+        shown.append(2 in out.detections.tracker_id.tolist())
+    # The newcomer (id 2) first appears at frame 1; it is output from its min_hits-th match.
+    assert shown == [k + 1 >= min_hits for k in range(7)]
+
+
+def test_a_miss_kills_a_tentative_track():
+    tracker = ByteTrack(ByteTrackSettings(min_hits=3))
+    tracker.update(dets([moving_box(0)]), 0.0)
+    frames = [[moving_box(1), moving_box(0, x0=500)], [moving_box(2)],
+              [moving_box(3), moving_box(2, x0=500)], [moving_box(4), moving_box(3, x0=500)],
+              [moving_box(5), moving_box(4, x0=500)]]
+    out = run(tracker, frames, start=1)
+    assert out[-1].detections.tracker_id.tolist() == [1, 3]  # id 2 died at its miss
 
 
 def test_output_rows_follow_input_order_not_track_order():

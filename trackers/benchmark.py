@@ -36,16 +36,19 @@ class BenchTracker:
 class OurByteTrack(BenchTracker):
     name = "lanewatch ByteTrack"
 
-    def __init__(self, frame_rate: float, settings: ByteTrackSettings | None = None):
+    def __init__(self, frame_rate: float, settings: ByteTrackSettings | None = None,
+                 filtered_boxes: bool = True):
         self._tracker = ByteTrack(settings, frame_rate=frame_rate)
+        self._filtered = filtered_boxes
 
     def prepare(self, dets):
         return Detections(dets[:, :4].astype(np.float32), dets[:, 4].astype(np.float32),
                           np.zeros(len(dets), np.int32))
 
     def step(self, prepared, timestamp_s):
-        out = self._tracker.update(prepared, timestamp_s).detections
-        return out.tracker_id, out.xyxy
+        out = self._tracker.update(prepared, timestamp_s)
+        boxes = out.filtered_xyxy if self._filtered else out.detections.xyxy
+        return out.detections.tracker_id, boxes
 
 
 class RoboflowTracker(BenchTracker):

@@ -28,12 +28,14 @@ class ByteTrackSettings(BaseModel):
     high_threshold: float = Field(0.25, gt=0, le=1, description="first-association score cut")
     low_threshold: float = Field(0.1, ge=0, lt=1, description="second-association score floor")
     new_track_threshold: float = Field(0.25, gt=0, le=1, description="score to start a track")
-    match_threshold: float = Field(0.8, gt=0, le=1, description="max 1-IoU, first association")
+    match_threshold: float = Field(0.75, gt=0, le=1, description="max 1-IoU, first association")
     low_match_threshold: float = Field(0.5, gt=0, le=1, description="max 1-IoU, second association")
     unconfirmed_match_threshold: float = Field(0.7, gt=0, le=1, description="max 1-IoU, tentatives")
     lost_track_buffer_s: float = Field(1.0, ge=0, description="how long a lost track can return")
     fuse_score: bool = Field(True, description="weigh IoU by detection score")
     duplicate_iou: float = Field(0.85, gt=0, le=1, description="tracked/lost overlap that merges")
+    refill_gaps: bool = Field(True, description="observation-centric re-update after a gap")
+    min_hits: int = Field(5, ge=1, description="consecutive matches that confirm a new track")
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> ByteTrackSettings:
@@ -51,16 +53,19 @@ class TrackerOutput:
     Attributes:
         detections: the input rows matched to confirmed tracks, in input order, with tracker_id.
         detection_index: (M,) index of each returned row in the input detections.
+        filtered_xyxy: (M, 4) the tracks' Kalman-filtered boxes (smoother than detections).
     """
 
     detections: Detections
     detection_index: np.ndarray
+    filtered_xyxy: np.ndarray
 
 
 class _Tracks:
     """Struct of arrays holding every live track (tracked, tentative or lost)."""
 
-    FIELDS = ("ids", "mean", "cov", "lost", "confirmed", "last_seen", "start")
+    FIELDS = ("ids", "mean", "cov", "lost", "confirmed", "hits", "last_box", "obs_mean",
+              "obs_cov", "last_seen", "start")
 
     def __init__(self) -> None:
         self.ids = np.zeros(0, np.int64)
@@ -68,14 +73,22 @@ class _Tracks:
         self.cov = np.zeros((0, 3, 4))  # Kalman covariance blocks (see kalman.py)
         self.lost = np.zeros(0, bool)  # not matched in the last frame
         self.confirmed = np.zeros(0, bool)
+        self.hits = np.zeros(0, np.int64)  # matches so far (confirmation needs min_hits)
+        self.last_box = np.zeros((0, 4))  # last matched detection box (xyxy)
+        self.obs_mean = np.zeros((0, 8))  # Kalman state right after the last match
+        self.obs_cov = np.zeros((0, 3, 4))
         self.last_seen = np.zeros(0)  # presentation time of the last match
         self.start = np.zeros(0)  # presentation time of the first detection
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def append(self, ids, mean, cov, confirmed: bool, now: float) -> None:
+    def append(self, ids, mean, cov, boxes, confirmed: bool, now: float) -> None:
         n = len(ids)
+        self.hits = np.concatenate([self.hits, np.ones(n, np.int64)])
+        self.last_box = np.concatenate([self.last_box, boxes])
+        self.obs_mean = np.concatenate([self.obs_mean, mean])
+        self.obs_cov = np.concatenate([self.obs_cov, cov])
         self.ids = np.concatenate([self.ids, ids])
         self.mean = np.concatenate([self.mean, mean])
         self.cov = np.concatenate([self.cov, cov])
@@ -185,34 +198,65 @@ class ByteTrack:
 
         t_idx = np.concatenate(pairs_t) if pairs_t else _NO_MATCH[0]
         d_idx = np.concatenate(pairs_d) if pairs_d else _NO_MATCH[1]
-        tr.mean[t_idx], tr.cov[t_idx] = kalman.update(
-            tr.mean[t_idx], tr.cov[t_idx], kalman.xyxy_to_xyah(det_boxes[d_idx]))
+        measurements = kalman.xyxy_to_xyah(det_boxes[d_idx])
+        if s.refill_gaps:
+            self._refill_gaps(t_idx, measurements, timestamp_s)
+        tr.mean[t_idx], tr.cov[t_idx] = kalman.update(tr.mean[t_idx], tr.cov[t_idx], measurements)
         tr.lost = track_free
-        tr.confirmed[t_idx] = True  # a second hit confirms a tentative track
+        tr.hits[t_idx] += 1
+        tr.confirmed |= tr.hits >= s.min_hits
         tr.last_seen[t_idx] = timestamp_s
+        tr.last_box[t_idx] = det_boxes[d_idx]
+        tr.obs_mean[t_idx], tr.obs_cov[t_idx] = tr.mean[t_idx], tr.cov[t_idx]
 
         # Tentative tracks die at their first miss; lost tracks expire after the buffer.
         keep = ~((~tr.confirmed & track_free)
                  | (tr.last_seen < timestamp_s - s.lost_track_buffer_s - 1e-9))
         keep &= ~self._duplicates()
-        out_rows = keep[t_idx]
+        out_rows = keep[t_idx] & tr.confirmed[t_idx]
         d_idx, out_ids = d_idx[out_rows], tr.ids[t_idx[out_rows]]
+        out_boxes = kalman.xyah_to_xyxy(tr.mean[t_idx[out_rows]])
         tr.keep(keep)
 
-        # 4. New tracks from confident leftovers (confirmed at once on the very first frame).
+        # 4. New tracks from confident leftovers (confirmed at once on the very first frame,
+        #    when nothing can be tentative, or when a single hit confirms).
         new = np.flatnonzero(det_free & (scores >= s.new_track_threshold))
         if len(new):
             mean, cov = kalman.initiate(kalman.xyxy_to_xyah(det_boxes[new]))
             ids = np.arange(self._next_id, self._next_id + len(new), dtype=np.int64)
             self._next_id += len(new)
-            tr.append(ids, mean, cov, first_frame, timestamp_s)
-            if first_frame:
+            confirm_now = first_frame or s.min_hits <= 1
+            tr.append(ids, mean, cov, det_boxes[new], confirm_now, timestamp_s)
+            if confirm_now:
                 d_idx = np.concatenate([d_idx, new])
                 out_ids = np.concatenate([out_ids, ids])
+                out_boxes = np.concatenate([out_boxes, det_boxes[new]])
 
         order = np.argsort(d_idx, kind="stable")
         index = d_idx[order]
-        return TrackerOutput(detections.with_tracks(index, out_ids[order]), index)
+        return TrackerOutput(detections.with_tracks(index, out_ids[order]), index,
+                             out_boxes[order])
+
+    def _refill_gaps(self, t_idx: np.ndarray, z_new: np.ndarray, now: float) -> None:
+        """Re-found tracks: replay the filter from their last observation through virtual
+        observations on the straight path to the new one (OC-SORT's observation-centric
+        re-update), so the velocity learnt while lost does not carry the prediction's error."""
+        tr = self._tracks
+        gaps = np.round((now - tr.last_seen[t_idx]) / self.frame_interval).astype(np.int64)
+        sel = np.flatnonzero(tr.lost[t_idx] & (gaps > 1))
+        if len(sel) == 0:
+            return
+        rows, gaps, z_new = t_idx[sel], gaps[sel], z_new[sel]
+        mean, cov = tr.obs_mean[rows].copy(), tr.obs_cov[rows].copy()
+        z_last = kalman.xyxy_to_xyah(tr.last_box[rows])
+        for k in range(1, int(gaps.max())):
+            active = gaps > k
+            m, c = kalman.predict(mean[active], cov[active], 1.0)
+            frac = (k / gaps[active])[:, None]
+            virtual = z_last[active] + (z_new[active] - z_last[active]) * frac
+            mean[active], cov[active] = kalman.update(m, c, virtual)
+        mean, cov = kalman.predict(mean, cov, 1.0)
+        tr.mean[rows], tr.cov[rows] = mean, cov
 
     def _duplicates(self) -> np.ndarray:
         """Mask of the younger of tracked/lost pairs that overlap almost entirely (ByteTrack)."""
