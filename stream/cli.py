@@ -19,6 +19,10 @@ from lanewatch.stream import __version__
 from lanewatch.stream.config import Config, load_config
 from lanewatch.stream.errors import LanewatchError
 
+# Names of lanewatch.trackers.benchmark.TRACKERS, listed here so `--help` needs no heavy import.
+_BENCH_TRACKERS = ("lanewatch", "roboflow-bytetrack", "roboflow-sort", "roboflow-ocsort",
+                   "ultralytics-bytetrack")
+
 
 def _describe(config: Config) -> str:
     """Readable multi-line summary of a valid config."""
@@ -82,6 +86,39 @@ def _cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_tracker(args: argparse.Namespace) -> int:
+    from lanewatch.trackers.benchmark import TRACKERS, format_table, run_tracker
+    from lanewatch.trackers.mot import load_benchmark
+
+    if not args.data.is_dir():
+        raise LanewatchError(f"benchmark data not found: {args.data} (a folder of "
+                             "MOTChallenge sequences; set LANEWATCH_ASSETS or pass --data)")
+    sequences = load_benchmark(args.data)
+    if args.sequences:
+        unknown = set(args.sequences) - {s.name for s in sequences}
+        if unknown:
+            raise LanewatchError(f"unknown sequence(s): {', '.join(sorted(unknown))}")
+        sequences = [s for s in sequences if s.name in args.sequences]
+    frames = sum(s.length for s in sequences)
+    print(f"{len(sequences)} sequences, {frames} frames: {', '.join(s.name for s in sequences)}")
+    rows = []
+    for name in args.trackers:
+        row = run_tracker(TRACKERS[name], sequences)
+        rows.append(row)
+        print(f"  {row.tracker}: MOTA {row.scores.mota:.1f}, IDF1 {row.scores.idf1:.1f}, "
+              f"ID switches {row.scores.id_switches}, {row.frames_per_second:,.0f} frames/s",
+              flush=True)
+    print()
+    print(format_table(rows))
+    return 0
+
+
+def _default_mot15() -> Path:
+    import os
+
+    return Path(os.environ.get("LANEWATCH_ASSETS", "../shared")) / "bench-data" / "mot15"
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -109,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_process)
+
+    b = sub.add_parser("bench-tracker",
+                       help="compare trackers on MOTChallenge data (MOTA, IDF1, speed)")
+    b.add_argument("--data", type=Path, default=_default_mot15(),
+                   help="folder of MOTChallenge sequences (default: $LANEWATCH_ASSETS/"
+                   "bench-data/mot15, LANEWATCH_ASSETS defaulting to ../shared)")
+    b.add_argument("--trackers", nargs="+", default=list(_BENCH_TRACKERS),
+                   choices=_BENCH_TRACKERS, help="which trackers to run")
+    b.add_argument("--sequences", nargs="+", help="only these sequences")
+    b.set_defaults(func=_cmd_bench_tracker)
 
     c = sub.add_parser("check-config", help="validate a config file and print a summary")
     c.add_argument("config", type=Path)

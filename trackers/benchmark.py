@@ -51,11 +51,31 @@ class OurByteTrack(BenchTracker):
         return out.detections.tracker_id, boxes
 
 
+def _import_roboflow_trackers():
+    """Roboflow's PyPI package `trackers`. From a lanewatch checkout, the repository's own
+    trackers/ folder (installed as lanewatch.trackers) would shadow it when the working
+    directory is on sys.path, so such entries are skipped for this one import."""
+    import importlib
+    import sys
+
+    def ours(entry: str) -> bool:
+        return (Path(entry or ".").resolve() / "trackers" / "bytetrack.py").exists()
+
+    saved, cached = sys.path[:], sys.modules.pop("trackers", None)
+    try:
+        sys.path[:] = [p for p in sys.path if not ours(p)]
+        return importlib.import_module("trackers")
+    finally:
+        sys.path[:] = saved
+        if cached is not None and not hasattr(sys.modules.get("trackers"), "SORTTracker"):
+            sys.modules["trackers"] = cached
+
+
 class RoboflowTracker(BenchTracker):
     """Roboflow `trackers` (pip package of that name; imported lazily)."""
 
     def __init__(self, frame_rate: float, kind: str):
-        import trackers as roboflow  # the PyPI package, not lanewatch.trackers
+        roboflow = _import_roboflow_trackers()
 
         cls = {"bytetrack": roboflow.ByteTrackTracker, "sort": roboflow.SORTTracker,
                "ocsort": roboflow.OCSORTTracker}[kind]

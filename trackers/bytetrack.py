@@ -62,44 +62,50 @@ class TrackerOutput:
 
 
 class _Tracks:
-    """Struct of arrays holding every live track (tracked, tentative or lost)."""
+    """Every live track (tracked, tentative or lost) in a few consolidated arrays, so that
+    dropping or adding tracks costs a handful of array operations whatever the field count.
 
-    FIELDS = ("ids", "mean", "cov", "lost", "confirmed", "hits", "last_box", "obs_mean",
-              "obs_cov", "last_seen", "start")
+    Float columns: Kalman mean (8), covariance blocks (12), last matched box (4), Kalman state
+    right after the last match (8 + 12), last-seen time and start time (presentation seconds).
+    """
+
+    MEAN, COV, LAST_BOX, OBS_MEAN, OBS_COV = (slice(0, 8), slice(8, 20), slice(20, 24),
+                                              slice(24, 32), slice(32, 44))
+    LAST_SEEN, START, WIDTH = 44, 45, 46
 
     def __init__(self) -> None:
+        self.f = np.zeros((0, self.WIDTH))
         self.ids = np.zeros(0, np.int64)
-        self.mean = np.zeros((0, 8))  # Kalman means (cx, cy, a, h and velocities)
-        self.cov = np.zeros((0, 3, 4))  # Kalman covariance blocks (see kalman.py)
+        self.hits = np.zeros(0, np.int64)  # consecutive matches while tentative
         self.lost = np.zeros(0, bool)  # not matched in the last frame
         self.confirmed = np.zeros(0, bool)
-        self.hits = np.zeros(0, np.int64)  # matches so far (confirmation needs min_hits)
-        self.last_box = np.zeros((0, 4))  # last matched detection box (xyxy)
-        self.obs_mean = np.zeros((0, 8))  # Kalman state right after the last match
-        self.obs_cov = np.zeros((0, 3, 4))
-        self.last_seen = np.zeros(0)  # presentation time of the last match
-        self.start = np.zeros(0)  # presentation time of the first detection
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def mean(self) -> np.ndarray:
+        return self.f[:, self.MEAN]
+
+    @property
+    def cov(self) -> np.ndarray:
+        return self.f[:, self.COV].reshape(-1, 3, 4)
+
     def append(self, ids, mean, cov, boxes, confirmed: bool, now: float) -> None:
-        n = len(ids)
-        self.hits = np.concatenate([self.hits, np.ones(n, np.int64)])
-        self.last_box = np.concatenate([self.last_box, boxes])
-        self.obs_mean = np.concatenate([self.obs_mean, mean])
-        self.obs_cov = np.concatenate([self.obs_cov, cov])
+        rows = np.empty((len(ids), self.WIDTH))
+        rows[:, self.MEAN] = rows[:, self.OBS_MEAN] = mean
+        rows[:, self.COV] = rows[:, self.OBS_COV] = cov.reshape(-1, 12)
+        rows[:, self.LAST_BOX] = boxes
+        rows[:, self.LAST_SEEN] = rows[:, self.START] = now
+        self.f = np.concatenate([self.f, rows])
         self.ids = np.concatenate([self.ids, ids])
-        self.mean = np.concatenate([self.mean, mean])
-        self.cov = np.concatenate([self.cov, cov])
-        self.lost = np.concatenate([self.lost, np.zeros(n, bool)])
-        self.confirmed = np.concatenate([self.confirmed, np.full(n, confirmed)])
-        self.last_seen = np.concatenate([self.last_seen, np.full(n, now)])
-        self.start = np.concatenate([self.start, np.full(n, now)])
+        self.hits = np.concatenate([self.hits, np.ones(len(ids), np.int64)])
+        self.lost = np.concatenate([self.lost, np.zeros(len(ids), bool)])
+        self.confirmed = np.concatenate([self.confirmed, np.full(len(ids), confirmed)])
 
     def keep(self, mask: np.ndarray) -> None:
-        for name in self.FIELDS:
-            setattr(self, name, getattr(self, name)[mask])
+        self.f, self.ids, self.hits = self.f[mask], self.ids[mask], self.hits[mask]
+        self.lost, self.confirmed = self.lost[mask], self.confirmed[mask]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -163,11 +169,13 @@ class ByteTrack:
         steps = 1.0 if first_frame else max(
             round((timestamp_s - self._last_time) / self.frame_interval), 1)
         self._last_time = timestamp_s
-        tr.mean, tr.cov = kalman.predict(tr.mean, tr.cov, float(steps))
+        f = tr.f
+        f[:, tr.MEAN], cov = kalman.predict(tr.mean, tr.cov, float(steps))
+        f[:, tr.COV] = cov.reshape(-1, 12)
 
         scores = detections.confidence.astype(np.float64)
         det_boxes = detections.xyxy.astype(np.float64)
-        iou = box_iou(kalman.xyah_to_xyxy(tr.mean), det_boxes)  # once, then sliced per stage
+        iou = box_iou(kalman.xyah_to_xyxy(f), det_boxes)  # once, then sliced per stage
         high = scores >= s.high_threshold
         det_free = np.ones(len(scores), bool)
         track_free = np.ones(len(tr), bool)
@@ -180,43 +188,54 @@ class ByteTrack:
             if fuse:
                 sim = sim * scores[cols]
             r, c = _assign(sim, max_cost)
-            pairs_t.append(rows[r])
-            pairs_d.append(cols[c])
-            track_free[rows[r]] = False
-            det_free[cols[c]] = False
+            if len(r):
+                pairs_t.append(rows[r])
+                pairs_d.append(cols[c])
+                track_free[rows[r]] = False
+                det_free[cols[c]] = False
 
         # 1. Confirmed tracks (tracked or lost) against high-score detections.
         associate(np.flatnonzero(tr.confirmed), np.flatnonzero(high), s.fuse_score,
                   s.match_threshold)
         # 2. Still-unmatched tracks that were tracked last frame against low-score detections.
-        associate(np.flatnonzero(track_free & tr.confirmed & ~tr.lost),
-                  np.flatnonzero(~high & (scores > s.low_threshold)), False,
-                  s.low_match_threshold)
+        low = ~high & (scores > s.low_threshold)
+        if low.any():
+            associate(np.flatnonzero(track_free & tr.confirmed & ~tr.lost), np.flatnonzero(low),
+                      False, s.low_match_threshold)
         # 3. Tentative tracks against the high-score detections left over.
         associate(np.flatnonzero(~tr.confirmed), np.flatnonzero(high & det_free), s.fuse_score,
                   s.unconfirmed_match_threshold)
 
-        t_idx = np.concatenate(pairs_t) if pairs_t else _NO_MATCH[0]
-        d_idx = np.concatenate(pairs_d) if pairs_d else _NO_MATCH[1]
-        measurements = kalman.xyxy_to_xyah(det_boxes[d_idx])
-        if s.refill_gaps:
+        if len(pairs_t) == 1:
+            t_idx, d_idx = pairs_t[0], pairs_d[0]
+        elif pairs_t:
+            t_idx, d_idx = np.concatenate(pairs_t), np.concatenate(pairs_d)
+        else:
+            t_idx, d_idx = _NO_MATCH
+        matched_boxes = det_boxes[d_idx]
+        measurements = kalman.xyxy_to_xyah(matched_boxes)
+        if s.refill_gaps and tr.lost[t_idx].any():
             self._refill_gaps(t_idx, measurements, timestamp_s)
-        tr.mean[t_idx], tr.cov[t_idx] = kalman.update(tr.mean[t_idx], tr.cov[t_idx], measurements)
+        mean, cov = kalman.update(f[t_idx, tr.MEAN], tr.cov[t_idx], measurements)
+        f[t_idx, tr.MEAN] = f[t_idx, tr.OBS_MEAN] = mean
+        f[t_idx, tr.COV] = f[t_idx, tr.OBS_COV] = cov.reshape(-1, 12)
+        f[t_idx, tr.LAST_BOX] = matched_boxes
+        f[t_idx, tr.LAST_SEEN] = timestamp_s
         tr.lost = track_free
         tr.hits[t_idx] += 1
         tr.confirmed |= tr.hits >= s.min_hits
-        tr.last_seen[t_idx] = timestamp_s
-        tr.last_box[t_idx] = det_boxes[d_idx]
-        tr.obs_mean[t_idx], tr.obs_cov[t_idx] = tr.mean[t_idx], tr.cov[t_idx]
 
-        # Tentative tracks die at their first miss; lost tracks expire after the buffer.
-        keep = ~((~tr.confirmed & track_free)
-                 | (tr.last_seen < timestamp_s - s.lost_track_buffer_s - 1e-9))
-        keep &= ~self._duplicates()
-        out_rows = keep[t_idx] & tr.confirmed[t_idx]
-        d_idx, out_ids = d_idx[out_rows], tr.ids[t_idx[out_rows]]
-        out_boxes = kalman.xyah_to_xyxy(tr.mean[t_idx[out_rows]])
-        tr.keep(keep)
+        # Tentative tracks die at their first miss; lost tracks expire after the buffer;
+        # a lost track overlapping a matched one almost entirely is a duplicate (ByteTrack).
+        drop = (~tr.confirmed & track_free) | (
+            f[:, tr.LAST_SEEN] < timestamp_s - s.lost_track_buffer_s - 1e-9)
+        self._mark_duplicates(drop, t_idx)
+        out_rows = ~drop[t_idx] & tr.confirmed[t_idx]
+        if not out_rows.all():
+            t_idx, d_idx = t_idx[out_rows], d_idx[out_rows]
+        out_ids, out_boxes = tr.ids[t_idx], kalman.xyah_to_xyxy(f[t_idx])
+        if drop.any():
+            tr.keep(~drop)
 
         # 4. New tracks from confident leftovers (confirmed at once on the very first frame,
         #    when nothing can be tentative, or when a single hit confirms).
@@ -242,13 +261,14 @@ class ByteTrack:
         observations on the straight path to the new one (OC-SORT's observation-centric
         re-update), so the velocity learnt while lost does not carry the prediction's error."""
         tr = self._tracks
-        gaps = np.round((now - tr.last_seen[t_idx]) / self.frame_interval).astype(np.int64)
+        f = tr.f
+        gaps = np.round((now - f[t_idx, tr.LAST_SEEN]) / self.frame_interval).astype(np.int64)
         sel = np.flatnonzero(tr.lost[t_idx] & (gaps > 1))
         if len(sel) == 0:
             return
         rows, gaps, z_new = t_idx[sel], gaps[sel], z_new[sel]
-        mean, cov = tr.obs_mean[rows].copy(), tr.obs_cov[rows].copy()
-        z_last = kalman.xyxy_to_xyah(tr.last_box[rows])
+        mean, cov = f[rows, tr.OBS_MEAN], f[rows, tr.OBS_COV].reshape(-1, 3, 4)
+        z_last = kalman.xyxy_to_xyah(f[rows, tr.LAST_BOX])
         for k in range(1, int(gaps.max())):
             active = gaps > k
             m, c = kalman.predict(mean[active], cov[active], 1.0)
@@ -256,20 +276,21 @@ class ByteTrack:
             virtual = z_last[active] + (z_new[active] - z_last[active]) * frac
             mean[active], cov[active] = kalman.update(m, c, virtual)
         mean, cov = kalman.predict(mean, cov, 1.0)
-        tr.mean[rows], tr.cov[rows] = mean, cov
+        f[rows, tr.MEAN], f[rows, tr.COV] = mean, cov.reshape(-1, 12)
 
-    def _duplicates(self) -> np.ndarray:
-        """Mask of the younger of tracked/lost pairs that overlap almost entirely (ByteTrack)."""
+    def _mark_duplicates(self, drop, t_idx) -> None:
+        """Mark the younger of each (lost, matched) track pair whose boxes nearly coincide."""
         tr = self._tracks
-        drop = np.zeros(len(tr), bool)
-        tracked = np.flatnonzero(~tr.lost & tr.confirmed)
-        lost = np.flatnonzero(tr.lost & tr.confirmed)
-        if len(tracked) == 0 or len(lost) == 0:
-            return drop
-        boxes = kalman.xyah_to_xyxy(tr.mean)
-        a, b = np.nonzero(box_iou(boxes[tracked], boxes[lost]) > self.settings.duplicate_iou)
-        for ti, li in zip(tracked[a], lost[b]):
-            age_t = tr.last_seen[ti] - tr.start[ti]
-            age_l = tr.last_seen[li] - tr.start[li]
-            drop[li if age_t > age_l else ti] = True
-        return drop
+        lost = np.flatnonzero(tr.lost & tr.confirmed & ~drop)
+        matched = t_idx[tr.confirmed[t_idx]]
+        if len(lost) == 0 or len(matched) == 0:
+            return
+        f = tr.f
+        close = box_iou(kalman.xyah_to_xyxy(f[lost]), kalman.xyah_to_xyxy(f[matched]))
+        close = close > self.settings.duplicate_iou
+        if not close.any():
+            return
+        age = f[:, tr.LAST_SEEN] - f[:, tr.START]
+        for li, k in zip(*np.nonzero(close)):
+            lost_row, matched_row = lost[li], matched[k]
+            drop[lost_row if age[matched_row] > age[lost_row] else matched_row] = True
