@@ -34,23 +34,25 @@ def reference_matrices(h, dt):
 def test_kalman_matches_a_direct_computation(dt):
     rng = np.random.default_rng(1)
     z0 = np.array([[100, 200, 0.5, 80], [300, 50, 1.2, 40], [640, 360, 2.0, 120]], float)
-    mean, cov = kalman.initiate(z0)
-    mean[:, 4:] = rng.normal(0, 2, (3, 4)) * [1, 1, 0.001, 0.1]
+    x = kalman.initiate(z0)
+    x[:, 4:8] = rng.normal(0, 2, (3, 4)) * [1, 1, 0.001, 0.1]
+    x = kalman.predict(x, 1.0)  # non-zero position-velocity covariances
     z1 = z0 + rng.normal(0, 3, z0.shape) * [1, 1, 0.01, 1]
 
-    pm, pc = kalman.predict(mean, cov, dt)
-    um, uc = kalman.update(pm, pc, z1)
-    cov, pc, uc = (kalman.full_covariance(c) for c in (cov, pc, uc))
+    predicted = kalman.predict(x, dt)
+    updated = kalman.update(predicted, z1)
+    cov, pc, uc = (kalman.full_covariance(c) for c in (x, predicted, updated))
     for i in range(3):
-        f, q, hm, r = reference_matrices(mean[i, 3], dt)
-        x = f @ mean[i]
+        mean = x[i, :8]
+        f, q, hm, _ = reference_matrices(mean[3], dt)  # process noise from the prior height
+        m = f @ mean
         p = f @ cov[i] @ f.T + q
-        np.testing.assert_allclose(pm[i], x, rtol=1e-9)
+        np.testing.assert_allclose(predicted[i, :8], m, rtol=1e-9)
         np.testing.assert_allclose(pc[i], p, rtol=1e-9)
-        _, _, _, r = reference_matrices(x[3], dt)  # measurement noise uses the predicted height
+        _, _, _, r = reference_matrices(m[3], dt)  # measurement noise from the predicted height
         s = hm @ p @ hm.T + r
         k = p @ hm.T @ np.linalg.inv(s)
-        np.testing.assert_allclose(um[i], x + k @ (z1[i] - hm @ x), rtol=1e-7)
+        np.testing.assert_allclose(updated[i, :8], m + k @ (z1[i] - hm @ m), rtol=1e-7)
         np.testing.assert_allclose(uc[i], (np.eye(8) - k @ hm) @ p, rtol=1e-6, atol=1e-9)
 
 

@@ -65,12 +65,11 @@ class _Tracks:
     """Every live track (tracked, tentative or lost) in a few consolidated arrays, so that
     dropping or adding tracks costs a handful of array operations whatever the field count.
 
-    Float columns: Kalman mean (8), covariance blocks (12), last matched box (4), Kalman state
-    right after the last match (8 + 12), last-seen time and start time (presentation seconds).
+    Float columns: packed Kalman state (20, see kalman.py), last matched box (4), the Kalman
+    state right after the last match (20), last-seen and start times (presentation seconds).
     """
 
-    MEAN, COV, LAST_BOX, OBS_MEAN, OBS_COV = (slice(0, 8), slice(8, 20), slice(20, 24),
-                                              slice(24, 32), slice(32, 44))
+    STATE, LAST_BOX, OBS_STATE = slice(0, 20), slice(20, 24), slice(24, 44)
     LAST_SEEN, START, WIDTH = 44, 45, 46
 
     def __init__(self) -> None:
@@ -83,18 +82,9 @@ class _Tracks:
     def __len__(self) -> int:
         return len(self.ids)
 
-    @property
-    def mean(self) -> np.ndarray:
-        return self.f[:, self.MEAN]
-
-    @property
-    def cov(self) -> np.ndarray:
-        return self.f[:, self.COV].reshape(-1, 3, 4)
-
-    def append(self, ids, mean, cov, boxes, confirmed: bool, now: float) -> None:
+    def append(self, ids, states, boxes, confirmed: bool, now: float) -> None:
         rows = np.empty((len(ids), self.WIDTH))
-        rows[:, self.MEAN] = rows[:, self.OBS_MEAN] = mean
-        rows[:, self.COV] = rows[:, self.OBS_COV] = cov.reshape(-1, 12)
+        rows[:, self.STATE] = rows[:, self.OBS_STATE] = states
         rows[:, self.LAST_BOX] = boxes
         rows[:, self.LAST_SEEN] = rows[:, self.START] = now
         self.f = np.concatenate([self.f, rows])
@@ -169,9 +159,9 @@ class ByteTrack:
         steps = 1.0 if first_frame else max(
             round((timestamp_s - self._last_time) / self.frame_interval), 1)
         self._last_time = timestamp_s
+        if len(tr):
+            tr.f[:, tr.STATE] = kalman.predict(tr.f[:, tr.STATE], steps)
         f = tr.f
-        f[:, tr.MEAN], cov = kalman.predict(tr.mean, tr.cov, float(steps))
-        f[:, tr.COV] = cov.reshape(-1, 12)
 
         scores = detections.confidence.astype(np.float64)
         det_boxes = detections.xyxy.astype(np.float64)
@@ -216,9 +206,8 @@ class ByteTrack:
         measurements = kalman.xyxy_to_xyah(matched_boxes)
         if s.refill_gaps and tr.lost[t_idx].any():
             self._refill_gaps(t_idx, measurements, timestamp_s)
-        mean, cov = kalman.update(f[t_idx, tr.MEAN], tr.cov[t_idx], measurements)
-        f[t_idx, tr.MEAN] = f[t_idx, tr.OBS_MEAN] = mean
-        f[t_idx, tr.COV] = f[t_idx, tr.OBS_COV] = cov.reshape(-1, 12)
+        f[t_idx, tr.STATE] = f[t_idx, tr.OBS_STATE] = kalman.update(f[t_idx, tr.STATE],
+                                                                    measurements)
         f[t_idx, tr.LAST_BOX] = matched_boxes
         f[t_idx, tr.LAST_SEEN] = timestamp_s
         tr.lost = track_free
@@ -241,11 +230,11 @@ class ByteTrack:
         #    when nothing can be tentative, or when a single hit confirms).
         new = np.flatnonzero(det_free & (scores >= s.new_track_threshold))
         if len(new):
-            mean, cov = kalman.initiate(kalman.xyxy_to_xyah(det_boxes[new]))
+            states = kalman.initiate(kalman.xyxy_to_xyah(det_boxes[new]))
             ids = np.arange(self._next_id, self._next_id + len(new), dtype=np.int64)
             self._next_id += len(new)
             confirm_now = first_frame or s.min_hits <= 1
-            tr.append(ids, mean, cov, det_boxes[new], confirm_now, timestamp_s)
+            tr.append(ids, states, det_boxes[new], confirm_now, timestamp_s)
             if confirm_now:
                 d_idx = np.concatenate([d_idx, new])
                 out_ids = np.concatenate([out_ids, ids])
@@ -267,16 +256,13 @@ class ByteTrack:
         if len(sel) == 0:
             return
         rows, gaps, z_new = t_idx[sel], gaps[sel], z_new[sel]
-        mean, cov = f[rows, tr.OBS_MEAN], f[rows, tr.OBS_COV].reshape(-1, 3, 4)
+        state = f[rows, tr.OBS_STATE]
         z_last = kalman.xyxy_to_xyah(f[rows, tr.LAST_BOX])
         for k in range(1, int(gaps.max())):
             active = gaps > k
-            m, c = kalman.predict(mean[active], cov[active], 1.0)
-            frac = (k / gaps[active])[:, None]
-            virtual = z_last[active] + (z_new[active] - z_last[active]) * frac
-            mean[active], cov[active] = kalman.update(m, c, virtual)
-        mean, cov = kalman.predict(mean, cov, 1.0)
-        f[rows, tr.MEAN], f[rows, tr.COV] = mean, cov.reshape(-1, 12)
+            virtual = z_last[active] + (z_new[active] - z_last[active]) * (k / gaps[active])[:, None]
+            state[active] = kalman.update(kalman.predict(state[active]), virtual)
+        f[rows, tr.STATE] = kalman.predict(state)
 
     def _mark_duplicates(self, drop, t_idx) -> None:
         """Mark the younger of each (lost, matched) track pair whose boxes nearly coincide."""

@@ -4,117 +4,108 @@ State per box: (cx, cy, a, h, vcx, vcy, va, vh) with a = w / h, the parametrisat
 ByteTrack; noise scales with box height, as in ByteTrack. Because the transition, noise and
 measurement matrices of this model are all block-diagonal per coordinate, the 8x8 covariance
 never couples different coordinates: it is four independent 2x2 blocks (position, velocity).
-We store just those blocks, `cov[:, 0] = var(p)`, `cov[:, 1] = cov(p, v)`, `cov[:, 2] = var(v)`,
-each (N, 4), and every step is a handful of elementwise array operations: no matrix products,
-no inversions, no per-track loop. `full_covariance` rebuilds the 8x8 matrices (tests compare
-against the textbook matrix equations).
+
+So a box's whole filter state packs into one row of 20 numbers:
+`[mean (8) | var(p) (4) | cov(p, v) (4) | var(v) (4)]`, and N boxes into an (N, 20) array.
+Prediction is then one matrix product plus the height-scaled noise, and the update a few
+elementwise operations: no per-track loop, no 8x8 products, no inversions.
+`full_covariance` rebuilds the 8x8 matrices (tests compare against the textbook equations).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+
+WIDTH = 20
+MEAN, PP, PV, VV = slice(0, 8), slice(8, 12), slice(12, 16), slice(16, 20)
 
 _STD_POSITION = 1.0 / 20
 _STD_VELOCITY = 1.0 / 160
-# Per-coordinate scale of the height-proportional noise; the aspect ratio uses constants.
-_HEIGHT_SCALED = np.array([1.0, 1.0, 0.0, 1.0])
-_ASPECT = np.array([0.0, 0.0, 1.0, 0.0])
+_XYH = np.array([1.0, 1.0, 0.0, 1.0])  # coordinates whose noise scales with the height
+_A = np.array([0.0, 0.0, 1.0, 0.0])  # the aspect ratio, whose noise is constant
+# Measurement noise: variance = h^2 * _R_H + _R_C per coordinate.
+_R_H, _R_C = _STD_POSITION**2 * _XYH, 1e-1**2 * _A
+
+
+@lru_cache(maxsize=32)
+def _prediction(dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(20, 20) transition of packed rows, and the noise added: h^2 * q_h + q_c."""
+    t = np.eye(WIDTH)
+    i = np.arange(4)
+    t[4 + i, i] = dt  # p' = p + dt v   (rows are multiplied from the left: x @ t)
+    t[PV.start + i, PP.start + i] = 2 * dt  # pp' = pp + 2 dt pv + dt^2 vv
+    t[VV.start + i, PP.start + i] = dt * dt
+    t[VV.start + i, PV.start + i] = dt  # pv' = pv + dt vv
+    q_h, q_c = np.zeros(WIDTH), np.zeros(WIDTH)
+    q_h[PP], q_h[VV] = _STD_POSITION**2 * _XYH * dt, _STD_VELOCITY**2 * _XYH * dt
+    q_c[PP], q_c[VV] = 1e-2**2 * _A * dt, 1e-5**2 * _A * dt
+    for a in (t, q_h, q_c):
+        a.flags.writeable = False
+    return t, q_h, q_c
 
 
 def xyxy_to_xyah(xyxy: np.ndarray) -> np.ndarray:
     """(N, 4) corner boxes to (N, 4) centre-x, centre-y, aspect w/h, height."""
-    w = xyxy[:, 2] - xyxy[:, 0]
-    h = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1e-6)
     out = np.empty((len(xyxy), 4))
+    w = xyxy[:, 2] - xyxy[:, 0]
+    out[:, 3] = h = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1e-6)
     out[:, 0] = xyxy[:, 0] + w / 2
     out[:, 1] = xyxy[:, 1] + h / 2
     out[:, 2] = w / h
-    out[:, 3] = h
     return out
 
 
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
-    """(N, >=4) centre/aspect/height rows to (N, 4) corner boxes."""
-    h = xyah[:, 3]
-    w = xyah[:, 2] * h
-    out = np.empty((len(xyah), 4))
-    out[:, 0] = xyah[:, 0] - w / 2
-    out[:, 1] = xyah[:, 1] - h / 2
-    out[:, 2] = out[:, 0] + w
-    out[:, 3] = out[:, 1] + h
-    return out
+    """(N, >=4) centre/aspect/height rows (packed states too) to (N, 4) corner boxes."""
+    half = np.empty((len(xyah), 2))
+    half[:, 1] = xyah[:, 3] / 2
+    half[:, 0] = xyah[:, 2] * half[:, 1]
+    centre = xyah[:, :2]
+    return np.concatenate([centre - half, centre + half], axis=1)
 
 
-def _noise(h: np.ndarray, scale: float, aspect: float) -> np.ndarray:
-    """(N, 4) variances: (scale*h)^2 for x, y, h and aspect^2 for the aspect ratio."""
-    s = (scale * h)[:, None] * _HEIGHT_SCALED + aspect * _ASPECT
-    return s * s
+def initiate(measurements: np.ndarray) -> np.ndarray:
+    """Packed (N, 20) states of new tracks from (N, 4) xyah measurements: zero velocity,
+    height-scaled uncertainty."""
+    x = np.zeros((len(measurements), WIDTH))
+    x[:, :4] = measurements
+    h2 = (measurements[:, 3] ** 2)[:, None]
+    x[:, PP] = h2 * ((2 * _STD_POSITION) ** 2 * _XYH) + 1e-2**2 * _A
+    x[:, VV] = h2 * ((10 * _STD_VELOCITY) ** 2 * _XYH) + 1e-5**2 * _A
+    return x
 
 
-def initiate(measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """New tracks from (N, 4) xyah measurements: zero velocity, height-scaled uncertainty.
-
-    Returns (N, 8) means and (N, 3, 4) covariance blocks.
-    """
-    n = len(measurements)
-    mean = np.zeros((n, 8))
-    mean[:, :4] = measurements
-    h = measurements[:, 3]
-    cov = np.zeros((n, 3, 4))
-    cov[:, 0] = _noise(h, 2 * _STD_POSITION, 1e-2)
-    cov[:, 2] = _noise(h, 10 * _STD_VELOCITY, 1e-5)
-    return mean, cov
-
-
-def predict(mean: np.ndarray, cov: np.ndarray, dt: np.ndarray | float = 1.0
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Propagate means and covariance blocks by `dt` frame intervals (scalar or (N,)).
+def predict(x: np.ndarray, dt: float = 1.0) -> np.ndarray:
+    """Packed states propagated by `dt` frame intervals.
 
     Process noise grows linearly with dt, so a track that missed frames is less certain.
     """
-    if len(mean) == 0:
-        return mean.copy(), cov.copy()
-    dt = np.asarray(dt, np.float64)
-    dt = dt[:, None] if dt.ndim == 1 else dt
-    h = mean[:, 3]
-    q_pos = _noise(h, _STD_POSITION, 1e-2) * dt
-    q_vel = _noise(h, _STD_VELOCITY, 1e-5) * dt
-    new_mean = mean.copy()
-    new_mean[:, :4] += dt * mean[:, 4:]
-    pp, pv, vv = cov[:, 0], cov[:, 1], cov[:, 2]
-    new_cov = np.empty_like(cov)
-    new_cov[:, 0] = pp + 2 * dt * pv + dt * dt * vv + q_pos
-    new_cov[:, 1] = pv + dt * vv
-    new_cov[:, 2] = vv + q_vel
-    return new_mean, new_cov
+    t, q_h, q_c = _prediction(float(dt))
+    return x @ t + (x[:, 3] ** 2)[:, None] * q_h + q_c
 
 
-def update(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Correct states with (N, 4) xyah measurements, one per row."""
-    if len(mean) == 0:
-        return mean.copy(), cov.copy()
-    pp, pv, vv = cov[:, 0], cov[:, 1], cov[:, 2]
-    s = pp + _noise(mean[:, 3], _STD_POSITION, 1e-1)  # innovation variance per coordinate
-    k_pos, k_vel = pp / s, pv / s  # Kalman gain per coordinate
-    innovation = measurements - mean[:, :4]
-    new_mean = np.empty_like(mean)
-    new_mean[:, :4] = mean[:, :4] + k_pos * innovation
-    new_mean[:, 4:] = mean[:, 4:] + k_vel * innovation
-    new_cov = np.empty_like(cov)
-    new_cov[:, 0] = pp - k_pos * pp
-    new_cov[:, 1] = pv - k_pos * pv
-    new_cov[:, 2] = vv - k_vel * pv
-    return new_mean, new_cov
+def update(x: np.ndarray, measurements: np.ndarray) -> np.ndarray:
+    """Packed states corrected with (N, 4) xyah measurements, one per row."""
+    pp, pv, vv = x[:, PP], x[:, PV], x[:, VV]
+    s = pp + (x[:, 3] ** 2)[:, None] * _R_H + _R_C  # innovation variance per coordinate
+    gain = np.concatenate([pp, pv], axis=1) / np.concatenate([s, s], axis=1)  # (N, 8)
+    innovation = measurements - x[:, :4]
+    k_pos = gain[:, :4]
+    out = np.empty_like(x)
+    out[:, MEAN] = x[:, MEAN] + gain * np.concatenate([innovation, innovation], axis=1)
+    # pp' = pp - k_pos pp, pv' = pv - k_pos pv (one operation on the adjacent pp|pv columns)
+    out[:, 8:16] = x[:, 8:16] * (1.0 - np.concatenate([k_pos, k_pos], axis=1))
+    out[:, VV] = vv - gain[:, 4:] * pv  # vv' = vv - k_vel pv
+    return out
 
 
-def full_covariance(cov: np.ndarray) -> np.ndarray:
-    """(N, 8, 8) covariance matrices from (N, 3, 4) blocks."""
-    n = len(cov)
-    full = np.zeros((n, 8, 8))
+def full_covariance(x: np.ndarray) -> np.ndarray:
+    """(N, 8, 8) covariance matrices of packed states."""
+    full = np.zeros((len(x), 8, 8))
     i = np.arange(4)
-    full[:, i, i] = cov[:, 0]
-    full[:, i, i + 4] = cov[:, 1]
-    full[:, i + 4, i] = cov[:, 1]
-    full[:, i + 4, i + 4] = cov[:, 2]
+    full[:, i, i] = x[:, PP]
+    full[:, i, i + 4] = full[:, i + 4, i] = x[:, PV]
+    full[:, i + 4, i + 4] = x[:, VV]
     return full
