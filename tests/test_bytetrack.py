@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lanewatch.trackers import kalman
-from lanewatch.trackers.bytetrack import ByteTrack, ByteTrackSettings, box_iou
+from lanewatch.trackers.association import iou_matrix as box_iou
+from lanewatch.trackers.bytetrack import ByteTrack, ByteTrackSettings
 from lanewatch.trackers.detections import Detections
 
 NAMES = {0: "car"}

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.optimize import linear_sum_assignment
 
 from lanewatch.trackers import kalman
+from lanewatch.trackers.association import associate, mark_duplicates
 from lanewatch.trackers.detections import Detections
 
 
@@ -98,35 +98,6 @@ class _Tracks:
         self.lost, self.confirmed = self.lost[mask], self.confirmed[mask]
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU between (N, 4) and (M, 4) xyxy boxes."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.maximum(w, 0) * np.maximum(h, 0)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-_NO_MATCH = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-
-
-def _assign(similarity: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
-    """Maximum-similarity matching keeping pairs with 1 - similarity <= max_cost."""
-    if similarity.size == 0:
-        return _NO_MATCH
-    ok = similarity >= 1.0 - max_cost
-    if not ok.any():
-        return _NO_MATCH
-    if similarity.shape == (1, 1):
-        return np.zeros(1, np.int64), np.zeros(1, np.int64)
-    rows, cols = linear_sum_assignment(np.where(ok, -similarity, 1e6))
-    keep = ok[rows, cols]
-    return rows[keep], cols[keep]
-
-
 class ByteTrack:
     """Multi-object tracker; one instance per stream (ids are never shared between instances)."""
 
@@ -165,43 +136,10 @@ class ByteTrack:
 
         scores = detections.confidence.astype(np.float64)
         det_boxes = detections.xyxy.astype(np.float64)
-        iou = box_iou(kalman.xyah_to_xyxy(f), det_boxes)  # once, then sliced per stage
-        high = scores >= s.high_threshold
-        det_free = np.ones(len(scores), bool)
-        track_free = np.ones(len(tr), bool)
-        pairs_t, pairs_d = [], []
-
-        def associate(rows, cols, fuse, max_cost):
-            if len(rows) == 0 or len(cols) == 0:
-                return
-            sim = iou[np.ix_(rows, cols)]
-            if fuse:
-                sim = sim * scores[cols]
-            r, c = _assign(sim, max_cost)
-            if len(r):
-                pairs_t.append(rows[r])
-                pairs_d.append(cols[c])
-                track_free[rows[r]] = False
-                det_free[cols[c]] = False
-
-        # 1. Confirmed tracks (tracked or lost) against high-score detections.
-        associate(np.flatnonzero(tr.confirmed), np.flatnonzero(high), s.fuse_score,
-                  s.match_threshold)
-        # 2. Still-unmatched tracks that were tracked last frame against low-score detections.
-        low = ~high & (scores > s.low_threshold)
-        if low.any():
-            associate(np.flatnonzero(track_free & tr.confirmed & ~tr.lost), np.flatnonzero(low),
-                      False, s.low_match_threshold)
-        # 3. Tentative tracks against the high-score detections left over.
-        associate(np.flatnonzero(~tr.confirmed), np.flatnonzero(high & det_free), s.fuse_score,
-                  s.unconfirmed_match_threshold)
-
-        if len(pairs_t) == 1:
-            t_idx, d_idx = pairs_t[0], pairs_d[0]
-        elif pairs_t:
-            t_idx, d_idx = np.concatenate(pairs_t), np.concatenate(pairs_d)
-        else:
-            t_idx, d_idx = _NO_MATCH
+        t_idx, d_idx, track_free, det_free = associate(
+            kalman.xyah_to_xyxy(f), tr.confirmed, tr.lost, det_boxes, scores,
+            s.high_threshold, s.low_threshold, s.match_threshold, s.low_match_threshold,
+            s.unconfirmed_match_threshold, s.fuse_score)
         matched_boxes = det_boxes[d_idx]
         measurements = kalman.xyxy_to_xyah(matched_boxes)
         if s.refill_gaps and tr.lost[t_idx].any():
@@ -218,7 +156,8 @@ class ByteTrack:
         # a lost track overlapping a matched one almost entirely is a duplicate (ByteTrack).
         drop = (~tr.confirmed & track_free) | (
             f[:, tr.LAST_SEEN] < timestamp_s - s.lost_track_buffer_s - 1e-9)
-        self._mark_duplicates(drop, t_idx)
+        mark_duplicates(kalman.xyah_to_xyxy(f), tr.lost, tr.confirmed, drop, t_idx,
+                        f[:, tr.LAST_SEEN] - f[:, tr.START], s.duplicate_iou)
         out_rows = ~drop[t_idx] & tr.confirmed[t_idx]
         if not out_rows.all():
             t_idx, d_idx = t_idx[out_rows], d_idx[out_rows]
@@ -263,20 +202,3 @@ class ByteTrack:
             virtual = z_last[active] + (z_new[active] - z_last[active]) * (k / gaps[active])[:, None]
             state[active] = kalman.update(kalman.predict(state[active]), virtual)
         f[rows, tr.STATE] = kalman.predict(state)
-
-    def _mark_duplicates(self, drop, t_idx) -> None:
-        """Mark the younger of each (lost, matched) track pair whose boxes nearly coincide."""
-        tr = self._tracks
-        lost = np.flatnonzero(tr.lost & tr.confirmed & ~drop)
-        matched = t_idx[tr.confirmed[t_idx]]
-        if len(lost) == 0 or len(matched) == 0:
-            return
-        f = tr.f
-        close = box_iou(kalman.xyah_to_xyxy(f[lost]), kalman.xyah_to_xyxy(f[matched]))
-        close = close > self.settings.duplicate_iou
-        if not close.any():
-            return
-        age = f[:, tr.LAST_SEEN] - f[:, tr.START]
-        for li, k in zip(*np.nonzero(close)):
-            lost_row, matched_row = lost[li], matched[k]
-            drop[lost_row if age[matched_row] > age[lost_row] else matched_row] = True

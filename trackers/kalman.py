@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 WIDTH = 20
 MEAN, PP, PV, VV = slice(0, 8), slice(8, 12), slice(12, 16), slice(16, 20)
@@ -46,6 +47,7 @@ def _prediction(dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return t, q_h, q_c
 
 
+@njit(cache=True)
 def xyxy_to_xyah(xyxy: np.ndarray) -> np.ndarray:
     """(N, 4) corner boxes to (N, 4) centre-x, centre-y, aspect w/h, height."""
     out = np.empty((len(xyxy), 4))
@@ -57,23 +59,28 @@ def xyxy_to_xyah(xyxy: np.ndarray) -> np.ndarray:
     return out
 
 
+@njit(cache=True)
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
     """(N, >=4) centre/aspect/height rows (packed states too) to (N, 4) corner boxes."""
-    half = np.empty((len(xyah), 2))
-    half[:, 1] = xyah[:, 3] / 2
-    half[:, 0] = xyah[:, 2] * half[:, 1]
-    centre = xyah[:, :2]
-    return np.concatenate([centre - half, centre + half], axis=1)
+    out = np.empty((len(xyah), 4))
+    half_h = xyah[:, 3] / 2
+    half_w = xyah[:, 2] * half_h
+    out[:, 0] = xyah[:, 0] - half_w
+    out[:, 1] = xyah[:, 1] - half_h
+    out[:, 2] = xyah[:, 0] + half_w
+    out[:, 3] = xyah[:, 1] + half_h
+    return out
 
 
+@njit(cache=True)
 def initiate(measurements: np.ndarray) -> np.ndarray:
     """Packed (N, 20) states of new tracks from (N, 4) xyah measurements: zero velocity,
     height-scaled uncertainty."""
     x = np.zeros((len(measurements), WIDTH))
     x[:, :4] = measurements
-    h2 = (measurements[:, 3] ** 2)[:, None]
-    x[:, PP] = h2 * ((2 * _STD_POSITION) ** 2 * _XYH) + 1e-2**2 * _A
-    x[:, VV] = h2 * ((10 * _STD_VELOCITY) ** 2 * _XYH) + 1e-5**2 * _A
+    h2 = (measurements[:, 3] ** 2).reshape(-1, 1)
+    x[:, 8:12] = h2 * ((2 * _STD_POSITION) ** 2 * _XYH) + 1e-2**2 * _A
+    x[:, 16:20] = h2 * ((10 * _STD_VELOCITY) ** 2 * _XYH) + 1e-5**2 * _A
     return x
 
 
@@ -83,21 +90,27 @@ def predict(x: np.ndarray, dt: float = 1.0) -> np.ndarray:
     Process noise grows linearly with dt, so a track that missed frames is less certain.
     """
     t, q_h, q_c = _prediction(float(dt))
-    return x @ t + (x[:, 3] ** 2)[:, None] * q_h + q_c
+    return _predict(np.ascontiguousarray(x), t, q_h, q_c)
 
 
+@njit(cache=True)
+def _predict(x, t, q_h, q_c):
+    return x @ t + (x[:, 3] ** 2).reshape(-1, 1) * q_h + q_c
+
+
+@njit(cache=True)
 def update(x: np.ndarray, measurements: np.ndarray) -> np.ndarray:
     """Packed states corrected with (N, 4) xyah measurements, one per row."""
-    pp, pv, vv = x[:, PP], x[:, PV], x[:, VV]
-    s = pp + (x[:, 3] ** 2)[:, None] * _R_H + _R_C  # innovation variance per coordinate
-    gain = np.concatenate([pp, pv], axis=1) / np.concatenate([s, s], axis=1)  # (N, 8)
+    pp, pv, vv = x[:, 8:12], x[:, 12:16], x[:, 16:20]
+    s = pp + (x[:, 3] ** 2).reshape(-1, 1) * _R_H + _R_C  # innovation variance per coordinate
+    k_pos, k_vel = pp / s, pv / s  # Kalman gain per coordinate
     innovation = measurements - x[:, :4]
-    k_pos = gain[:, :4]
     out = np.empty_like(x)
-    out[:, MEAN] = x[:, MEAN] + gain * np.concatenate([innovation, innovation], axis=1)
-    # pp' = pp - k_pos pp, pv' = pv - k_pos pv (one operation on the adjacent pp|pv columns)
-    out[:, 8:16] = x[:, 8:16] * (1.0 - np.concatenate([k_pos, k_pos], axis=1))
-    out[:, VV] = vv - gain[:, 4:] * pv  # vv' = vv - k_vel pv
+    out[:, :4] = x[:, :4] + k_pos * innovation
+    out[:, 4:8] = x[:, 4:8] + k_vel * innovation
+    out[:, 8:12] = pp - k_pos * pp
+    out[:, 12:16] = pv - k_pos * pv
+    out[:, 16:20] = vv - k_vel * pv
     return out
 
 

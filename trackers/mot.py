@@ -112,7 +112,7 @@ def evaluate(sequences: list[MotSequence],
 def iou_distance(gt: np.ndarray, hyp: np.ndarray, min_iou: float = 0.5) -> np.ndarray:
     """1 - IoU, NaN (no match allowed) where IoU < min_iou; what motmetrics' iou_matrix
     computes, written here because that helper does not run on NumPy 2."""
-    from lanewatch.trackers.bytetrack import box_iou
+    from lanewatch.trackers.association import iou_matrix
 
-    iou = box_iou(gt, hyp)
+    iou = iou_matrix(np.ascontiguousarray(gt, float), np.ascontiguousarray(hyp, float))
     return np.where(iou >= min_iou, 1.0 - iou, np.nan)
