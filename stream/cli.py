@@ -103,7 +103,7 @@ def _cmd_bench_tracker(args: argparse.Namespace) -> int:
     print(f"{len(sequences)} sequences, {frames} frames: {', '.join(s.name for s in sequences)}")
     rows = []
     for name in args.trackers:
-        row = run_tracker(TRACKERS[name], sequences)
+        row = run_tracker(TRACKERS[name], sequences, repeats=args.repeats)
         rows.append(row)
         print(f"  {row.tracker}: MOTA {row.scores.mota:.1f}, IDF1 {row.scores.idf1:.1f}, "
               f"ID switches {row.scores.id_switches}, {row.frames_per_second:,.0f} frames/s",
@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--trackers", nargs="+", default=list(_BENCH_TRACKERS),
                    choices=_BENCH_TRACKERS, help="which trackers to run")
     b.add_argument("--sequences", nargs="+", help="only these sequences")
+    b.add_argument("--repeats", type=_positive_int, default=2,
+                   help="timed passes per tracker; the best is reported (default 2)")
     b.set_defaults(func=_cmd_bench_tracker)
 
     c = sub.add_parser("check-config", help="validate a config file and print a summary")

@@ -147,8 +147,32 @@ class BenchRow:
         return self.frames / self.update_seconds if self.update_seconds > 0 else float("inf")
 
 
-def run_tracker(make: Callable[[float], BenchTracker], sequences: list[MotSequence]) -> BenchRow:
-    """Track every sequence with a fresh tracker; time only the update calls."""
+def run_tracker(make: Callable[[float], BenchTracker], sequences: list[MotSequence],
+                repeats: int = 2) -> BenchRow:
+    """Track every sequence with a fresh tracker; time only the update calls.
+
+    A warm-up pass (untimed) loads whatever a tracker compiles or caches on first use; the
+    throughput is the best of `repeats` timed passes (the scores are identical across passes).
+    """
+    _track_all(make, sequences[:1])
+    best = None
+    for _ in range(repeats):
+        row = _track_all(make, sequences)
+        if best is None or row.update_seconds < best.update_seconds:
+            best = row
+    return BenchRow(best.tracker, evaluate(sequences, best.results), best.frames,
+                    best.update_seconds)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    tracker: str
+    results: dict
+    frames: int
+    update_seconds: float
+
+
+def _track_all(make: Callable[[float], BenchTracker], sequences: list[MotSequence]) -> _Pass:
     results: dict[str, dict[int, FrameOutput]] = {}
     frames, seconds, name = 0, 0.0, "?"
     empty = np.zeros((0, 5))
@@ -164,7 +188,7 @@ def run_tracker(make: Callable[[float], BenchTracker], sequences: list[MotSequen
         seconds += time.perf_counter() - start
         frames += seq.length
         results[seq.name] = {f: (np.asarray(i), np.asarray(b)) for f, (i, b) in out.items()}
-    return BenchRow(name, evaluate(sequences, results), frames, seconds)
+    return _Pass(name, results, frames, seconds)
 
 
 def format_table(rows: list[BenchRow]) -> str:

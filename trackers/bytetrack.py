@@ -194,11 +194,7 @@ class ByteTrack:
         sel = np.flatnonzero(tr.lost[t_idx] & (gaps > 1))
         if len(sel) == 0:
             return
-        rows, gaps, z_new = t_idx[sel], gaps[sel], z_new[sel]
-        state = f[rows, tr.OBS_STATE]
-        z_last = kalman.xyxy_to_xyah(f[rows, tr.LAST_BOX])
-        for k in range(1, int(gaps.max())):
-            active = gaps > k
-            virtual = z_last[active] + (z_new[active] - z_last[active]) * (k / gaps[active])[:, None]
-            state[active] = kalman.update(kalman.predict(state[active]), virtual)
-        f[rows, tr.STATE] = kalman.predict(state)
+        rows = t_idx[sel]
+        f[rows, tr.STATE] = kalman.replay_gap(f[rows, tr.OBS_STATE],
+                                              kalman.xyxy_to_xyah(f[rows, tr.LAST_BOX]),
+                                              z_new[sel], gaps[sel])
