@@ -1,0 +1,271 @@
+"""Live sources for `lanewatch serve`: RTSP cameras, HTTP/HLS, webcams, and files paced in real
+time so that a file behaves like a camera.
+
+Each source reads in its own thread and keeps only the latest frame (a live pipeline must never
+fall behind the camera): a frame the pipeline has not taken when the next one arrives is
+dropped and counted. Failures never end the thread: the source reconnects with exponential
+back-off and jitter, a watchdog reconnects a stream that stops delivering frames, and the
+state machine (starting, running, reconnecting, stopped, failed) is visible to the service.
+Credentials in URLs are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import av
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lanewatch.stream.frames import Frame
+
+log = logging.getLogger(__name__)
+
+
+class StreamState(str, Enum):
+    """Lifecycle of a live source."""
+
+    STARTING = "starting"  # opening for the first time
+    RUNNING = "running"  # frames are arriving
+    RECONNECTING = "reconnecting"  # lost (error, stall, end of a non-looping stream): retrying
+    STOPPED = "stopped"  # stopped on request, or a file that ended without loop
+    FAILED = "failed"  # gave up after max_attempts failures in a row
+
+
+class SourceSettings(BaseModel):
+    """How a live source is opened and kept alive (`source_options:` of a stream)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport")
+    open_timeout_s: float = Field(10.0, gt=0, description="give up opening after this long")
+    read_timeout_s: float = Field(5.0, gt=0, description="a read blocking this long fails")
+    stall_timeout_s: float = Field(
+        10.0, gt=0, description="watchdog: no decoded frame for this long means reconnect")
+    reconnect_initial_s: float = Field(0.5, gt=0, description="first back-off delay")
+    reconnect_max_s: float = Field(30.0, gt=0, description="longest back-off delay")
+    max_attempts: int | None = Field(
+        None, ge=1, description="consecutive failed attempts before 'failed' (null: forever)")
+    realtime: bool | None = Field(
+        None, description="pace files at their frame rate (default: on for files in serve)")
+    loop: bool = Field(False, description="restart a file at its end")
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> SourceSettings:
+        if self.reconnect_initial_s > self.reconnect_max_s:
+            raise ValueError("reconnect_initial_s must not exceed reconnect_max_s")
+        return self
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***, for logs and the API."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def is_file_source(url: str) -> bool:
+    """A local path (or file:// URL) rather than a network stream or device."""
+    return "://" not in url or url.startswith("file://")
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """Exponential back-off with full jitter: uniform in [d/2, d], d = initial * 2^attempt."""
+    ceiling = min(maximum, initial * (2 ** min(attempt, 30)))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+class LiveSource:
+    """Latest-frame-wins reader of one stream, running in its own thread."""
+
+    def __init__(self, stream_id: str, url: str, settings: SourceSettings | None = None,
+                 on_state: Callable[[str, StreamState], None] | None = None,
+                 seed: int | None = None):
+        self.stream_id = stream_id
+        self.url = url
+        self.settings = settings or SourceSettings()
+        self._on_state = on_state
+        self._rng = random.Random(seed)
+        self._file = is_file_source(url)
+        self._realtime = self.settings.realtime if self.settings.realtime is not None else self._file
+        self._lock = threading.Condition()
+        self._latest: Frame | None = None
+        self._taken_index = -1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.state = StreamState.STARTING
+        self.reconnects = 0  # successful or not: every attempt after the first
+        self.frames_received = 0
+        self.frames_dropped = 0  # replaced before the pipeline took them
+        self.last_error: str | None = None
+        self.frame_size: tuple[int, int] | None = None
+        self.fps: float | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> LiveSource:
+        """Start the reader thread (returns self)."""
+        self._thread = threading.Thread(target=self._run, name=f"source-{self.stream_id}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop reading and wait for the thread (bounded by `timeout`)."""
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._set_state(StreamState.STOPPED)
+
+    def latest(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame not returned before, waiting up to `timeout` seconds for one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._latest is None or self._latest.index <= self._taken_index:
+                if self._stop.is_set() or self.state in (StreamState.STOPPED,
+                                                         StreamState.FAILED):
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._lock.wait(remaining if remaining is not None else 0.5)
+            self._taken_index = self._latest.index
+            return self._latest
+
+    # -- reader thread -----------------------------------------------------------------------
+    def _set_state(self, state: StreamState) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        log.info("stream %s: %s", self.stream_id, state.value)
+        if self._on_state is not None:
+            try:
+                self._on_state(self.stream_id, state)
+            except Exception:  # a listener's bug must not kill the source
+                log.exception("stream %s: state listener failed", self.stream_id)
+        with self._lock:
+            self._lock.notify_all()
+
+    def _open(self) -> av.container.InputContainer:
+        s = self.settings
+        options = {}
+        if self.url.startswith(("rtsp://", "rtsps://")):
+            options["rtsp_transport"] = s.rtsp_transport
+        target = self.url.removeprefix("file://")
+        if self._file and not Path(target).exists():
+            raise FileNotFoundError(f"file not found: {target}")
+        return av.open(target, options=options, timeout=(s.open_timeout_s, s.read_timeout_s))
+
+    def _run(self) -> None:
+        failures = 0
+        index = 0  # frame index keeps increasing across reconnects
+        while not self._stop.is_set():
+            try:
+                container = self._open()
+            except Exception as err:  # noqa: BLE001 - any failure to open means retry
+                failures = self._failed(failures, f"cannot open: {_describe(err)}")
+                if failures < 0:
+                    return
+                continue
+            try:
+                index, ended = self._read(container, index)
+                if ended and not (self._file and self.settings.loop):
+                    if self._file:
+                        self._set_state(StreamState.STOPPED)
+                        return
+                    failures = self._failed(failures, "stream ended")
+                    if failures < 0:
+                        return
+                else:
+                    failures = 0
+            except Exception as err:  # noqa: BLE001 - read errors, stalls: reconnect
+                failures = self._failed(failures, _describe(err))
+                if failures < 0:
+                    return
+            finally:
+                try:
+                    container.close()
+                except Exception:  # already broken: nothing left to release
+                    pass
+
+    def _read(self, container, index: int) -> tuple[int, bool]:
+        """Decode until the stream ends (returns True) or stop is requested (False)."""
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else self.fps
+        first_pts = None
+        started = time.monotonic()
+        last_frame_at = time.monotonic()
+        for packet in container.demux(stream):
+            if self._stop.is_set():
+                return index, False
+            if time.monotonic() - last_frame_at > self.settings.stall_timeout_s:
+                raise TimeoutError(f"no frame for {self.settings.stall_timeout_s:g} s (stalled)")
+            for vf in packet.decode():
+                pts = float(vf.time) if vf.time is not None else index / (self.fps or 30)
+                if first_pts is None:
+                    first_pts = pts
+                if self._realtime:  # a file behaves like a camera: no faster than real time
+                    wait = (pts - first_pts) - (time.monotonic() - started)
+                    if wait > 0 and self._stop.wait(wait):
+                        return index, False
+                image = vf.to_ndarray(format="bgr24")
+                frame = Frame(self.stream_id, index, time.time(), time.time(), image)
+                self._publish(frame)
+                index += 1
+                last_frame_at = time.monotonic()
+                if self.state is not StreamState.RUNNING:
+                    self.frame_size = (image.shape[1], image.shape[0])
+                    self._set_state(StreamState.RUNNING)
+        return index, True
+
+    def _publish(self, frame: Frame) -> None:
+        with self._lock:
+            if self._latest is not None and self._latest.index > self._taken_index:
+                self.frames_dropped += 1
+            self._latest = frame
+            self.frames_received += 1
+            self._lock.notify_all()
+
+    def _failed(self, failures: int, reason: str) -> int:
+        """Record a failure and sleep the back-off; returns the new count, or -1 to give up."""
+        reason = reason.replace(self.url, redact(self.url))  # FFmpeg errors may quote the URL
+        self.last_error = reason
+        failures += 1
+        limit = self.settings.max_attempts
+        if limit is not None and failures >= limit:
+            log.error("stream %s (%s): %s; giving up after %d attempts", self.stream_id,
+                      redact(self.url), reason, failures)
+            self._set_state(StreamState.FAILED)
+            return -1
+        delay = backoff_delay(failures - 1, self.settings.reconnect_initial_s,
+                              self.settings.reconnect_max_s, self._rng)
+        log.warning("stream %s (%s): %s; reconnecting in %.1f s", self.stream_id,
+                    redact(self.url), reason, delay)
+        self._set_state(StreamState.RECONNECTING)
+        self.reconnects += 1
+        self._stop.wait(delay)
+        return failures
+
+
+def _describe(err: Exception) -> str:
+    """Short one-line description of an error (FFmpeg errors carry their strerror)."""
+    text = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    return text.splitlines()[0]
