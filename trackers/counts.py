@@ -54,6 +54,11 @@ class CountBook:
         self._intervals[(k, key)] += n
         self._last_interval = max(self._last_interval, k)
 
+    def restore(self, cumulative: Counter[CountKey]) -> None:
+        """Start from counts kept elsewhere (a store, after a restart): cumulative totals are
+        added; interval bins start empty."""
+        self.cumulative.update(cumulative)
+
     def observe_time(self, time_s: float) -> None:
         """Note that time has reached `time_s` (so empty trailing intervals are reported)."""
         self._last_interval = max(self._last_interval, self.interval_of(time_s))

@@ -1,0 +1,125 @@
+"""Embedded count store (SQLite): crossing events and interval counts that survive restarts.
+
+Every batch of crossings is one transaction, committed at once in WAL mode, so a process
+killed at any moment (kill -9 included) loses nothing already handed to the store; on restart
+the cumulative counts are read back and counting resumes from them. The interval table keeps
+the history the API serves.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from lanewatch.trackers.analytics import CrossingEvent
+from lanewatch.trackers.counts import CountKey, IntervalCount
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS crossings (
+    id INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL, lane TEXT NOT NULL, class TEXT NOT NULL, direction TEXT NOT NULL,
+    time_s REAL NOT NULL, track_id INTEGER NOT NULL, frame INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS crossings_stream_time ON crossings (stream, time_s);
+CREATE TABLE IF NOT EXISTS interval_counts (
+    stream TEXT NOT NULL, lane TEXT NOT NULL, class TEXT NOT NULL, direction TEXT NOT NULL,
+    interval_start_s REAL NOT NULL, interval_s REAL NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (stream, lane, class, direction, interval_start_s)
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or written."""
+
+
+class CountStore:
+    """Thread-safe SQLite store of one service's counts."""
+
+    def __init__(self, path: str | Path, interval_s: float = 60.0):
+        self.path = Path(path)
+        self.interval_s = interval_s
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False,
+                                       isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as err:
+            raise StoreError(f"cannot open count store {self.path}: {err}") from None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the database (further calls fail)."""
+        with self._lock:
+            self._db.close()
+
+    def record(self, events: Iterable[CrossingEvent]) -> int:
+        """Store a batch of crossings in one transaction; returns how many were stored."""
+        rows = [(e.stream, e.lane, e.class_name, e.direction, e.time_s, e.track_id,
+                 e.frame_index) for e in events]
+        if not rows:
+            return 0
+        bins = Counter(
+            (stream, lane, cls, direction, _bin(t, self.interval_s))
+            for stream, lane, cls, direction, t, _, _ in rows)
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT INTO crossings (stream, lane, class, direction, time_s, track_id,"
+                    " frame) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                self._db.executemany(
+                    "INSERT INTO interval_counts VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
+                    " (stream, lane, class, direction, interval_start_s)"
+                    " DO UPDATE SET count = count + excluded.count",
+                    [(*key, self.interval_s, n) for key, n in bins.items()])
+                self._db.execute("COMMIT")
+            except sqlite3.Error as err:
+                self._db.execute("ROLLBACK")
+                raise StoreError(f"cannot write to {self.path}: {err}") from None
+        return len(rows)
+
+    def cumulative(self, stream: str) -> Counter[CountKey]:
+        """All-time counts of a stream, per lane, class and direction."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT lane, class, direction, SUM(count) FROM interval_counts"
+                " WHERE stream = ? GROUP BY lane, class, direction", (stream,)).fetchall()
+        return Counter({CountKey(lane, cls, d): int(n) for lane, cls, d, n in rows})
+
+    def intervals(self, stream: str, since_s: float | None = None,
+                  until_s: float | None = None) -> list[IntervalCount]:
+        """Interval rows of a stream, oldest first (only intervals with crossings)."""
+        query = ("SELECT interval_start_s, interval_s, lane, class, direction, count"
+                 " FROM interval_counts WHERE stream = ?")
+        args: list = [stream]
+        if since_s is not None:
+            query += " AND interval_start_s >= ?"
+            args.append(since_s)
+        if until_s is not None:
+            query += " AND interval_start_s < ?"
+            args.append(until_s)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY interval_start_s, lane, class, direction",
+                                    args).fetchall()
+        return [IntervalCount(start, start + length, lane, cls, d, n)
+                for start, length, lane, cls, d, n in rows]
+
+    def recent_crossings(self, stream: str, limit: int = 100) -> list[CrossingEvent]:
+        """The latest crossings of a stream, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT stream, lane, track_id, class, direction, time_s, frame FROM crossings"
+                " WHERE stream = ? ORDER BY time_s DESC, id DESC LIMIT ?",
+                (stream, limit)).fetchall()
+        return [CrossingEvent(*row) for row in rows]
+
+
+def _bin(time_s: float, interval_s: float) -> float:
+    """Start of the interval holding `time_s` (intervals aligned to the Unix epoch)."""
+    return (time_s // interval_s) * interval_s

@@ -1,0 +1,79 @@
+"""The SQLite count store: batches, intervals, history, and durability across kill -9."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from lanewatch.sinks.store import CountStore, StoreError
+from lanewatch.trackers.analytics import CrossingEvent
+from lanewatch.trackers.counts import CountBook, CountKey
+
+
+def event(t, lane="A", cls="car", direction="in", track=1, stream="cam"):
+    return CrossingEvent(stream, lane, track, cls, direction, t, int(t * 30))
+
+
+def test_counts_intervals_and_history(tmp_path):
+    store = CountStore(tmp_path / "c.db", interval_s=60)
+    assert store.record([event(10), event(20, cls="truck"), event(70, track=2)]) == 3
+    assert store.record([event(75, lane="B", direction="out", track=3),
+                         event(80, stream="other")]) == 2
+    assert store.record([]) == 0
+    assert store.cumulative("cam") == {CountKey("A", "car", "in"): 2,
+                                       CountKey("A", "truck", "in"): 1,
+                                       CountKey("B", "car", "out"): 1}
+    rows = [(r.interval_start_s, r.lane, r.class_name, r.direction, r.count)
+            for r in store.intervals("cam")]
+    assert rows == [(0, "A", "car", "in", 1), (0, "A", "truck", "in", 1),
+                    (60, "A", "car", "in", 1), (60, "B", "car", "out", 1)]
+    assert [r.interval_start_s for r in store.intervals("cam", since_s=60)] == [60, 60]
+    assert [e.track_id for e in store.recent_crossings("cam", limit=2)] == [3, 2]
+    store.close()
+
+
+def test_reopening_resumes_and_restores_a_count_book(tmp_path):
+    path = tmp_path / "c.db"
+    store = CountStore(path)
+    store.record([event(1), event(2, track=2)])
+    store.close()
+    book = CountBook(60)
+    book.restore(CountStore(path).cumulative("cam"))
+    book.add(CountKey("A", "car", "in"), 5)
+    assert book.total() == 3
+
+
+def test_unwritable_location_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match="cannot open count store"):
+        CountStore(blocker / "c.db")
+
+
+@pytest.mark.timeout(60)
+def test_kill_9_loses_nothing_that_was_recorded(tmp_path):
+    path = tmp_path / "c.db"
+    writer = textwrap.dedent(f"""
+        import sys, time
+        from lanewatch.sinks.store import CountStore
+        from lanewatch.trackers.analytics import CrossingEvent
+        store = CountStore({str(path)!r})
+        for i in range(100000):
+            store.record([CrossingEvent("cam", "A", i, "car", "in", i * 0.1, i)])
+            print(i, flush=True)  # acknowledged: committed before this line
+            time.sleep(0.002)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
+    acknowledged = -1
+    deadline = time.monotonic() + 30
+    while acknowledged < 200 and time.monotonic() < deadline:
+        acknowledged = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    total = CountStore(path).cumulative("cam")[CountKey("A", "car", "in")]
+    assert total >= acknowledged + 1  # every acknowledged crossing is there
