@@ -1,0 +1,66 @@
+"""Prometheus metrics of the live service (names as in docs/architecture.md; never a label
+per track id: label values are streams, lanes, classes, directions and stages only).
+
+Each service owns its own registry, so several services (or tests) in one process never mix
+their series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-export)
+
+from lanewatch.trackers.analytics import CrossingEvent, LaneState
+
+# Stage timings of a CPU pipeline span 1 ms (tracking) to a few hundred ms (inference).
+_STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1)
+_LATENCY_BUCKETS = (0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5)
+
+
+class ServiceMetrics:
+    """Every metric the service exposes on /metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.frames = Counter("lanewatch_frames", "Frames processed", ["stream"], registry=r)
+        self.dropped = Counter("lanewatch_frames_dropped", "Frames dropped, by stage",
+                               ["stream", "stage"], registry=r)
+        self.stage_seconds = Histogram("lanewatch_stage_seconds", "Time per frame in a stage",
+                                       ["stream", "stage"], buckets=_STAGE_BUCKETS, registry=r)
+        self.latency = Histogram("lanewatch_latency_seconds",
+                                 "Capture to publish latency of a frame", ["stream"],
+                                 buckets=_LATENCY_BUCKETS, registry=r)
+        self.stream_up = Gauge("lanewatch_stream_up", "1 while the stream delivers frames",
+                               ["stream"], registry=r)
+        self.reconnects = Counter("lanewatch_reconnects", "Reconnection attempts", ["stream"],
+                                  registry=r)
+        self.crossings = Counter("lanewatch_lane_crossings", "Counting-line crossings",
+                                 ["stream", "lane", "class", "direction"], registry=r)
+        self.occupancy = Gauge("lanewatch_lane_occupancy", "Objects in the lane now",
+                               ["stream", "lane"], registry=r)
+        self.congested = Gauge("lanewatch_lane_congested", "1 while the lane is congested",
+                               ["stream", "lane"], registry=r)
+        self.ws_clients = Gauge("lanewatch_websocket_clients", "Connected WebSocket clients",
+                                registry=r)
+
+    def observe_crossings(self, events: tuple[CrossingEvent, ...]) -> None:
+        """Count a frame's crossings."""
+        for e in events:
+            self.crossings.labels(e.stream, e.lane, e.class_name, e.direction).inc()
+
+    def observe_lanes(self, stream: str, lanes: tuple[LaneState, ...]) -> None:
+        """Set the lanes' occupancy and congestion gauges."""
+        for lane in lanes:
+            self.occupancy.labels(stream, lane.name).set(lane.occupancy)
+            self.congested.labels(stream, lane.name).set(1 if lane.congested else 0)
+
+    def restore_crossings(self, stream: str, cumulative) -> None:
+        """Start the crossing counters from stored totals (after a restart), so a counter never
+        appears to go backwards to dashboards that do not use rate()."""
+        for key, n in cumulative.items():
+            self.crossings.labels(stream, key.lane, key.class_name, key.direction).inc(n)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,51 @@
+"""Prometheus exposition of the service metrics."""
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from lanewatch.sinks.metrics import ServiceMetrics
+from lanewatch.trackers.analytics import CrossingEvent, LaneState
+from lanewatch.trackers.counts import CountKey
+
+
+def samples(metrics):
+    out = {}
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_names_labels_and_values():
+    m = ServiceMetrics()
+    m.frames.labels("cam").inc(3)
+    m.dropped.labels("cam", "source").inc()
+    m.stage_seconds.labels("cam", "detect").observe(0.03)
+    m.latency.labels("cam").observe(0.08)
+    m.stream_up.labels("cam").set(1)
+    m.reconnects.labels("cam").inc()
+    m.observe_crossings((CrossingEvent("cam", "lane1", 7, "car", "in", 1.0, 30),))
+    m.observe_lanes("cam", (LaneState("lane1", 4, True, 2.5, {"in": 1}),))
+    m.ws_clients.set(2)
+    s = samples(m)
+    assert s[("lanewatch_frames_total", (("stream", "cam"),))] == 3
+    assert s[("lanewatch_frames_dropped_total", (("stage", "source"), ("stream", "cam")))] == 1
+    assert s[("lanewatch_stage_seconds_count", (("stage", "detect"), ("stream", "cam")))] == 1
+    assert s[("lanewatch_latency_seconds_bucket", (("le", "0.1"), ("stream", "cam")))] == 1
+    assert s[("lanewatch_stream_up", (("stream", "cam"),))] == 1
+    assert s[("lanewatch_reconnects_total", (("stream", "cam"),))] == 1
+    key = (("class", "car"), ("direction", "in"), ("lane", "lane1"), ("stream", "cam"))
+    assert s[("lanewatch_lane_crossings_total", key)] == 1
+    assert s[("lanewatch_lane_occupancy", (("lane", "lane1"), ("stream", "cam")))] == 4
+    assert s[("lanewatch_lane_congested", (("lane", "lane1"), ("stream", "cam")))] == 1
+    assert s[("lanewatch_websocket_clients", ())] == 2
+    assert not any("track" in name or any(k == "track_id" for k, _ in labels)
+                   for name, labels in s)
+
+
+def test_restored_counters_and_separate_registries():
+    a, b = ServiceMetrics(), ServiceMetrics()
+    a.restore_crossings("cam", {CountKey("lane1", "car", "in"): 41})
+    a.observe_crossings((CrossingEvent("cam", "lane1", 7, "car", "in", 1.0, 30),))
+    key = (("class", "car"), ("direction", "in"), ("lane", "lane1"), ("stream", "cam"))
+    assert samples(a)[("lanewatch_lane_crossings_total", key)] == 42
+    assert ("lanewatch_lane_crossings_total", key) not in samples(b)
