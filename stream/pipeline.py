@@ -53,6 +53,7 @@ class StreamProcessor:
         origin_s: float = 0.0,
     ):
         self.stream = stream
+        self.frame_size = frame_size
         self.detector = detector
         self._suppress_contained = config.model.suppress_contained
         try:

@@ -198,3 +198,14 @@ class ByteTrack:
         f[rows, tr.STATE] = kalman.replay_gap(f[rows, tr.OBS_STATE],
                                               kalman.xyxy_to_xyah(f[rows, tr.LAST_BOX]),
                                               z_new[sel], gaps[sel])
+
+
+def warm_up() -> None:
+    """Load (or compile, on first use after installation) the tracker's compiled kernels now,
+    so that a live stream does not drop its first second of frames while that happens."""
+    tracker = ByteTrack(ByteTrackSettings(min_hits=1))
+    for t in range(3):
+        boxes = np.array([[10.0 + t, 10, 50 + t, 40], [100, 100, 140, 160]], np.float32)
+        tracker.update(Detections(boxes, np.array([0.9, 0.2], np.float32),
+                                  np.zeros(2, np.int32)), t / 30)
+    tracker.update(Detections.empty(), 10.0)  # lost tracks, gap replay, expiry

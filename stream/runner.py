@@ -1,0 +1,164 @@
+"""One live stream of `lanewatch serve`: source -> detect -> track -> lane analytics -> outputs.
+
+A `StreamRunner` owns a `LiveSource` (latest frame wins) and a worker thread that processes
+whatever frame is newest, so the pipeline never falls behind the camera. The detector may be
+shared by several streams (a lock serialises it). Results go to the count store (committed
+before anything else sees them), to the metrics and to a listener (the WebSocket hub). A
+failing store or listener is logged and counted; it never stops the stream, and a failing
+stream never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lanewatch.sinks.metrics import ServiceMetrics
+from lanewatch.sinks.store import CountStore
+from lanewatch.stream.config import Config, StreamConfig
+from lanewatch.stream.detector import Detector
+from lanewatch.stream.errors import ConfigError
+from lanewatch.stream.live import LiveSource, SourceSettings, StreamState, redact
+from lanewatch.stream.pipeline import FrameResult, StreamProcessor
+from lanewatch.trackers.bytetrack import warm_up
+
+log = logging.getLogger(__name__)
+
+
+class StreamRunner:
+    """Runs one configured stream until stopped."""
+
+    def __init__(self, stream: StreamConfig, config: Config, detector: Detector,
+                 detector_lock: threading.Lock, metrics: ServiceMetrics,
+                 store: CountStore | None = None,
+                 on_result: Callable[[FrameResult], None] | None = None,
+                 source_settings: SourceSettings | None = None):
+        self.stream = stream
+        self.config = config
+        self.detector = detector
+        self._detector_lock = detector_lock
+        self.metrics = metrics
+        self.store = store
+        self.on_result = on_result
+        self.source = LiveSource(stream.id, stream.source, source_settings,
+                                 on_state=self._on_state)
+        self.processor: StreamProcessor | None = None
+        self.error: str | None = None  # a configuration problem found at run time
+        self.frames_processed = 0
+        self.last_result: FrameResult | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen_reconnects = 0
+        self._seen_drops = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> StreamRunner:
+        warm_up()  # compiled tracker kernels load before the first live frame arrives
+        self.metrics.stream_up.labels(self.stream.id).set(0)
+        self.source.start()
+        self._thread = threading.Thread(target=self._run, name=f"pipeline-{self.stream.id}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the source and the worker (bounded wait)."""
+        self._stop.set()
+        self.source.stop(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.metrics.stream_up.labels(self.stream.id).set(0)
+
+    @property
+    def state(self) -> StreamState:
+        return StreamState.FAILED if self.error else self.source.state
+
+    def status(self) -> dict[str, Any]:
+        """The stream's state for the API (no credentials)."""
+        s = self.source
+        return {
+            "id": self.stream.id,
+            "source": redact(self.stream.source),
+            "state": self.state.value,
+            "error": self.error or s.last_error,
+            "frames_received": s.frames_received,
+            "frames_processed": self.frames_processed,
+            "frames_dropped": s.frames_dropped,
+            "reconnects": s.reconnects,
+            "frame_size": list(s.frame_size) if s.frame_size else None,
+            "fps": s.fps,
+        }
+
+    # -- worker ------------------------------------------------------------------------------
+    def _on_state(self, stream_id: str, state: StreamState) -> None:
+        self.metrics.stream_up.labels(stream_id).set(1 if state is StreamState.RUNNING else 0)
+
+    def _sync_source_metrics(self) -> None:
+        s, sid = self.source, self.stream.id
+        if s.reconnects > self._seen_reconnects:
+            self.metrics.reconnects.labels(sid).inc(s.reconnects - self._seen_reconnects)
+            self._seen_reconnects = s.reconnects
+        if s.frames_dropped > self._seen_drops:
+            self.metrics.dropped.labels(sid, "source").inc(s.frames_dropped - self._seen_drops)
+            self._seen_drops = s.frames_dropped
+
+    def _processor_for(self, frame_size: tuple[int, int]) -> StreamProcessor | None:
+        """Build the processor on the first frame (lanes need the frame size)."""
+        if self.processor is not None and self.processor.frame_size == frame_size:
+            return self.processor
+        try:
+            processor = StreamProcessor(self.stream, self.config, self.detector, frame_size,
+                                        self.source.fps or 30.0, origin_s=0.0)
+        except ConfigError as err:
+            self.error = str(err)
+            log.error("stream %s: %s", self.stream.id, err)
+            return None
+        if self.store is not None:
+            stored = self.store.cumulative(self.stream.id)
+            processor.analytics.counts.restore(stored)
+            if self.processor is None:
+                self.metrics.restore_crossings(self.stream.id, stored)
+        self.processor = processor
+        return processor
+
+    def _run(self) -> None:
+        sid = self.stream.id
+        while not self._stop.is_set():
+            frame = self.source.latest(timeout=0.5)
+            self._sync_source_metrics()
+            if frame is None:
+                if self.source.state in (StreamState.STOPPED, StreamState.FAILED):
+                    return
+                continue
+            processor = self._processor_for(frame.size)
+            if processor is None:
+                return  # a configuration error: this stream stops, the others go on
+            with self._detector_lock:
+                result = processor.process(frame)
+            crossings = result.analytics.crossings
+            if crossings and self.store is not None:
+                try:
+                    self.store.record(crossings)
+                except Exception as err:  # noqa: BLE001 - the store fails alone
+                    log.error("stream %s: cannot store %d crossings: %s", sid, len(crossings), err)
+                    self.metrics.dropped.labels(sid, "store").inc(len(crossings))
+            m = self.metrics
+            m.frames.labels(sid).inc()
+            t = result.timings
+            m.stage_seconds.labels(sid, "detect").observe(t.detect_s)
+            m.stage_seconds.labels(sid, "track").observe(t.track_s)
+            m.stage_seconds.labels(sid, "analytics").observe(t.analytics_s)
+            m.observe_crossings(crossings)
+            m.observe_lanes(sid, result.analytics.lanes)
+            m.latency.labels(sid).observe(max(time.time() - frame.wall_time, 0.0))
+            self.frames_processed += 1
+            self.last_result = result
+            if self.on_result is not None:
+                try:
+                    self.on_result(result)
+                except Exception:  # noqa: BLE001 - a listener's failure is not the stream's
+                    log.exception("stream %s: result listener failed", sid)
+                    m.dropped.labels(sid, "listener").inc()

@@ -1,0 +1,110 @@
+"""A live stream end to end: the highway file paced like a camera through the real model, the
+store and the metrics; restart resumes the counts; a broken stream does not stop another."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from lanewatch.sinks.metrics import ServiceMetrics
+from lanewatch.sinks.store import CountStore
+from lanewatch.stream.config import StreamConfig, load_config
+from lanewatch.stream.detector import UltralyticsDetector
+from lanewatch.stream.live import StreamState
+from lanewatch.stream.runner import StreamRunner
+from lanewatch.trackers.lanes import LaneSpec
+
+from conftest import CONFIGS
+from test_review_footage import HIGHWAY_TRUTH
+from videos import write_video
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(CONFIGS / "highway.yaml")
+
+
+@pytest.fixture(scope="module")
+def detector(config):
+    return UltralyticsDetector(config.model)
+
+
+@pytest.mark.timeout(180)
+def test_live_highway_counts_like_the_review_and_resumes_after_restart(tmp_path, config,
+                                                                      detector):
+    store = CountStore(tmp_path / "counts.db")
+    metrics = ServiceMetrics()
+    lock = threading.Lock()
+    results = []
+    runner = StreamRunner(config.streams[0], config, detector, lock, metrics, store,
+                          on_result=results.append).start()
+    try:
+        assert wait_for(lambda: runner.source.state is StreamState.STOPPED
+                        and not runner._thread.is_alive(), timeout=120), runner.status()
+    finally:
+        runner.stop()
+    status = runner.status()
+    assert status["frames_received"] == 335
+    assert status["frames_processed"] > 0  # the rest were dropped: the latest frame wins
+    assert status["frames_processed"] + status["frames_dropped"] == 335
+    # Every crossing reaches the store, the metrics and the listener alike.
+    counts = store.cumulative("highway")
+    seen = Counter(e.lane for r in results for e in r.analytics.crossings)
+    assert {k.lane: n for k, n in counts.items()} == dict(seen)
+    assert {k.class_name for k in counts} == {"car"}
+    exposition = metrics.exposition().decode()
+    for key, n in counts.items():
+        assert (f'lanewatch_lane_crossings_total{{class="car",direction="towards",'
+                f'lane="{key.lane}",stream="highway"}} {float(n)}') in exposition
+    assert 'lanewatch_stream_up{stream="highway"} 0.0' in exposition
+    assert len(results) == status["frames_processed"]
+    # Against the hand count: never a vehicle counted twice. Known gap (issue 4, open): with
+    # about half the frames dropped live on this CPU, one or two of the 11 vehicles are
+    # sometimes missed; 10 or 11 were counted in the runs here.
+    expected = Counter(lane for _, lane in HIGHWAY_TRUTH)
+    assert all(seen[lane] <= n for lane, n in expected.items())
+    assert sum(seen.values()) >= 9
+
+    # Restart on the same store: cumulative counts resume from it.
+    metrics2 = ServiceMetrics()
+    again = StreamRunner(config.streams[0], config, detector, lock, metrics2, store).start()
+    try:
+        assert wait_for(lambda: again.frames_processed > 3, timeout=60)
+        assert again.processor.analytics.counts.total() >= sum(counts.values())
+        key = next(iter(counts))
+        assert (f'lane="{key.lane}",stream="highway"}} {float(counts[key])}'
+                in metrics2.exposition().decode())
+    finally:
+        again.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_misconfigured_stream_fails_alone(tmp_path, config, detector):
+    small = write_video(tmp_path / "small.mp4", frames=300, size=(320, 240))
+    bad = StreamConfig(id="bad", source=str(small),
+                       lanes=[LaneSpec(name="far", line=((0, 500), (1000, 500)))])
+    metrics, lock = ServiceMetrics(), threading.Lock()
+    good = StreamRunner(config.streams[0], config, detector, lock, metrics).start()
+    broken = StreamRunner(bad, config, detector, lock, metrics).start()
+    try:
+        assert wait_for(lambda: broken.state is StreamState.FAILED, timeout=30)
+        assert "outside the 320x240 frame" in broken.status()["error"]
+        before = good.frames_processed
+        assert wait_for(lambda: good.frames_processed > before + 10, timeout=30)
+    finally:
+        good.stop()
+        broken.stop()
