@@ -86,6 +86,17 @@ def _cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from lanewatch.stream.service import serve  # heavy imports only when needed
+
+    config = load_config(args.config)
+    if args.store is not None:
+        config = config.model_copy(
+            update={"store": config.store.model_copy(update={"path": str(args.store)})})
+    serve(config, args.host, args.port)
+    return 0
+
+
 def _cmd_bench_tracker(args: argparse.Namespace) -> int:
     from lanewatch.trackers.benchmark import TRACKERS, format_table, run_tracker
     from lanewatch.trackers.mot import load_benchmark
@@ -146,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_process)
+
+    v = sub.add_parser("serve", help="run every configured stream live: WebSocket, API, metrics")
+    v.add_argument("-c", "--config", type=Path, required=True, help="YAML config file")
+    v.add_argument("--host", help="listen address (default: server.host)")
+    v.add_argument("--port", type=int, help="listen port (default: server.port)")
+    v.add_argument("--store", type=Path, help="SQLite count store (default: store.path)")
+    v.set_defaults(func=_cmd_serve)
 
     b = sub.add_parser("bench-tracker",
                        help="compare trackers on MOTChallenge data (MOTA, IDF1, speed)")

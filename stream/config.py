@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lanewatch.stream.errors import ConfigError
+from lanewatch.stream.live import SourceSettings
 from lanewatch.trackers.bytetrack import ByteTrackSettings
 from lanewatch.trackers.lanes import CountingSettings, LaneSpec
 
@@ -68,6 +69,7 @@ class StreamConfig(_Strict):
         "pixels", description="lane points in pixels or as fractions 0..1 of the frame"
     )
     lanes: list[LaneSpec] = Field(default_factory=list)
+    source_options: SourceSettings = Field(default_factory=SourceSettings)
 
     @field_validator("lanes")
     @classmethod
@@ -88,6 +90,29 @@ class OutputConfig(_Strict):
     draw_masks: bool = Field(True, description="draw instance masks when the model segments")
 
 
+class ServerConfig(_Strict):
+    """The live service's HTTP/WebSocket server (`server:` section, used by `serve`)."""
+
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0: all)")
+    port: int = Field(8080, ge=0, le=65535, description="one port: API, /ws, /metrics, health")
+    auth_token: str | None = Field(
+        None, min_length=8, description="bearer token for /ws and /api (use ${ENV_VAR})")
+    protect_metrics: bool = Field(False, description="/metrics needs the token too")
+    protect_health: bool = Field(False, description="/healthz and /readyz need the token too")
+    max_clients: int = Field(100, ge=1, description="WebSocket clients at once")
+    client_queue: int = Field(64, ge=4, description="messages queued per client, then oldest drop")
+    slow_client_drops: int = Field(
+        200, ge=1, description="a client that lost this many messages in a row is cut off")
+    max_message_bytes: int = Field(65536, ge=1024, description="largest client message")
+    counts_interval_s: float = Field(1.0, gt=0, description="counts/stats push period")
+
+
+class StoreConfig(_Strict):
+    """Where live counts persist (`store:` section)."""
+
+    path: str = Field("lanewatch.db", description="SQLite file (relative: to the config file)")
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -95,6 +120,8 @@ class Config(_Strict):
     tracker: ByteTrackSettings = Field(default_factory=ByteTrackSettings)
     counting: CountingSettings = Field(default_factory=CountingSettings)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     streams: list[StreamConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -200,7 +227,10 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
     model = config.model.model_copy(update={"path": _resolve_path(config.model.path, base_dir)})
     streams = [s.model_copy(update={"source": _resolve_path(s.source, base_dir)})
                for s in config.streams]
-    return config.model_copy(update={"model": model, "streams": streams})
+    store_path = Path(config.store.path)
+    store = config.store.model_copy(update={
+        "path": str(store_path if store_path.is_absolute() else base_dir / store_path)})
+    return config.model_copy(update={"model": model, "streams": streams, "store": store})
 
 
 def load_config(path: str | Path) -> Config:

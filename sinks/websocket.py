@@ -1,0 +1,282 @@
+"""WebSocket hub: fans stream results out to clients (protocol: docs/websocket.md).
+
+Results arrive from the stream worker threads; the hub turns them into messages there (JSON
+text, and annotated JPEG frames only when a client asked for video) and hands them to the
+asyncio loop, which owns every socket. Each client has a bounded queue: when it is full the
+oldest message is dropped and counted, and a client that keeps losing messages is
+disconnected with a close reason. A malformed or oversized message gets an error reply or a
+close code; nothing a client sends can stop the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from lanewatch.sinks.reports import congestion_record, crossing_record
+from lanewatch.stream.pipeline import FrameResult
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+CLOSE_TOO_SLOW = 4001  # application close codes (4000-4999)
+CLOSE_SHUTDOWN = WSCloseCode.GOING_AWAY
+
+
+def frame_message(header: dict[str, Any], jpeg: bytes) -> bytes:
+    """Binary frame message: 4-byte big-endian header length, JSON header, JPEG bytes."""
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    return struct.pack(">I", len(raw)) + raw + jpeg
+
+
+def parse_frame_message(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """Inverse of `frame_message` (for clients and tests)."""
+    (n,) = struct.unpack(">I", data[:4])
+    return json.loads(data[4:4 + n]), data[4 + n:]
+
+
+@dataclass(eq=False)  # identity semantics: clients live in a set
+class Client:
+    """One connected WebSocket client and what it subscribed to."""
+
+    ws: web.WebSocketResponse
+    transport: Any = None
+    queue: deque = field(default_factory=deque)
+    streams: set[str] = field(default_factory=set)
+    video: bool = False
+    max_fps: float = 5.0
+    max_width: int = 960
+    last_frame_sent: dict[str, float] = field(default_factory=dict)
+    dropped_in_a_row: int = 0
+    cut_off: bool = False
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class WebSocketHub:
+    """All clients of the service and the stream messages they receive."""
+
+    def __init__(self, stream_ids: list[str], queue_size: int = 64,
+                 slow_client_drops: int = 200, max_message_bytes: int = 65536,
+                 metrics=None):
+        self.stream_ids = stream_ids
+        self.queue_size = queue_size
+        self.slow_client_drops = slow_client_drops
+        self.max_message_bytes = max_message_bytes
+        self.metrics = metrics
+        self.clients: set[Client] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.messages_dropped = 0
+
+    # -- called from stream worker threads ------------------------------------------------------
+    def video_request(self, stream: str) -> tuple[float, int] | None:
+        """(highest max_fps, largest max_width) among clients that want this stream's video."""
+        wanted = [(c.max_fps, c.max_width) for c in list(self.clients)
+                  if c.video and stream in c.streams]
+        if not wanted:
+            return None
+        return max(f for f, _ in wanted), max(w for _, w in wanted)
+
+    def publish_result(self, result: FrameResult, annotated=None) -> None:
+        """Queue a frame's events (and its annotated image, if given) for the clients."""
+        if self.loop is None or not self.clients:
+            return
+        stream = result.frame.stream_id
+        messages: list[str] = []
+        ts = time.time()
+        for e in result.analytics.crossings:
+            messages.append(json.dumps({"type": "event", "stream": stream, "ts": ts,
+                                        "event": crossing_record(e)}))
+        for e in result.analytics.congestion:
+            messages.append(json.dumps({"type": "alert", "stream": stream, "ts": ts,
+                                        "alert": congestion_record(e)}))
+        jpeg = None
+        if annotated is not None:
+            jpeg = self._encode(result, annotated)
+        if messages or jpeg:
+            self.loop.call_soon_threadsafe(self._dispatch, stream, messages, jpeg)
+
+    def _encode(self, result: FrameResult, image) -> tuple[dict, bytes, int]:
+        request = self.video_request(result.frame.stream_id)
+        width = image.shape[1]
+        if request and width > request[1]:
+            scale = request[1] / width
+            image = cv2.resize(image, (request[1], round(image.shape[0] * scale)),
+                               interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
+        header = {"stream": result.frame.stream_id, "frame": result.frame.index,
+                  "ts": result.frame.wall_time, "width": image.shape[1],
+                  "height": image.shape[0]}
+        return header, buf.tobytes() if ok else b"", image.shape[1]
+
+    # -- on the event loop -------------------------------------------------------------------
+    def broadcast_json(self, stream: str | None, payload: dict[str, Any]) -> None:
+        """Queue a JSON message for the clients subscribed to `stream` (None: everyone)."""
+        text = json.dumps(payload)
+        for client in list(self.clients):
+            if stream is None or stream in client.streams:
+                self._enqueue(client, text)
+
+    def _dispatch(self, stream: str, messages: list[str], jpeg) -> None:
+        now = time.monotonic()
+        for client in list(self.clients):
+            if stream not in client.streams:
+                continue
+            for text in messages:
+                self._enqueue(client, text)
+            if jpeg and client.video:
+                header, data, width = jpeg
+                if width > client.max_width or not data:
+                    continue  # encoded for a client wanting more; this one gets the next
+                last = client.last_frame_sent.get(stream, 0.0)
+                if now - last >= 1.0 / client.max_fps:
+                    client.last_frame_sent[stream] = now
+                    self._enqueue(client, frame_message(header, data))
+
+    def _enqueue(self, client: Client, message) -> None:
+        if client.cut_off:
+            return
+        if len(client.queue) >= self.queue_size:
+            client.queue.popleft()
+            client.dropped_in_a_row += 1
+            self.messages_dropped += 1
+            if self.metrics is not None:
+                self.metrics.dropped.labels("-", "websocket").inc()
+            if client.dropped_in_a_row >= self.slow_client_drops:
+                client.cut_off = True
+                client.queue.clear()
+                asyncio.ensure_future(self._cut_off(client))
+                return
+        client.queue.append(message)
+        client.wakeup.set()
+
+    async def _cut_off(self, client: Client) -> None:
+        """Disconnect a client that stays too far behind (its writer may be stuck in send)."""
+        log.warning("websocket client too slow (%d messages lost): disconnecting",
+                    client.dropped_in_a_row)
+        try:
+            await asyncio.wait_for(client.ws.close(code=CLOSE_TOO_SLOW,
+                                                   message=b"too slow: messages dropped"), 2)
+        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+            if client.transport is not None:
+                client.transport.abort()  # its buffers are full: drop the connection
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """The /ws endpoint."""
+        ws = web.WebSocketResponse(max_msg_size=self.max_message_bytes, heartbeat=20)
+        await ws.prepare(request)
+        client = Client(ws, transport=request.transport)
+        self.clients.add(client)
+        self._count_clients()
+        writer = asyncio.create_task(self._writer(client))
+        await ws.send_str(json.dumps({"type": "hello", "version": PROTOCOL_VERSION,
+                                      "streams": self.stream_ids, "ts": time.time()}))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_message(client, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self._error(client, "bad_message", "send JSON text messages")
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.clients.discard(client)
+            self._count_clients()
+            writer.cancel()
+            if ws.close_code is None and not ws.closed:
+                await ws.close()
+        return ws
+
+    def _count_clients(self) -> None:
+        if self.metrics is not None:
+            self.metrics.ws_clients.set(len(self.clients))
+
+    async def _error(self, client: Client, code: str, message: str) -> None:
+        await client.ws.send_str(json.dumps({"type": "error", "code": code,
+                                             "message": message}))
+
+    async def _on_message(self, client: Client, text: str) -> None:
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            await self._error(client, "bad_json", "message is not valid JSON")
+            return
+        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+            await self._error(client, "bad_message", 'expected an object with a "type"')
+            return
+        kind = msg["type"]
+        if kind == "ping":
+            await client.ws.send_str(json.dumps({"type": "pong", "ts": time.time()}))
+        elif kind == "subscribe":
+            await self._subscribe(client, msg)
+        elif kind == "unsubscribe":
+            streams = msg.get("streams") or []
+            client.streams -= set(streams) if isinstance(streams, list) else set()
+            await client.ws.send_str(json.dumps({"type": "subscribed",
+                                                 "streams": sorted(client.streams)}))
+        else:
+            await self._error(client, "unknown_type", f"unknown message type {kind!r}")
+
+    async def _subscribe(self, client: Client, msg: dict) -> None:
+        streams = msg.get("streams", "*")
+        if streams == "*":
+            streams = list(self.stream_ids)
+        if not isinstance(streams, list) or not all(isinstance(s, str) for s in streams):
+            await self._error(client, "bad_subscribe", '"streams" must be a list of ids or "*"')
+            return
+        unknown = sorted(set(streams) - set(self.stream_ids))
+        if unknown:
+            await self._error(client, "unknown_stream",
+                              f"no stream {', '.join(unknown)} (streams: "
+                              f"{', '.join(self.stream_ids)})")
+            return
+        try:
+            max_fps = float(msg.get("max_fps", client.max_fps))
+            max_width = int(msg.get("max_width", client.max_width))
+        except (TypeError, ValueError):
+            await self._error(client, "bad_subscribe", "max_fps and max_width must be numbers")
+            return
+        if not (0 < max_fps <= 60 and 64 <= max_width <= 4096):
+            await self._error(client, "bad_subscribe",
+                              "max_fps must be in (0, 60], max_width in [64, 4096]")
+            return
+        client.streams |= set(streams)
+        client.video = bool(msg.get("video", client.video))
+        client.max_fps, client.max_width = max_fps, max_width
+        await client.ws.send_str(json.dumps({"type": "subscribed",
+                                             "streams": sorted(client.streams),
+                                             "video": client.video, "max_fps": max_fps,
+                                             "max_width": max_width}))
+
+    async def _writer(self, client: Client) -> None:
+        """Send a client's queue; cut it off when it stays too far behind."""
+        ws = client.ws
+        try:
+            while not ws.closed:
+                await client.wakeup.wait()
+                client.wakeup.clear()
+                while client.queue and not ws.closed and not client.cut_off:
+                    message = client.queue.popleft()
+                    if isinstance(message, bytes):
+                        await ws.send_bytes(message)
+                    else:
+                        await ws.send_str(message)
+                    client.dropped_in_a_row = 0
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            return
+
+    async def close_all(self, message: str = "server shutting down") -> None:
+        """Close every client with 1001 (going away)."""
+        for client in list(self.clients):
+            try:
+                await client.ws.close(code=CLOSE_SHUTDOWN, message=message.encode())
+            except Exception:  # noqa: BLE001 - already gone
+                pass
