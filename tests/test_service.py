@@ -1,0 +1,237 @@
+"""`lanewatch serve` as a real process on loopback, driven by a real WebSocket client (the
+`websockets` library, independent of the server's aiohttp) and plain HTTP. Every wait is
+bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+import textwrap
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+import websockets
+
+from lanewatch.sinks.websocket import parse_frame_message
+
+from rtsp import free_port
+from test_review_footage import HIGHWAY_TRUTH
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+TOKEN = "s3cret-token-for-tests"
+
+
+class Served:
+    """A `lanewatch serve` process."""
+
+    def __init__(self, tmp_path, detector_model, video, extra_server="", loop=False):
+        self.port = free_port()
+        self.config = tmp_path / "serve.yaml"
+        self.config.write_text(textwrap.dedent(f"""
+            model: {{path: {detector_model}, classes: [car, truck, bus, motorcycle]}}
+            server: {{port: {self.port}, max_message_bytes: 4096{extra_server}}}
+            store: {{path: {tmp_path / 'counts.db'}}}
+            streams:
+              - id: highway
+                source: {video}
+                source_options: {{loop: {str(loop).lower()}}}
+                lanes:
+        """) + "".join(
+            f"      - {{name: lane{i}, line: [[{a}, 250], [{b}, 250]], direction: in,"
+            f" in_label: towards}}\n"
+            for i, (a, b) in enumerate([(395, 535), (535, 654), (654, 790), (790, 910)], 1)))
+        self.log = open(tmp_path / "serve.log", "w")
+        self.process = subprocess.Popen(
+            [shutil.which("lanewatch"), "serve", "-c", str(self.config)],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                if self.get("/healthz", token=True)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("lanewatch serve did not come up")
+
+    @property
+    def ws_url(self):
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def get(self, path, token=False):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
+        if token:
+            request.add_header("Authorization", f"Bearer {TOKEN}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, detector_model, highway_video):
+    s = Served(tmp_path_factory.mktemp("serve"), detector_model, highway_video)
+    yield s
+    s.stop()
+
+
+async def receive(ws, timeout=10.0):
+    message = await asyncio.wait_for(ws.recv(), timeout)
+    return message if isinstance(message, bytes) else json.loads(message)
+
+
+async def collect(url, seconds, subscribe):
+    """Messages received in `seconds` after subscribing."""
+    got = {"frames": [], "json": []}
+    async with websockets.connect(url) as ws:
+        hello = await receive(ws)
+        assert hello["type"] == "hello" and hello["streams"] == ["highway"]
+        await ws.send(json.dumps(subscribe))
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                m = await receive(ws, timeout=max(deadline - time.monotonic(), 0.01))
+            except asyncio.TimeoutError:
+                break
+            (got["frames"] if isinstance(m, bytes) else got["json"]).append(m)
+    return got
+
+
+def test_websocket_streams_frames_counts_events_and_stats(served):
+    got = asyncio.run(collect(served.ws_url, 6, {"type": "subscribe", "streams": ["highway"],
+                                                 "video": True, "max_fps": 4,
+                                                 "max_width": 480}))
+    kinds = [m["type"] for m in got["json"]]
+    assert kinds[0] == "subscribed"
+    assert kinds.count("counts") >= 3 and kinds.count("stats") >= 3
+    assert 8 <= len(got["frames"]) <= 30  # about 4 frames/s as requested
+    header, jpeg = parse_frame_message(got["frames"][-1])
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert header["stream"] == "highway" and image.shape == (270, 480, 3)
+    counts = [m for m in got["json"] if m["type"] == "counts"][-1]
+    assert [lane["name"] for lane in counts["lanes"]] == ["lane1", "lane2", "lane3", "lane4"]
+    stats = [m for m in got["json"] if m["type"] == "stats"][-1]
+    assert stats["state"] in ("running", "stopped") and stats["frames_processed"] > 0
+
+
+def test_final_counts_match_the_hand_count(served):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the 11 s file, paced like a camera, then it stops
+        status = json.loads(served.get("/api/streams")[1])[0]
+        if status["state"] == "stopped":
+            break
+        time.sleep(0.5)
+    assert status["state"] == "stopped"
+    counts = json.loads(served.get("/api/streams/highway/counts")[1])["counts"]
+    per_lane = {}
+    for row in counts:
+        per_lane[row["lane"]] = per_lane.get(row["lane"], 0) + row["count"]
+    expected = {}
+    for _, lane in HIGHWAY_TRUTH:
+        expected[lane] = expected.get(lane, 0) + 1
+    # Never a double count; known gap (issue 4, open): one vehicle is sometimes missed live.
+    assert all(per_lane.get(lane, 0) <= n for lane, n in expected.items())
+    assert sum(per_lane.values()) >= 9
+    events = json.loads(served.get("/api/streams/highway/events?limit=5")[1])
+    assert len(events) == min(5, sum(per_lane.values()))
+    metrics = served.get("/metrics")[1].decode()
+    assert 'lanewatch_lane_crossings_total{class="car",direction="towards"' in metrics
+    assert 'lanewatch_frames_total{stream="highway"}' in metrics
+    status_code, body = served.get("/readyz")
+    assert status_code == 503 and json.loads(body)["streams"] == {"highway": "stopped"}
+
+
+@pytest.mark.parametrize(
+    "message, code",
+    [
+        ("{not json", "bad_json"),
+        ('["a list"]', "bad_message"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "subscribe", "streams": ["nope"]}', "unknown_stream"),
+        ('{"type": "subscribe", "streams": "highway"}', "bad_subscribe"),
+        ('{"type": "subscribe", "streams": ["highway"], "max_fps": 1000}', "bad_subscribe"),
+        (b"\x00\x01binary", "bad_message"),
+    ],
+)
+def test_bad_client_messages_get_an_error_reply(served, message, code):
+    async def go():
+        async with websockets.connect(served.ws_url) as ws:
+            await receive(ws)
+            await ws.send(message)
+            reply = await receive(ws)
+            assert reply["type"] == "error" and reply["code"] == code, reply
+            await ws.send('{"type": "ping"}')  # the connection still works
+            assert (await receive(ws))["type"] == "pong"
+    asyncio.run(go())
+
+
+def test_oversized_message_closes_with_1009(served):
+    async def go():
+        async with websockets.connect(served.ws_url, max_size=None) as ws:
+            await receive(ws)
+            await ws.send("x" * 10000)  # max_message_bytes is 4096 here
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                for _ in range(20):
+                    await receive(ws)
+            assert info.value.rcvd.code == 1009
+    asyncio.run(go())
+
+
+def test_unknown_stream_in_the_api_is_404(served):
+    status, body = served.get("/api/streams/nope/counts")
+    assert status == 404 and json.loads(body)["error"] == "unknown stream"
+    assert served.get("/api/streams/highway/events?limit=0")[0] == 400
+    assert served.get("/api/streams/highway/intervals?since=yesterday")[0] == 400
+
+
+def test_token_auth_and_graceful_shutdown(tmp_path, detector_model, highway_video):
+    s = Served(tmp_path, detector_model, highway_video,
+               extra_server=f", auth_token: {TOKEN}, protect_health: true", loop=True)
+    try:
+        assert s.get("/api/streams")[0] == 401
+        assert s.get("/api/streams", token=True)[0] == 200
+        assert s.get("/metrics")[0] == 200  # not protected unless protect_metrics
+        assert s.get("/healthz")[0] == 401
+
+        async def status_of(url):
+            try:
+                async with websockets.connect(url):
+                    return 101
+            except websockets.InvalidStatus as err:
+                return err.response.status_code
+        assert asyncio.run(status_of(s.ws_url)) == 401
+        assert asyncio.run(status_of(f"{s.ws_url}?token=wrong-token-x")) == 401
+        assert asyncio.run(status_of(f"{s.ws_url}?token={TOKEN}")) == 101
+
+        async def shutdown():
+            async with websockets.connect(s.ws_url, additional_headers={
+                    "Authorization": f"Bearer {TOKEN}"}) as ws:
+                assert (await receive(ws))["type"] == "hello"
+                s.process.send_signal(signal.SIGTERM)
+                with pytest.raises(websockets.ConnectionClosed) as info:
+                    for _ in range(1000):
+                        await receive(ws, timeout=20)
+                return info.value.rcvd.code
+        assert asyncio.run(shutdown()) == 1001
+        assert s.process.wait(30) == 0
+    finally:
+        s.stop()
