@@ -179,7 +179,8 @@ class FrameAnnotator:
         w = max(sz[0][0] for sz in sizes)
         line_h = max(sz[0][1] + sz[1] for sz in sizes) + 4
         x = int(np.clip(center[0] - w / 2, 0, image.shape[1] - w - 1))
-        y = int(np.clip(center[1] - 6 - line_h * len(lines), 0, image.shape[0] - line_h * len(lines)))
+        box_h = line_h * len(lines)
+        y = int(np.clip(center[1] - 6 - box_h, 0, image.shape[0] - box_h))
         cv2.rectangle(image, (x - 3, y), (x + w + 3, y + line_h * len(lines) + 2), (30, 30, 30), -1)
         for i, text in enumerate(lines):
             cv2.putText(image, text, (x, y + line_h * (i + 1) - 4), font, scale, (255, 255, 255), 1,

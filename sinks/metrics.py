@@ -7,8 +7,8 @@ their series.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-export)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from lanewatch.trackers.analytics import CrossingEvent, LaneState
 

@@ -81,7 +81,8 @@ class ReportWriter:
         rows = book.interval_table(self.analytics.count_keys(classes))
         with open(self.outdir / COUNTS_FILE, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow(["interval_start_s", "interval_end_s", "lane", "class", "direction", "count"])
+            w.writerow(["interval_start_s", "interval_end_s", "lane", "class", "direction",
+                        "count"])
             for r in rows:
                 w.writerow([f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane,
                             r.class_name, r.direction, r.count])

@@ -165,7 +165,7 @@ class WebSocketHub:
         try:
             await asyncio.wait_for(client.ws.close(code=CLOSE_TOO_SLOW,
                                                    message=b"too slow: messages dropped"), 2)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+        except (TimeoutError, ConnectionError, RuntimeError):
             if client.transport is not None:
                 client.transport.abort()  # its buffers are full: drop the connection
 

@@ -35,7 +35,8 @@ def _describe(config: Config) -> str:
         f"tracker:  ByteTrack (lost buffer {config.tracker.lost_track_buffer_s:g} s, "
         f"thresholds {config.tracker.low_threshold:g}/{config.tracker.high_threshold:g})",
         f"counting: anchor={config.counting.anchor.value} "
-        f"hysteresis={config.counting.hysteresis:g}xheight confirm={config.counting.confirm_frames} "
+        f"hysteresis={config.counting.hysteresis:g}xheight "
+        f"confirm={config.counting.confirm_frames} "
         f"frames interval={config.counting.interval_s:g} s",
         f"streams:  {len(config.streams)}",
     ]

@@ -152,7 +152,8 @@ _ENV = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 def interpolate_env(value: Any, where: str = "") -> Any:
     """Replace ${NAME} / ${NAME:-default} in every string of a parsed YAML tree."""
     if isinstance(value, dict):
-        return {k: interpolate_env(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {k: interpolate_env(v, f"{where}.{k}" if where else str(k))
+                for k, v in value.items()}
     if isinstance(value, list):
         return [interpolate_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if not isinstance(value, str):
@@ -216,7 +217,8 @@ def _resolve_path(value: str, base: Path) -> str:
 def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> Config:
     """Validate an already-parsed YAML tree."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping with model: and streams:, got {type(data).__name__}")
+        raise ConfigError(f"{source}: expected a mapping with model: and streams:, "
+                          f"got {type(data).__name__}")
     data = interpolate_env(data)
     try:
         config = Config.model_validate(data)

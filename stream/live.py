@@ -102,7 +102,8 @@ class LiveSource:
         self._on_state = on_state
         self._rng = random.Random(seed)
         self._file = is_file_source(url)
-        self._realtime = self.settings.realtime if self.settings.realtime is not None else self._file
+        realtime = self.settings.realtime
+        self._realtime = self._file if realtime is None else realtime
         self._lock = threading.Condition()
         self._latest: Frame | None = None
         self._taken_index = -1

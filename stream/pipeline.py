@@ -75,4 +75,5 @@ class StreamProcessor:
         t2 = time.perf_counter()
         update = self.analytics.update(tracked, frame.pts_s, frame.index)
         t3 = time.perf_counter()
-        return FrameResult(frame, detections, tracked, update, StageTimings(t1 - t0, t2 - t1, t3 - t2))
+        timings = StageTimings(t1 - t0, t2 - t1, t3 - t2)
+        return FrameResult(frame, detections, tracked, update, timings)

@@ -15,7 +15,8 @@ NAMES = {0: "car"}
 
 def dets(boxes, scores=None):
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    scores = np.full(len(boxes), 0.9, np.float32) if scores is None else np.asarray(scores, np.float32)
+    scores = (np.full(len(boxes), 0.9, np.float32) if scores is None
+              else np.asarray(scores, np.float32))
     return Detections(boxes, scores, np.zeros(len(boxes), np.int32), NAMES)
 
 

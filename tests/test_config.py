@@ -93,7 +93,8 @@ ERRORS = {
     "bad stream id": (
         VALID.replace("id: cam1", "id: 'cam 1'"), ["streams[0](cam 1).id: String should match"]),
     "bad direction": (
-        VALID.replace("line: [[0, 10], [100, 10]]", "line: [[0, 10], [100, 10]]\n        direction: up"),
+        VALID.replace("line: [[0, 10], [100, 10]]",
+                      "line: [[0, 10], [100, 10]]\n        direction: up"),
         ["lanes[0](north).direction: Input should be 'both', 'in' or 'out'"]),
     "congestion without polygon": (
         VALID.replace("line: [[0, 10], [100, 10]]",
@@ -168,8 +169,9 @@ def test_check_config_invalid_exits_2_without_traceback(tmp_path):
 
 
 def test_readme_configuration_reference_is_current():
-    from conftest import REPO
     from lanewatch.stream.config_reference import embedded, reference
+
+    from conftest import REPO
 
     readme = (REPO / "README.md").read_text()
     assert embedded(readme) == reference(), (

@@ -147,7 +147,8 @@ def test_line_along_the_left_edge_counts_horizontal_motion():
 
 
 def test_normalised_and_pixel_coordinates_agree():
-    pixel = [LaneSpec(name="A", line=((0, 50), (50, 50)), polygon=[(0, 0), (50, 0), (50, 100), (0, 100)])]
+    pixel = [LaneSpec(name="A", line=((0, 50), (50, 50)),
+                      polygon=[(0, 0), (50, 0), (50, 100), (0, 100)])]
     norm = [LaneSpec(name="A", line=((0, 0.5), (0.5, 0.5)),
                      polygon=[(0, 0), (0.5, 0), (0.5, 1), (0, 1)])]
     trajectories = [track(1, DOWN), track(2, UP, x=10), track(3, DOWN, x=75)]

@@ -16,6 +16,7 @@ from lanewatch.stream.live import (
     backoff_delay,
     redact,
 )
+
 from videos import write_video
 
 

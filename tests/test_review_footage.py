@@ -107,6 +107,7 @@ def test_highway_counts_csv_is_a_full_grid(highway_run):
     per_lane = Counter()
     for start, end, lane, cls, direction, count in rows:
         assert (start, end, direction) == ("0", "60", "towards")
+        assert cls in {"car", "motorcycle", "bus", "truck"}
         per_lane[lane] += int(count)
     assert per_lane == Counter(lane for _, lane in HIGHWAY_TRUTH)
 

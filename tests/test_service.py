@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
-import subprocess
 import textwrap
 import time
 import urllib.error
@@ -22,6 +20,7 @@ import websockets
 from lanewatch.sinks.websocket import parse_frame_message
 
 from rtsp import free_port
+from serving import start_serve, stop_serve
 from test_review_footage import HIGHWAY_TRUTH
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -48,20 +47,7 @@ class Served:
             f"      - {{name: lane{i}, line: [[{a}, 250], [{b}, 250]], direction: in,"
             f" in_label: towards}}\n"
             for i, (a, b) in enumerate([(395, 535), (535, 654), (654, 790), (790, 910)], 1)))
-        self.log = open(tmp_path / "serve.log", "w")
-        self.process = subprocess.Popen(
-            [shutil.which("lanewatch"), "serve", "-c", str(self.config)],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if self.get("/healthz", token=True)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("lanewatch serve did not come up")
+        self.base, self.process = start_serve(self.config, self.port, tmp_path / "serve.log")
 
     @property
     def ws_url(self):
@@ -78,13 +64,7 @@ class Served:
             return err.code, err.read()
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
+        return stop_serve(self.process)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +90,7 @@ async def collect(url, seconds, subscribe):
         while time.monotonic() < deadline:
             try:
                 m = await receive(ws, timeout=max(deadline - time.monotonic(), 0.01))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             (got["frames"] if isinstance(m, bytes) else got["json"]).append(m)
     return got

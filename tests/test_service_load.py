@@ -9,25 +9,18 @@ import base64
 import json
 import os
 import re
-import shutil
 import signal
 import socket
-import subprocess
 import textwrap
 import time
-import urllib.request
 
 import pytest
 import websockets
 
 from rtsp import free_port
+from serving import http_get, start_serve, stop_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
-
-
-def http_get(url):
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return r.read().decode()
 
 
 def frames_total(base):
@@ -56,28 +49,7 @@ def start_service(tmp_path, detector_model, video, loop, server_extra=""):
               - {{name: lane3, line: [[654, 250], [790, 250]], direction: in}}
               - {{name: lane4, line: [[790, 250], [910, 250]], direction: in}}
     """))
-    log = open(tmp_path / "serve.log", "a")
-    process = subprocess.Popen([shutil.which("lanewatch"), "serve", "-c", str(config)],
-                               stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (tmp_path / "serve.log").read_text()
-        try:
-            http_get(base + "/healthz")
-            return base, process
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("serve did not start")
-
-
-def stop(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    return start_serve(config, port, tmp_path / "serve.log")
 
 
 def stalled_client(port):
@@ -124,7 +96,7 @@ def test_slow_clients_are_cut_off_without_slowing_the_pipeline(tmp_path, detecto
                         try:
                             await asyncio.wait_for(ws.recv(), 2)
                             received += 1
-                        except asyncio.TimeoutError:
+                        except TimeoutError:
                             pass
                     return received
 
@@ -155,7 +127,7 @@ def test_slow_clients_are_cut_off_without_slowing_the_pipeline(tmp_path, detecto
         status = json.loads(http_get(base + "/api/streams"))[0]
         assert status["state"] == "running"
     finally:
-        stop(process)
+        stop_serve(process)
 
 
 def test_kill_9_then_restart_resumes_the_counts(tmp_path, detector_model, highway_video):
@@ -198,4 +170,4 @@ def test_kill_9_then_restart_resumes_the_counts(tmp_path, detector_model, highwa
                         return sum(sum(lane["counts"].values()) for lane in m["lanes"])
         assert asyncio.run(lane_totals()) >= before
     finally:
-        stop(process)
+        stop_serve(process)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import shutil
-import signal
 import subprocess
 import textwrap
 import time
@@ -20,32 +18,9 @@ import pytest
 import websockets
 
 from rtsp import RtspServer, free_port
+from serving import http_get, metric, start_serve, stop_serve, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
-
-
-def http_get(url, timeout=10):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
-def metric(text, name, **labels):
-    """Value of one sample in a Prometheus exposition, or None."""
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    m = re.search(rf"^{name}\{{{re.escape(want)}\}} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else None
-
-
-def wait_for(predicate, timeout, step=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(step)
-    return False
 
 
 @pytest.fixture()
@@ -76,20 +51,9 @@ def service(tmp_path, detector_model, camera):
             source: rtsp://127.0.0.1:{free_port()}/nobody-home
             source_options: {fast}
     """))
-    log = open(tmp_path / "serve.log", "w")
-    process = subprocess.Popen([shutil.which("lanewatch"), "serve", "-c", str(config)],
-                               stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    assert wait_for(lambda: process.poll() is None and http_get(base + "/healthz"), 120), \
-        (tmp_path / "serve.log").read_text()
+    base, process = start_serve(config, port, tmp_path / "serve.log")
     yield base, process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    log.close()
+    stop_serve(process)
 
 
 def test_rtsp_stream_served_to_websocket_and_recovering_from_a_camera_restart(service, camera):
@@ -106,7 +70,7 @@ def test_rtsp_stream_served_to_websocket_and_recovering_from_a_camera_restart(se
             while time.monotonic() < deadline:
                 try:
                     m = await asyncio.wait_for(ws.recv(), max(deadline - time.monotonic(), .01))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 if isinstance(m, bytes):
                     frames += 1

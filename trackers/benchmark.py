@@ -205,7 +205,8 @@ def format_table(rows: list[BenchRow]) -> str:
         o = ours[0]
         lines.append("")
         lines.append(
-            f"lanewatch vs best library: MOTA {o.scores.mota - max(r.scores.mota for r in others):+.1f}, "
+            "lanewatch vs best library: "
+            f"MOTA {o.scores.mota - max(r.scores.mota for r in others):+.1f}, "
             f"IDF1 {o.scores.idf1 - max(r.scores.idf1 for r in others):+.1f}, "
             f"ID switches {o.scores.id_switches - min(r.scores.id_switches for r in others):+d}, "
             f"throughput x{o.frames_per_second / max(r.frames_per_second for r in others):.1f}")

@@ -2,10 +2,11 @@
 
 Each track's anchor point is classified as clearly on one side of the line (beyond a margin)
 or inside the band around it; anchors of low-confidence boxes (typically partial boxes of an
-occluded object, whose bottom edge is not the object's) are treated as inside the band. A crossing is the change of a track's *settled* side; positions
-inside the band never settle, so jitter on the line or a vehicle stopping on it cannot produce
-a second count. The crossing must also happen within the segment's extent (between the line's
-two points), and a track is counted at most once per line.
+occluded object, whose bottom edge is not the object's) are treated as inside the band. A
+crossing is the change of a track's *settled* side; positions inside the band never settle,
+so jitter on the line or a vehicle stopping on it cannot produce a second count. The crossing
+must also happen within the segment's extent (between the line's two points), and a track is
+counted at most once per line.
 """
 
 from __future__ import annotations

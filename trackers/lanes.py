@@ -41,7 +41,8 @@ class CongestionSettings(BaseModel):
     min_dwell_s: float | None = Field(None, gt=0, description="longest stay of an object, s")
     min_duration_s: float = Field(5.0, ge=0, description="condition must hold this long")
     clear_after_s: float | None = Field(
-        None, ge=0, description="condition must be false this long to clear (default: min_duration_s)"
+        None, ge=0,
+        description="condition must be false this long to clear (default: min_duration_s)"
     )
 
     @model_validator(mode="after")

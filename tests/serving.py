@@ -1,0 +1,62 @@
+"""Helpers for tests that run `lanewatch serve` as a real process on loopback."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+
+def wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
+    """Poll `predicate` until true or `timeout` seconds pass (connection errors count false)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except OSError:
+            pass
+        time.sleep(step)
+    return False
+
+
+def http_get(url: str, timeout: float = 10) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def metric(text: str, name: str, **labels) -> float | None:
+    """Value of one sample in a Prometheus exposition, or None."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    m = re.search(rf"^{name}\{{{re.escape(want)}\}} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def start_serve(config: Path, port: int, log: Path) -> tuple[str, subprocess.Popen]:
+    """Start `lanewatch serve -c config` (listening on `port`); returns (base URL, process)
+    once /healthz answers, failing with the server's log if it does not come up."""
+    out = open(log, "a")
+    process = subprocess.Popen([shutil.which("lanewatch"), "serve", "-c", str(config)],
+                               stdout=out, stderr=subprocess.STDOUT)
+    out.close()  # the child keeps its own handle
+    base = f"http://127.0.0.1:{port}"
+    up = wait_for(lambda: process.poll() is None and http_get(base + "/healthz") is not None,
+                  timeout=120)
+    assert up and process.poll() is None, log.read_text()[-3000:]
+    return base, process
+
+
+def stop_serve(process: subprocess.Popen) -> int | None:
+    """SIGTERM (graceful), then SIGKILL after 30 s; returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    return process.returncode
