@@ -79,9 +79,14 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+def is_device(url: str) -> bool:
+    """A V4L2 capture device such as /dev/video0 (or v4l2:///dev/video0)."""
+    return url.startswith(("/dev/video", "v4l2://"))
+
+
 def is_file_source(url: str) -> bool:
-    """A local path (or file:// URL) rather than a network stream or device."""
-    return "://" not in url or url.startswith("file://")
+    """A local video file (or file:// URL) rather than a network stream or device."""
+    return not is_device(url) and ("://" not in url or url.startswith("file://"))
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
@@ -168,10 +173,11 @@ class LiveSource:
         options = {}
         if self.url.startswith(("rtsp://", "rtsps://")):
             options["rtsp_transport"] = s.rtsp_transport
-        target = self.url.removeprefix("file://")
+        target = self.url.removeprefix("file://").removeprefix("v4l2://")
         if self._file and not Path(target).exists():
             raise FileNotFoundError(f"file not found: {target}")
-        return av.open(target, options=options, timeout=(s.open_timeout_s, s.read_timeout_s))
+        return av.open(target, format="v4l2" if is_device(self.url) else None, options=options,
+                       timeout=(s.open_timeout_s, s.read_timeout_s))
 
     def _run(self) -> None:
         failures = 0

@@ -14,6 +14,8 @@ from lanewatch.stream.live import (
     SourceSettings,
     StreamState,
     backoff_delay,
+    is_device,
+    is_file_source,
     redact,
 )
 
@@ -40,6 +42,31 @@ def wait_for(predicate, timeout=20.0, step=0.02):
 )
 def test_redact(url, expected):
     assert redact(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url, file, device",
+    [
+        ("/videos/a.mp4", True, False),
+        ("file:///videos/a.mp4", True, False),
+        ("/dev/video0", False, True),
+        ("v4l2:///dev/video2", False, True),
+        ("rtsp://cam/live", False, False),
+        ("https://example.org/live.m3u8", False, False),
+    ],
+)
+def test_source_kinds(url, file, device):
+    assert (is_file_source(url), is_device(url)) == (file, device)
+
+
+def test_missing_webcam_keeps_retrying_with_a_clear_error():
+    settings = SourceSettings(reconnect_initial_s=0.05, reconnect_max_s=0.1, max_attempts=2)
+    source = LiveSource("webcam", "/dev/video99", settings).start()
+    try:
+        assert wait_for(lambda: source.state is StreamState.FAILED, timeout=20)
+    finally:
+        source.stop()
+    assert "cannot open" in source.last_error
 
 
 @pytest.mark.parametrize(
