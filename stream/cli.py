@@ -99,7 +99,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_tracker(args: argparse.Namespace) -> int:
-    from lanewatch.trackers.benchmark import TRACKERS, format_table, run_tracker
+    from lanewatch.trackers.benchmark import TRACKERS, compare, format_table
     from lanewatch.trackers.mot import load_benchmark
 
     if not args.data.is_dir():
@@ -113,13 +113,9 @@ def _cmd_bench_tracker(args: argparse.Namespace) -> int:
         sequences = [s for s in sequences if s.name in args.sequences]
     frames = sum(s.length for s in sequences)
     print(f"{len(sequences)} sequences, {frames} frames: {', '.join(s.name for s in sequences)}")
-    rows = []
-    for name in args.trackers:
-        row = run_tracker(TRACKERS[name], sequences, repeats=args.repeats)
-        rows.append(row)
-        print(f"  {row.tracker}: MOTA {row.scores.mota:.1f}, IDF1 {row.scores.idf1:.1f}, "
-              f"ID switches {row.scores.id_switches}, {row.frames_per_second:,.0f} frames/s",
-              flush=True)
+    print(f"timing {len(args.trackers)} trackers, {args.repeats} interleaved rounds ...",
+          flush=True)
+    rows = compare({name: TRACKERS[name] for name in args.trackers}, sequences, args.repeats)
     print()
     print(format_table(rows))
     return 0
@@ -174,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--trackers", nargs="+", default=list(_BENCH_TRACKERS),
                    choices=_BENCH_TRACKERS, help="which trackers to run")
     b.add_argument("--sequences", nargs="+", help="only these sequences")
-    b.add_argument("--repeats", type=_positive_int, default=2,
-                   help="timed passes per tracker; the best is reported (default 2)")
+    b.add_argument("--repeats", type=_positive_int, default=3,
+                   help="interleaved timed rounds; each tracker's best is reported (default 3)")
     b.set_defaults(func=_cmd_bench_tracker)
 
     c = sub.add_parser("check-config", help="validate a config file and print a summary")

@@ -71,9 +71,10 @@ class StreamProcessor:
         if self._suppress_contained is not None:
             detections = suppress_contained(detections, self._suppress_contained)
         t1 = time.perf_counter()
-        tracked = self.tracker.update(detections, frame.pts_s).detections
+        tracked = self.tracker.update(detections, frame.pts_s)
         t2 = time.perf_counter()
-        update = self.analytics.update(tracked, frame.pts_s, frame.index)
+        update = self.analytics.update(tracked.detections, frame.pts_s, frame.index,
+                                       tracked.confirmed)
         t3 = time.perf_counter()
         timings = StageTimings(t1 - t0, t2 - t1, t3 - t2)
-        return FrameResult(frame, detections, tracked, update, timings)
+        return FrameResult(frame, detections, tracked.confirmed_detections, update, timings)

@@ -94,8 +94,9 @@ def test_new_track_is_tentative_until_min_hits(min_hits):
     shown = []
     for t in range(1, 8):
         out = tracker.update(dets([moving_box(t), moving_box(t - 1, x0=500)]), t / 30)
-        shown.append(2 in out.detections.tracker_id.tolist())
-    # The newcomer (id 2) first appears at frame 1; it is output from its min_hits-th match.
+        assert 2 in out.detections.tracker_id.tolist()  # followed from its first frame
+        shown.append(2 in out.confirmed_detections.tracker_id.tolist())
+    # The newcomer (id 2) first appears at frame 1; it is confirmed at its min_hits-th match.
     assert shown == [k + 1 >= min_hits for k in range(7)]
 
 
@@ -106,7 +107,7 @@ def test_a_miss_kills_a_tentative_track():
               [moving_box(3), moving_box(2, x0=500)], [moving_box(4), moving_box(3, x0=500)],
               [moving_box(5), moving_box(4, x0=500)]]
     out = run(tracker, frames, start=1)
-    assert out[-1].detections.tracker_id.tolist() == [1, 3]  # id 2 died at its miss
+    assert out[-1].confirmed_detections.tracker_id.tolist() == [1, 3]  # id 2 died at its miss
 
 
 def test_output_rows_follow_input_order_not_track_order():
@@ -182,6 +183,19 @@ def test_low_score_detections_keep_a_track_alive():
     tracker.update(dets([moving_box(1)]), 1 / 30)
     out = tracker.update(dets([moving_box(2)], scores=[0.15]), 2 / 30)  # occluded: low score
     assert out.detections.tracker_id.tolist() == [1]
+
+
+def test_tentative_tracks_match_fast_motion_through_buffered_iou():
+    # A new object moving 20 px per update on a 40 px box: plain IoU with its first (still
+    # motionless) prediction is 1/3, under the tentative threshold once fused with the score.
+    confirmed = []
+    for buffer in (0.0, 0.3):
+        tracker = ByteTrack(ByteTrackSettings(tentative_iou_buffer=buffer, min_hits=3))
+        tracker.update(dets([moving_box(0, x0=600)]), 0.0)  # an unrelated confirmed track
+        for t in range(1, 6):
+            out = tracker.update(dets([moving_box(0, x0=600), moving_box(t, vx=20)]), t / 30)
+        confirmed.append(len(out.confirmed_detections))
+    assert confirmed == [1, 2]
 
 
 def test_low_score_detection_never_starts_a_track():

@@ -211,3 +211,34 @@ def test_untracked_detections_are_rejected():
                      np.array([0], np.int32), NAMES)
     with pytest.raises(ValueError, match="tracker_id"):
         analytics.update(raw, 10.0, 100)
+
+
+def test_tracker_tentative_rows_are_followed_and_counted_once_confirmed():
+    lanes = resolve_lanes(lanes_ab(), "pixels", *SIZE)
+    analytics = LaneAnalytics("test", lanes, CountingSettings(confirm_frames=1), SIZE)
+    events = []
+    # Crosses while tentative (frames 0-3), confirmed by the tracker from frame 4.
+    for i, y in enumerate([40, 45, 55, 60, 65, 70]):
+        out = analytics.update(detections([(1, 25, y, 0, 0.9, 20)]), i / FPS, i,
+                               confirmed=np.array([i >= 4]))
+        events += out.crossings
+        assert out.lanes[0].occupancy == 0  # no polygon here; and tentatives never occupy
+    assert [(e.lane, e.frame_index) for e in events] == [("A", 2)]
+
+
+def test_a_track_that_is_never_confirmed_never_counts():
+    lanes = resolve_lanes(lanes_ab(), "pixels", *SIZE)
+    analytics = LaneAnalytics("test", lanes, CountingSettings(confirm_frames=1), SIZE)
+    events = []
+    for i, y in enumerate(DOWN):
+        events += analytics.update(detections([(1, 25, y, 0, 0.9, 20)]), i / FPS, i,
+                                   confirmed=np.array([False])).crossings
+    assert events == []
+
+
+def test_occupancy_counts_confirmed_tracks_only():
+    lane = [LaneSpec(name="L", polygon=[(0, 0), (100, 0), (100, 100), (0, 100)])]
+    analytics = LaneAnalytics("t", resolve_lanes(lane, "pixels", *SIZE), CountingSettings(), SIZE)
+    rows = [(1, 10, 30, 0, 0.9, 20), (2, 20, 60, 0, 0.9, 20)]
+    out = analytics.update(detections(rows), 0.0, 0, confirmed=np.array([True, False]))
+    assert out.lanes[0].occupancy == 1

@@ -1,9 +1,11 @@
 """Per-stream lane analytics: crossings, occupancy, dwell and congestion from tracked objects.
 
-Feed it every frame's confirmed tracks (`Detections` with tracker ids). A crossing counts once
-the track has been seen in `confirm_frames` frames; a crossing made earlier is held and counted
-(at its original time) when the track is confirmed, or dropped if the track dies first. The
-class of a crossing is the track's majority class so far (confidence-weighted votes).
+Feed it every frame's tracks (`Detections` with tracker ids), tentative ones included with
+their `confirmed` flag. A crossing counts once the tracker has confirmed the track and the
+track has been seen in `confirm_frames` frames; a crossing made earlier is held and counted (at
+its original time) when that happens, or dropped if the track dies first. Occupancy, dwell and
+congestion use confirmed tracks only. The class of a crossing is the track's majority class so
+far (confidence-weighted votes).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class _Pending:
 @dataclass
 class _TrackRecord:
     hits: int = 0
+    confirmed: bool = False  # by the tracker
     last_seen_s: float = 0.0
     votes: defaultdict[int, float] = field(default_factory=lambda: defaultdict(float))
     pending: list[_Pending] = field(default_factory=list)
@@ -124,8 +127,9 @@ class LaneAnalytics:
             for cls in class_names
         ]
 
-    def update(self, tracks: Detections, time_s: float, frame_index: int) -> AnalyticsUpdate:
-        """Process one frame's confirmed tracks."""
+    def update(self, tracks: Detections, time_s: float, frame_index: int,
+               confirmed: np.ndarray | None = None) -> AnalyticsUpdate:
+        """Process one frame's tracks (`confirmed`: the tracker's flag per row; default all)."""
         if len(tracks) and tracks.tracker_id is None:
             raise ValueError("lane analytics needs tracked detections (tracker_id is missing)")
         self.class_names.update(tracks.class_names)
@@ -134,10 +138,12 @@ class LaneAnalytics:
         anchors = tracks.anchors(self.settings.anchor)
         heights = tracks.xyxy[:, 3] - tracks.xyxy[:, 1]
 
-        for tid, cls, conf in zip(ids.tolist(), tracks.class_id.tolist(),
-                                  tracks.confidence.tolist()):
+        confirmed = np.ones(len(ids), bool) if confirmed is None else np.asarray(confirmed, bool)
+        for tid, cls, conf, ok in zip(ids.tolist(), tracks.class_id.tolist(),
+                                      tracks.confidence.tolist(), confirmed.tolist()):
             record = self._tracks.setdefault(tid, _TrackRecord())
             record.hits += 1
+            record.confirmed |= ok
             record.last_seen_s = time_s
             record.votes[cls] += max(conf, 1e-3)
 
@@ -149,13 +155,15 @@ class LaneAnalytics:
         for tid in ids.tolist():
             crossings.extend(self._release_pending(tid))
 
-        lane_states, congestion = self._lane_states(ids, anchors, time_s, frame_index)
+        lane_states, congestion = self._lane_states(ids[confirmed], anchors[confirmed], time_s,
+                                                    frame_index)
         self._forget_stale(time_s)
         return AnalyticsUpdate(tuple(lane_states), tuple(crossings), tuple(congestion))
 
     def _release_pending(self, tid: int) -> list[CrossingEvent]:
         record = self._tracks[tid]
-        if record.hits < self.settings.confirm_frames or not record.pending:
+        if (not record.confirmed or record.hits < self.settings.confirm_frames
+                or not record.pending):
             return []
         class_name = self.class_names.get(record.majority_class(), str(record.majority_class()))
         events = []

@@ -16,6 +16,19 @@ _FORBIDDEN = 1e9  # cost of a pair that may not be matched
 
 
 @njit(cache=True)
+def grow(boxes: np.ndarray, fraction: float) -> np.ndarray:
+    """Boxes grown on every side by `fraction` of their width and height (buffered IoU:
+    a new track whose velocity is unknown still overlaps where its object moved)."""
+    out = np.empty((boxes.shape[0], 4))
+    for i in range(boxes.shape[0]):
+        dw = (boxes[i, 2] - boxes[i, 0]) * fraction
+        dh = (boxes[i, 3] - boxes[i, 1]) * fraction
+        out[i, 0], out[i, 1] = boxes[i, 0] - dw, boxes[i, 1] - dh
+        out[i, 2], out[i, 3] = boxes[i, 2] + dw, boxes[i, 3] + dh
+    return out
+
+
+@njit(cache=True)
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, M) IoU between (N, 4) and (M, 4) xyxy boxes."""
     n, m = a.shape[0], b.shape[0]
@@ -134,12 +147,14 @@ def _match_stage(iou, scores, rows, cols, fuse, max_cost, track_free, det_free,
 
 @njit(cache=True)
 def associate(track_boxes, confirmed, lost, det_boxes, scores, high_threshold, low_threshold,
-              match_threshold, low_match_threshold, unconfirmed_match_threshold, fuse_score):
+              match_threshold, low_match_threshold, unconfirmed_match_threshold, fuse_score,
+              tentative_buffer):
     """ByteTrack's three matching stages.
 
     1. confirmed tracks (tracked or lost) against high-score detections (score-fused IoU);
     2. still-unmatched tracks that were tracked last frame against low-score detections;
-    3. tentative tracks against the high-score detections left over.
+    3. tentative tracks against the high-score detections left over, on boxes grown by
+       `tentative_buffer` (buffered IoU).
 
     Returns (track rows, detection rows) of the matched pairs, and the free masks.
     """
@@ -156,6 +171,8 @@ def associate(track_boxes, confirmed, lost, det_boxes, scores, high_threshold, l
     count = _match_stage(iou, scores, np.flatnonzero(track_free & confirmed & ~lost),
                          np.flatnonzero(low), False, low_match_threshold, track_free, det_free,
                          pairs_t, pairs_d, count)
+    if tentative_buffer > 0:
+        iou = iou_matrix(grow(track_boxes, tentative_buffer), grow(det_boxes, tentative_buffer))
     count = _match_stage(iou, scores, np.flatnonzero(~confirmed), np.flatnonzero(high & det_free),
                          fuse_score, unconfirmed_match_threshold, track_free, det_free,
                          pairs_t, pairs_d, count)

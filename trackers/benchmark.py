@@ -47,8 +47,9 @@ class OurByteTrack(BenchTracker):
 
     def step(self, prepared, timestamp_s):
         out = self._tracker.update(prepared, timestamp_s)
+        keep = out.confirmed  # tentative tracks are not reported as objects
         boxes = out.filtered_xyxy if self._filtered else out.detections.xyxy
-        return out.detections.tracker_id, boxes
+        return out.detections.tracker_id[keep], boxes[keep]
 
 
 def _import_roboflow_trackers():
@@ -149,19 +150,29 @@ class BenchRow:
 
 def run_tracker(make: Callable[[float], BenchTracker], sequences: list[MotSequence],
                 repeats: int = 2) -> BenchRow:
-    """Track every sequence with a fresh tracker; time only the update calls.
+    """One tracker alone (see `compare`)."""
+    return compare({"tracker": make}, sequences, repeats)[0]
 
-    A warm-up pass (untimed) loads whatever a tracker compiles or caches on first use; the
-    throughput is the best of `repeats` timed passes (the scores are identical across passes).
+
+def compare(makers: dict[str, Callable[[float], BenchTracker]], sequences: list[MotSequence],
+            repeats: int = 3) -> list[BenchRow]:
+    """Track every sequence with a fresh tracker of each kind; time only the update calls.
+
+    A warm-up pass (untimed) loads whatever a tracker compiles or caches on first use. The
+    timed passes are interleaved across trackers, round after round, and each tracker keeps
+    its fastest: a machine whose speed drifts during the run (shared CPUs) then skews the
+    ratios as little as possible. The scores are identical across passes.
     """
-    _track_all(make, sequences[:1])
-    best = None
+    for make in makers.values():
+        _track_all(make, sequences[:1])
+    best: dict[str, _Pass] = {}
     for _ in range(repeats):
-        row = _track_all(make, sequences)
-        if best is None or row.update_seconds < best.update_seconds:
-            best = row
-    return BenchRow(best.tracker, evaluate(sequences, best.results), best.frames,
-                    best.update_seconds)
+        for key, make in makers.items():
+            run = _track_all(make, sequences)
+            if key not in best or run.update_seconds < best[key].update_seconds:
+                best[key] = run
+    return [BenchRow(p.tracker, evaluate(sequences, p.results), p.frames, p.update_seconds)
+            for p in (best[key] for key in makers)]
 
 
 @dataclass(frozen=True)

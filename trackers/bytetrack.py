@@ -36,6 +36,9 @@ class ByteTrackSettings(BaseModel):
     duplicate_iou: float = Field(0.85, gt=0, le=1, description="tracked/lost overlap that merges")
     refill_gaps: bool = Field(True, description="observation-centric re-update after a gap")
     min_hits: int = Field(5, ge=1, description="consecutive matches that confirm a new track")
+    tentative_iou_buffer: float = Field(
+        0.3, ge=0, le=2, description="tentative tracks match on boxes grown by this fraction "
+        "(their velocity is still unknown)")
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> ByteTrackSettings:
@@ -50,15 +53,29 @@ class ByteTrackSettings(BaseModel):
 class TrackerOutput:
     """What the tracker returns for a frame.
 
+    Rows are the input detections that belong to a live track, in input order. Tentative tracks
+    (not yet `min_hits` matches) are included with `confirmed` False: what they show is not
+    reported as an object yet, but analytics can follow a new track from its first frame and
+    count a crossing it made while tentative once it is confirmed (at a low processed frame
+    rate, a fast vehicle may be confirmed only after it crossed).
+
     Attributes:
-        detections: the input rows matched to confirmed tracks, in input order, with tracker_id.
-        detection_index: (M,) index of each returned row in the input detections.
+        detections: the rows, with tracker_id.
+        detection_index: (M,) index of each row in the input detections.
         filtered_xyxy: (M, 4) the tracks' Kalman-filtered boxes (smoother than detections).
+        confirmed: (M,) whether each row's track is confirmed.
     """
 
     detections: Detections
     detection_index: np.ndarray
     filtered_xyxy: np.ndarray
+    confirmed: np.ndarray
+
+    @property
+    def confirmed_detections(self) -> Detections:
+        """The rows of confirmed tracks only (what displays and reports show)."""
+        return self.detections if self.confirmed.all() else self.detections.select(
+            self.confirmed)
 
 
 class _Tracks:
@@ -139,7 +156,7 @@ class ByteTrack:
         t_idx, d_idx, track_free, det_free = associate(
             kalman.xyah_to_xyxy(f), tr.confirmed, tr.lost, det_boxes, scores,
             s.high_threshold, s.low_threshold, s.match_threshold, s.low_match_threshold,
-            s.unconfirmed_match_threshold, s.fuse_score)
+            s.unconfirmed_match_threshold, s.fuse_score, s.tentative_iou_buffer)
         matched_boxes = det_boxes[d_idx]
         measurements = kalman.xyxy_to_xyah(matched_boxes)
         if s.refill_gaps and tr.lost[t_idx].any():
@@ -158,10 +175,11 @@ class ByteTrack:
             f[:, tr.LAST_SEEN] < timestamp_s - s.lost_track_buffer_s - 1e-9)
         mark_duplicates(kalman.xyah_to_xyxy(f), tr.lost, tr.confirmed, drop, t_idx,
                         f[:, tr.LAST_SEEN] - f[:, tr.START], s.duplicate_iou)
-        out_rows = ~drop[t_idx] & tr.confirmed[t_idx]
+        out_rows = ~drop[t_idx]
         if not out_rows.all():
             t_idx, d_idx = t_idx[out_rows], d_idx[out_rows]
         out_ids, out_boxes = tr.ids[t_idx], kalman.xyah_to_xyxy(f[t_idx])
+        out_confirmed = tr.confirmed[t_idx]
         if drop.any():
             tr.keep(~drop)
 
@@ -174,15 +192,15 @@ class ByteTrack:
             self._next_id += len(new)
             confirm_now = first_frame or s.min_hits <= 1
             tr.append(ids, states, det_boxes[new], confirm_now, timestamp_s)
-            if confirm_now:
-                d_idx = np.concatenate([d_idx, new])
-                out_ids = np.concatenate([out_ids, ids])
-                out_boxes = np.concatenate([out_boxes, det_boxes[new]])
+            d_idx = np.concatenate([d_idx, new])
+            out_ids = np.concatenate([out_ids, ids])
+            out_boxes = np.concatenate([out_boxes, det_boxes[new]])
+            out_confirmed = np.concatenate([out_confirmed, np.full(len(new), confirm_now)])
 
         order = np.argsort(d_idx, kind="stable")
         index = d_idx[order]
         return TrackerOutput(detections.with_tracks(index, out_ids[order]), index,
-                             out_boxes[order])
+                             out_boxes[order], out_confirmed[order])
 
     def _refill_gaps(self, t_idx: np.ndarray, z_new: np.ndarray, now: float) -> None:
         """Re-found tracks: replay the filter from their last observation through virtual
