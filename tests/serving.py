@@ -24,8 +24,11 @@ def wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
     return False
 
 
-def http_get(url: str, timeout: float = 10) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+def http_get(url: str, timeout: float = 10, token: str | None = None) -> str:
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as r:
         return r.read().decode()
 
 
@@ -36,16 +39,18 @@ def metric(text: str, name: str, **labels) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def start_serve(config: Path, port: int, log: Path) -> tuple[str, subprocess.Popen]:
+def start_serve(config: Path, port: int, log: Path,
+                token: str | None = None) -> tuple[str, subprocess.Popen]:
     """Start `lanewatch serve -c config` (listening on `port`); returns (base URL, process)
-    once /healthz answers, failing with the server's log if it does not come up."""
+    once /healthz answers (with `token` when health checks are protected), failing with the
+    server's log if it does not come up."""
     out = open(log, "a")
     process = subprocess.Popen([shutil.which("lanewatch"), "serve", "-c", str(config)],
                                stdout=out, stderr=subprocess.STDOUT)
     out.close()  # the child keeps its own handle
     base = f"http://127.0.0.1:{port}"
-    up = wait_for(lambda: process.poll() is None and http_get(base + "/healthz") is not None,
-                  timeout=120)
+    up = wait_for(lambda: process.poll() is None
+                  and http_get(base + "/healthz", token=token) is not None, timeout=120)
     assert up and process.poll() is None, log.read_text()[-3000:]
     return base, process
 

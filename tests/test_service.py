@@ -47,7 +47,8 @@ class Served:
             f"      - {{name: lane{i}, line: [[{a}, 250], [{b}, 250]], direction: in,"
             f" in_label: towards}}\n"
             for i, (a, b) in enumerate([(395, 535), (535, 654), (654, 790), (790, 910)], 1)))
-        self.base, self.process = start_serve(self.config, self.port, tmp_path / "serve.log")
+        self.base, self.process = start_serve(self.config, self.port, tmp_path / "serve.log",
+                                              token=TOKEN)
 
     @property
     def ws_url(self):
@@ -113,7 +114,7 @@ def test_websocket_streams_frames_counts_events_and_stats(served):
     assert stats["state"] in ("running", "stopped") and stats["frames_processed"] > 0
 
 
-def test_final_counts_match_the_hand_count(served):
+def test_final_counts_against_the_hand_count(served):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the 11 s file, paced like a camera, then it stops
         status = json.loads(served.get("/api/streams")[1])[0]
@@ -128,9 +129,11 @@ def test_final_counts_match_the_hand_count(served):
     expected = {}
     for _, lane in HIGHWAY_TRUTH:
         expected[lane] = expected.get(lane, 0) + 1
-    # Never a double count; known gap (issue 4, open): one vehicle is sometimes missed live.
+    # Never a double count; live under load (video clients) one or two of the 11 vehicles can
+    # still be missed (issue 4 stays open on this); the offline review matches exactly.
     assert all(per_lane.get(lane, 0) <= n for lane, n in expected.items())
     assert sum(per_lane.values()) >= 9
+    assert {row["class"] for row in counts} == {"car"}
     events = json.loads(served.get("/api/streams/highway/events?limit=5")[1])
     assert len(events) == min(5, sum(per_lane.values()))
     metrics = served.get("/metrics")[1].decode()
