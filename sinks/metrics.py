@@ -35,6 +35,9 @@ class ServiceMetrics:
                                ["stream"], registry=r)
         self.reconnects = Counter("lanewatch_reconnects", "Reconnection attempts", ["stream"],
                                   registry=r)
+        self.stream_state = Gauge("lanewatch_stream_state",
+                                  "1 for the stream's current state, 0 for the others",
+                                  ["stream", "state"], registry=r)
         self.crossings = Counter("lanewatch_lane_crossings", "Counting-line crossings",
                                  ["stream", "lane", "class", "direction"], registry=r)
         self.occupancy = Gauge("lanewatch_lane_occupancy", "Objects in the lane now",
@@ -43,6 +46,12 @@ class ServiceMetrics:
                                ["stream", "lane"], registry=r)
         self.ws_clients = Gauge("lanewatch_websocket_clients", "Connected WebSocket clients",
                                 registry=r)
+
+    def set_state(self, stream: str, state: str, states: list[str]) -> None:
+        """Record a stream's state (one series per possible state, the current one at 1)."""
+        for s in states:
+            self.stream_state.labels(stream, s).set(1 if s == state else 0)
+        self.stream_up.labels(stream).set(1 if state == "running" else 0)
 
     def observe_crossings(self, events: tuple[CrossingEvent, ...]) -> None:
         """Count a frame's crossings."""

@@ -57,7 +57,7 @@ class StreamRunner:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> StreamRunner:
         warm_up()  # compiled tracker kernels load before the first live frame arrives
-        self.metrics.stream_up.labels(self.stream.id).set(0)
+        self._on_state(self.stream.id, StreamState.STARTING)
         self.source.start()
         self._thread = threading.Thread(target=self._run, name=f"pipeline-{self.stream.id}",
                                         daemon=True)
@@ -70,7 +70,7 @@ class StreamRunner:
         self.source.stop(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
-        self.metrics.stream_up.labels(self.stream.id).set(0)
+        self._on_state(self.stream.id, StreamState.STOPPED)
 
     @property
     def state(self) -> StreamState:
@@ -94,7 +94,7 @@ class StreamRunner:
 
     # -- worker ------------------------------------------------------------------------------
     def _on_state(self, stream_id: str, state: StreamState) -> None:
-        self.metrics.stream_up.labels(stream_id).set(1 if state is StreamState.RUNNING else 0)
+        self.metrics.set_state(stream_id, state.value, [s.value for s in StreamState])
 
     def _sync_source_metrics(self) -> None:
         s, sid = self.source, self.stream.id
@@ -115,6 +115,7 @@ class StreamRunner:
         except ConfigError as err:
             self.error = str(err)
             log.error("stream %s: %s", self.stream.id, err)
+            self._on_state(self.stream.id, StreamState.FAILED)
             return None
         if self.store is not None:
             stored = self.store.cumulative(self.stream.id)

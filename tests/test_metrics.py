@@ -26,12 +26,15 @@ def test_names_labels_and_values():
     m.observe_crossings((CrossingEvent("cam", "lane1", 7, "car", "in", 1.0, 30),))
     m.observe_lanes("cam", (LaneState("lane1", 4, True, 2.5, {"in": 1}),))
     m.ws_clients.set(2)
+    m.set_state("cam", "reconnecting", ["starting", "running", "reconnecting"])
     s = samples(m)
+    assert s[("lanewatch_stream_state", (("state", "reconnecting"), ("stream", "cam")))] == 1
+    assert s[("lanewatch_stream_state", (("state", "running"), ("stream", "cam")))] == 0
     assert s[("lanewatch_frames_total", (("stream", "cam"),))] == 3
     assert s[("lanewatch_frames_dropped_total", (("stage", "source"), ("stream", "cam")))] == 1
     assert s[("lanewatch_stage_seconds_count", (("stage", "detect"), ("stream", "cam")))] == 1
     assert s[("lanewatch_latency_seconds_bucket", (("le", "0.1"), ("stream", "cam")))] == 1
-    assert s[("lanewatch_stream_up", (("stream", "cam"),))] == 1
+    assert s[("lanewatch_stream_up", (("stream", "cam"),))] == 0  # set_state: reconnecting
     assert s[("lanewatch_reconnects_total", (("stream", "cam"),))] == 1
     key = (("class", "car"), ("direction", "in"), ("lane", "lane1"), ("stream", "cam"))
     assert s[("lanewatch_lane_crossings_total", key)] == 1

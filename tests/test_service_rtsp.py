@@ -84,6 +84,8 @@ def test_rtsp_stream_served_to_websocket_and_recovering_from_a_camera_restart(se
     assert metric(metrics, "lanewatch_stream_up", stream="cam") == 1
     assert metric(metrics, "lanewatch_stream_up", stream="dead") == 0
     assert metric(metrics, "lanewatch_reconnects_total", stream="dead") >= 2  # keeps retrying
+    assert metric(metrics, "lanewatch_stream_state", stream="dead", state="reconnecting") == 1
+    assert metric(metrics, "lanewatch_stream_state", stream="cam", state="running") == 1
 
     frames_before = metric(metrics, "lanewatch_frames_total", stream="cam")
     camera.kill()
