@@ -219,6 +219,7 @@ class LiveSource:
         self.fps = float(rate) if rate else self.fps
         first_pts = None
         started = time.monotonic()
+        anchor = time.time()  # wall time of this connection's first frame
         last_frame_at = time.monotonic()
         for packet in container.demux(stream):
             if self._stop.is_set():
@@ -234,7 +235,11 @@ class LiveSource:
                     if wait > 0 and self._stop.wait(wait):
                         return index, False
                 image = vf.to_ndarray(format="bgr24")
-                frame = Frame(self.stream_id, index, time.time(), time.time(), image)
+                # Presentation time on the stream's own clock, anchored to the wall clock at
+                # (re)connection: the tracker sees the real spacing of frames even when they are
+                # decoded in bursts, and intervals and events still carry wall-clock times.
+                frame = Frame(self.stream_id, index, anchor + (pts - first_pts), time.time(),
+                              image)
                 self._publish(frame)
                 index += 1
                 last_frame_at = time.monotonic()
