@@ -73,13 +73,15 @@ class WebSocketHub:
         self.max_message_bytes = max_message_bytes
         self.metrics = metrics
         self.clients: set[Client] = set()
+        # Stream worker threads read this immutable snapshot, never the set the loop mutates.
+        self._snapshot: tuple[Client, ...] = ()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.messages_dropped = 0
 
     # -- called from stream worker threads ------------------------------------------------------
     def video_request(self, stream: str) -> tuple[float, int] | None:
         """(highest max_fps, largest max_width) among clients that want this stream's video."""
-        wanted = [(c.max_fps, c.max_width) for c in list(self.clients)
+        wanted = [(c.max_fps, c.max_width) for c in self._snapshot
                   if c.video and stream in c.streams]
         if not wanted:
             return None
@@ -87,7 +89,7 @@ class WebSocketHub:
 
     def publish_result(self, result: FrameResult, annotated=None) -> None:
         """Queue a frame's events (and its annotated image, if given) for the clients."""
-        if self.loop is None or not self.clients:
+        if self.loop is None or not self._snapshot:
             return
         stream = result.frame.stream_id
         messages: list[str] = []
@@ -196,6 +198,7 @@ class WebSocketHub:
         return ws
 
     def _count_clients(self) -> None:
+        self._snapshot = tuple(self.clients)
         if self.metrics is not None:
             self.metrics.ws_clients.set(len(self.clients))
 
