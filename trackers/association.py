@@ -1,5 +1,5 @@
 """ByteTrack's per-frame association, compiled: batch IoU, an exact assignment solver and the
-three matching stages in one call.
+the matching stages in one call.
 
 The tracker runs on every frame of every stream, with typically 5-50 tracks and detections.
 At that size the cost of a NumPy implementation is dominated by the per-call overhead of a
@@ -148,13 +148,17 @@ def _match_stage(iou, scores, rows, cols, fuse, max_cost, track_free, det_free,
 @njit(cache=True)
 def associate(track_boxes, confirmed, lost, det_boxes, scores, high_threshold, low_threshold,
               match_threshold, low_match_threshold, unconfirmed_match_threshold, fuse_score,
-              tentative_buffer):
-    """ByteTrack's three matching stages.
+              tentative_buffer, gap_buffer):
+    """ByteTrack's matching stages, with buffered-IoU second chances.
 
     1. confirmed tracks (tracked or lost) against high-score detections (score-fused IoU);
     2. still-unmatched tracks that were tracked last frame against low-score detections;
+    2b. when frames were skipped (`gap_buffer` > 0), confirmed tracks still unmatched against
+       the high-score detections left over, on boxes grown by `gap_buffer` (buffered IoU, as
+       in C-BIoU): over a long gap a vehicle accelerating through the perspective outruns its
+       constant-velocity prediction, and without this its track would break in two;
     3. tentative tracks against the high-score detections left over, on boxes grown by
-       `tentative_buffer` (buffered IoU).
+       `tentative_buffer`.
 
     Returns (track rows, detection rows) of the matched pairs, and the free masks.
     """
@@ -171,6 +175,11 @@ def associate(track_boxes, confirmed, lost, det_boxes, scores, high_threshold, l
     count = _match_stage(iou, scores, np.flatnonzero(track_free & confirmed & ~lost),
                          np.flatnonzero(low), False, low_match_threshold, track_free, det_free,
                          pairs_t, pairs_d, count)
+    if gap_buffer > 0:
+        gap_iou = iou_matrix(grow(track_boxes, gap_buffer), grow(det_boxes, gap_buffer))
+        count = _match_stage(gap_iou, scores, np.flatnonzero(track_free & confirmed),
+                             np.flatnonzero(high & det_free), fuse_score, match_threshold,
+                             track_free, det_free, pairs_t, pairs_d, count)
     if tentative_buffer > 0:
         iou = iou_matrix(grow(track_boxes, tentative_buffer), grow(det_boxes, tentative_buffer))
     count = _match_stage(iou, scores, np.flatnonzero(~confirmed), np.flatnonzero(high & det_free),

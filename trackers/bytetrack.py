@@ -37,8 +37,12 @@ class ByteTrackSettings(BaseModel):
     refill_gaps: bool = Field(True, description="observation-centric re-update after a gap")
     min_hits: int = Field(5, ge=1, description="consecutive matches that confirm a new track")
     tentative_iou_buffer: float = Field(
-        0.3, ge=0, le=2, description="tentative tracks match on boxes grown by this fraction "
-        "(their velocity is still unknown)")
+        0.3, ge=0, le=2, description="tentative tracks (velocity still unknown) match on boxes "
+        "grown by this fraction per frame interval since the previous update")
+    gap_iou_buffer: float = Field(
+        0.2, ge=0, le=2, description="after skipped frames, confirmed tracks left unmatched get "
+        "a second chance on boxes grown by this fraction per skipped frame")
+    max_iou_buffer: float = Field(1.5, ge=0, le=5, description="cap on both buffers")
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> ByteTrackSettings:
@@ -156,7 +160,9 @@ class ByteTrack:
         t_idx, d_idx, track_free, det_free = associate(
             kalman.xyah_to_xyxy(f), tr.confirmed, tr.lost, det_boxes, scores,
             s.high_threshold, s.low_threshold, s.match_threshold, s.low_match_threshold,
-            s.unconfirmed_match_threshold, s.fuse_score, s.tentative_iou_buffer)
+            s.unconfirmed_match_threshold, s.fuse_score,
+            min(s.tentative_iou_buffer * steps, s.max_iou_buffer),
+            min(s.gap_iou_buffer * (steps - 1), s.max_iou_buffer))
         matched_boxes = det_boxes[d_idx]
         measurements = kalman.xyxy_to_xyah(matched_boxes)
         if s.refill_gaps and tr.lost[t_idx].any():
