@@ -1,11 +1,11 @@
 """WebSocket hub: fans stream results out to clients (protocol: docs/websocket.md).
 
-Results arrive from the stream worker threads; the hub turns them into messages there (JSON
-text, and annotated JPEG frames only when a client asked for video) and hands them to the
-asyncio loop, which owns every socket. Each client has a bounded queue: when it is full the
-oldest message is dropped and counted, and a client that keeps losing messages is
-disconnected with a close reason. A malformed or oversized message gets an error reply or a
-close code; nothing a client sends can stop the hub.
+Results arrive from the stream worker threads, annotated JPEG frames from the video threads
+(`live_video.py`, only for what clients watch); the hub turns them into messages there and
+hands them to the asyncio loop, which owns every socket. Each client has a bounded queue:
+when it is full the oldest message is dropped and counted, and a client that keeps losing
+messages is disconnected with a close reason. A malformed or oversized message gets an error
+reply or a close code; nothing a client sends can stop the hub.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from lanewatch.sinks.live_video import EncodedFrame, RateLimiter, rendition_width
 from lanewatch.sinks.reports import congestion_record, crossing_record
 from lanewatch.stream.pipeline import FrameResult
 
@@ -55,7 +55,7 @@ class Client:
     video: bool = False
     max_fps: float = 5.0
     max_width: int = 960
-    last_frame_sent: dict[str, float] = field(default_factory=dict)
+    frame_limiters: dict[str, RateLimiter] = field(default_factory=dict)  # per stream
     dropped_in_a_row: int = 0
     cut_off: bool = False
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
@@ -66,8 +66,9 @@ class WebSocketHub:
 
     def __init__(self, stream_ids: list[str], queue_size: int = 64,
                  slow_client_drops: int = 200, max_message_bytes: int = 65536,
-                 metrics=None):
+                 metrics=None, max_clients: int = 100):
         self.stream_ids = stream_ids
+        self.max_clients = max_clients
         self.queue_size = queue_size
         self.slow_client_drops = slow_client_drops
         self.max_message_bytes = max_message_bytes
@@ -79,45 +80,30 @@ class WebSocketHub:
         self.messages_dropped = 0
 
     # -- called from stream worker threads ------------------------------------------------------
-    def video_request(self, stream: str) -> tuple[float, int] | None:
-        """(highest max_fps, largest max_width) among clients that want this stream's video."""
-        wanted = [(c.max_fps, c.max_width) for c in self._snapshot
-                  if c.video and stream in c.streams]
-        if not wanted:
-            return None
-        return max(f for f, _ in wanted), max(w for _, w in wanted)
+    def video_requests(self, stream: str) -> list[tuple[float, int]]:
+        """(max_fps, max_width) of each client that watches this stream's video now."""
+        return [(c.max_fps, c.max_width) for c in self._snapshot
+                if c.video and not c.cut_off and stream in c.streams]
 
-    def publish_result(self, result: FrameResult, annotated=None) -> None:
-        """Queue a frame's events (and its annotated image, if given) for the clients."""
+    def publish_result(self, result: FrameResult) -> None:
+        """Queue a frame's crossing events and congestion alerts for the clients."""
         if self.loop is None or not self._snapshot:
             return
+        analytics = result.analytics
+        if not (analytics.crossings or analytics.congestion):
+            return
         stream = result.frame.stream_id
-        messages: list[str] = []
         ts = time.time()
-        for e in result.analytics.crossings:
-            messages.append(json.dumps({"type": "event", "stream": stream, "ts": ts,
-                                        "event": crossing_record(e)}))
-        for e in result.analytics.congestion:
-            messages.append(json.dumps({"type": "alert", "stream": stream, "ts": ts,
-                                        "alert": congestion_record(e)}))
-        jpeg = None
-        if annotated is not None:
-            jpeg = self._encode(result, annotated)
-        if messages or jpeg:
-            self.loop.call_soon_threadsafe(self._dispatch, stream, messages, jpeg)
+        messages = [json.dumps({"type": "event", "stream": stream, "ts": ts,
+                                "event": crossing_record(e)}) for e in analytics.crossings]
+        messages += [json.dumps({"type": "alert", "stream": stream, "ts": ts,
+                                 "alert": congestion_record(e)}) for e in analytics.congestion]
+        self.loop.call_soon_threadsafe(self._dispatch, stream, messages)
 
-    def _encode(self, result: FrameResult, image) -> tuple[dict, bytes, int]:
-        request = self.video_request(result.frame.stream_id)
-        width = image.shape[1]
-        if request and width > request[1]:
-            scale = request[1] / width
-            image = cv2.resize(image, (request[1], round(image.shape[0] * scale)),
-                               interpolation=cv2.INTER_AREA)
-        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
-        header = {"stream": result.frame.stream_id, "frame": result.frame.index,
-                  "ts": result.frame.wall_time, "width": image.shape[1],
-                  "height": image.shape[0]}
-        return header, buf.tobytes() if ok else b"", image.shape[1]
+    def publish_frame(self, frame: EncodedFrame) -> None:
+        """Queue an annotated frame for the clients watching its rendition."""
+        if self.loop is not None and self._snapshot:
+            self.loop.call_soon_threadsafe(self._dispatch_frame, frame)
 
     # -- on the event loop -------------------------------------------------------------------
     def broadcast_json(self, stream: str | None, payload: dict[str, Any]) -> None:
@@ -127,21 +113,23 @@ class WebSocketHub:
             if stream is None or stream in client.streams:
                 self._enqueue(client, text)
 
-    def _dispatch(self, stream: str, messages: list[str], jpeg) -> None:
-        now = time.monotonic()
+    def _dispatch(self, stream: str, messages: list[str]) -> None:
         for client in list(self.clients):
-            if stream not in client.streams:
+            if stream in client.streams:
+                for text in messages:
+                    self._enqueue(client, text)
+
+    def _dispatch_frame(self, frame: EncodedFrame) -> None:
+        now = time.monotonic()
+        message = None
+        for client in list(self.clients):
+            if not (client.video and frame.stream in client.streams) or rendition_width(
+                    client.max_width, frame.source_width) != frame.rendition:
                 continue
-            for text in messages:
-                self._enqueue(client, text)
-            if jpeg and client.video:
-                header, data, width = jpeg
-                if width > client.max_width or not data:
-                    continue  # encoded for a client wanting more; this one gets the next
-                last = client.last_frame_sent.get(stream, 0.0)
-                if now - last >= 1.0 / client.max_fps:
-                    client.last_frame_sent[stream] = now
-                    self._enqueue(client, frame_message(header, data))
+            limiter = client.frame_limiters.setdefault(frame.stream, RateLimiter())
+            if limiter.allow(now, client.max_fps):
+                message = message or frame_message(frame.header, frame.jpeg)
+                self._enqueue(client, message)
 
     def _enqueue(self, client: Client, message) -> None:
         if client.cut_off:
@@ -171,8 +159,14 @@ class WebSocketHub:
             if client.transport is not None:
                 client.transport.abort()  # its buffers are full: drop the connection
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         """The /ws endpoint."""
+        if len(self.clients) >= self.max_clients:
+            return web.json_response(
+                {"error": "too_many_clients",
+                 "message": f"the server accepts {self.max_clients} WebSocket clients at once "
+                            "(server.max_clients); retry later"}, status=503,
+                headers={"Retry-After": "5"})
         ws = web.WebSocketResponse(max_msg_size=self.max_message_bytes, heartbeat=20)
         await ws.prepare(request)
         client = Client(ws, transport=request.transport)

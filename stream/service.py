@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from lanewatch.sinks.annotate import FrameAnnotator
+from lanewatch.sinks.live_video import LiveVideo
 from lanewatch.sinks.metrics import CONTENT_TYPE, ServiceMetrics
 from lanewatch.sinks.reports import crossing_record
 from lanewatch.sinks.store import CountStore
@@ -48,37 +49,28 @@ class Service:
         self.detector = detector or UltralyticsDetector(config.model)
         s = config.server
         self.hub = WebSocketHub([st.id for st in config.streams], s.client_queue,
-                                s.slow_client_drops, s.max_message_bytes, self.metrics)
+                                s.slow_client_drops, s.max_message_bytes, self.metrics,
+                                s.max_clients)
         lock = threading.Lock()  # one model, shared by the streams
         self.runners = {
             st.id: StreamRunner(st, config, self.detector, lock, self.metrics, self.store,
                                 on_result=self._on_result, source_settings=st.source_options)
             for st in config.streams
         }
-        self._annotators: dict[str, FrameAnnotator] = {}
-        self._last_video: dict[str, float] = {}
+        self.video = LiveVideo(list(self.runners), self.hub.video_requests,
+                               self.hub.publish_frame, self._make_annotator)
         self._pusher: asyncio.Task | None = None
 
     # -- results from the stream threads -------------------------------------------------------
     def _on_result(self, result: FrameResult) -> None:
-        stream = result.frame.stream_id
-        request = self.hub.video_request(stream)
-        annotated = None
-        if request is not None:  # annotate and encode only when a client watches, at its rate
-            now = time.monotonic()
-            if now - self._last_video.get(stream, 0.0) >= 1.0 / request[0]:
-                self._last_video[stream] = now
-                annotated = self._annotator(stream, result).annotate(result)
-        self.hub.publish_result(result, annotated)
+        self.hub.publish_result(result)
+        self.video.offer(result)  # drawn and encoded on the stream's video thread, if watched
 
-    def _annotator(self, stream: str, result: FrameResult) -> FrameAnnotator:
-        if stream not in self._annotators:
-            runner = self.runners[stream]
-            out = self.config.output
-            self._annotators[stream] = FrameAnnotator(
-                runner.processor.lanes, out.trail_seconds, out.draw_masks,
-                self.config.counting.anchor, result.frame.size)
-        return self._annotators[stream]
+    def _make_annotator(self, stream: str, frame_size: tuple[int, int],
+                        width: int) -> FrameAnnotator:
+        out = self.config.output
+        return FrameAnnotator(self.runners[stream].processor.lanes, out.trail_seconds,
+                              out.draw_masks, self.config.counting.anchor, frame_size, width)
 
     # -- snapshots for the API and the periodic push -------------------------------------------
     def lane_snapshot(self, stream: str) -> list[dict[str, Any]]:
@@ -220,6 +212,7 @@ class Service:
         self.hub.loop = asyncio.get_running_loop()
         for runner in self.runners.values():
             runner.start()
+        self.video.start()
         self._pusher = asyncio.create_task(self._push_periodically())
 
     async def _shutdown(self, app: web.Application) -> None:
@@ -233,6 +226,7 @@ class Service:
     def _stop_runners(self) -> None:
         for runner in self.runners.values():
             runner.stop(timeout=5)
+        self.video.stop()
 
 
 def serve(config: Config, host: str | None = None, port: int | None = None) -> None:

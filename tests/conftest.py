@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,18 @@ def highway_video() -> Path:
 @pytest.fixture(scope="session")
 def pedestrians_video() -> Path:
     return asset("media/pedestrians.mp4")
+
+
+@pytest.fixture(scope="session")
+def highway_run(tmp_path_factory, highway_video):
+    """The README's main job on highway.mp4, run once through the installed console script:
+    (output folder, completed process)."""
+    exe = shutil.which("lanewatch")
+    assert exe, "the `lanewatch` console script is not installed (pip install -e .)"
+    out = tmp_path_factory.mktemp("highway")
+    proc = subprocess.run(
+        [exe, "process", str(highway_video), "-c", str(CONFIGS / "highway.yaml"), "-o", str(out)],
+        capture_output=True, text=True, timeout=900, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out, proc

@@ -22,8 +22,9 @@ def free_port() -> int:
 class RtspServer:
     """A GStreamer RTSP server process serving one file at rtsp://127.0.0.1:PORT/stream."""
 
-    def __init__(self, video: Path, port: int | None = None):
+    def __init__(self, video: Path, port: int | None = None, once: bool = False):
         self.video, self.port = video, port or free_port()
+        self.once = once  # exit after playing the file to its end once
         self.process: subprocess.Popen | None = None
 
     @property
@@ -34,7 +35,8 @@ class RtspServer:
         if not Path(SYSTEM_PYTHON).exists():
             pytest.fail("Debian's python3 with python3-gi is needed: run install.sh")
         self.process = subprocess.Popen(
-            [SYSTEM_PYTHON, str(SERVER), str(self.video), str(self.port)],
+            [SYSTEM_PYTHON, str(SERVER), str(self.video), str(self.port)]
+            + (["--once"] if self.once else []),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         line = self.process.stdout.readline()  # "ready" once listening

@@ -9,8 +9,6 @@ hysteresis margin past the line, so its frame is the same or a few frames later.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections import Counter
 
 import av
@@ -20,7 +18,7 @@ import pytest
 from lanewatch.stream.config import load_config
 from lanewatch.stream.review import review_video
 
-from conftest import CONFIGS, REPO
+from conftest import CONFIGS
 
 pytestmark = pytest.mark.integration
 
@@ -50,20 +48,6 @@ def match_events(truth, events, key):
         assert candidates, f"no event for hand-counted crossing {frame} {k}; events: {events}"
         unmatched.remove(min(candidates, key=lambda e: abs(e["frame"] - frame)))
     assert not unmatched, f"events that no person counted: {unmatched}"
-
-
-@pytest.fixture(scope="module")
-def highway_run(tmp_path_factory, highway_video):
-    """The README's main job, run through the installed console script."""
-    exe = shutil.which("lanewatch")
-    assert exe, "the `lanewatch` console script is not installed (pip install -e .)"
-    out = tmp_path_factory.mktemp("highway")
-    proc = subprocess.run(
-        [exe, "process", str(highway_video), "-c", str(CONFIGS / "highway.yaml"), "-o", str(out)],
-        capture_output=True, text=True, timeout=900, cwd=REPO,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out, proc
 
 
 def read_events(path):

@@ -72,13 +72,10 @@ def test_live_highway_counts_like_the_review_and_resumes_after_restart(tmp_path,
                 f'lane="{key.lane}",stream="highway"}} {float(n)}') in exposition
     assert 'lanewatch_stream_up{stream="highway"} 0.0' in exposition
     assert len(results) == status["frames_processed"]
-    # Against the hand count (which the offline review matches exactly): never a vehicle
-    # counted twice. Live, about half of the frames are dropped on this CPU; all 11 vehicles
-    # were counted in most runs here, but a loaded machine can still miss one or two
-    # (issue 4 stays open on this).
-    expected = Counter(lane for _, lane in HIGHWAY_TRUTH)
-    assert all(seen[lane] <= n for lane, n in expected.items())
-    assert sum(seen.values()) >= 9
+    # The hand count (which the offline review matches): frames the worker had no time for
+    # were dropped, and the counts are still exact (tests/test_frame_skipping.py covers down
+    # to every 7th frame).
+    assert seen == Counter(lane for _, lane in HIGHWAY_TRUTH)
 
     # Restart on the same store: cumulative counts resume from it.
     metrics2 = ServiceMetrics()

@@ -1,6 +1,7 @@
-"""`lanewatch serve` on a real RTSP camera (GStreamer's RTSP server on loopback): frames and
-counts reach a WebSocket client, the camera is killed and restarted and the stream recovers by
-itself, an unreachable camera keeps retrying while the other stream runs, and a real
+"""`lanewatch serve` on a real RTSP camera (GStreamer's RTSP server on loopback): the live
+counts of highway.mp4 equal `lanewatch process` on the file, and a WebSocket client receives
+frames, counts and every crossing event; the camera is killed and restarted and the stream
+recovers by itself; an unreachable camera keeps retrying while the other stream runs; a real
 Prometheus server scrapes the service."""
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ import textwrap
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 
+import cv2
+import numpy as np
 import pytest
 import websockets
+import yaml
 
+from lanewatch.sinks.websocket import parse_frame_message
+
+from conftest import CONFIGS
 from rtsp import RtspServer, free_port
 from serving import http_get, metric, start_serve, stop_serve, wait_for
 
@@ -136,3 +144,71 @@ def test_real_prometheus_scrapes_the_lane_counters(service, tmp_path):
     finally:
         process.terminate()
         process.wait(30)
+
+
+def test_rtsp_camera_counts_equal_the_review_of_the_file(tmp_path, detector_model,
+                                                       highway_video, highway_run):
+    """The issue's acceptance: configs/highway.yaml with its source replaced by an RTSP camera
+    that plays highway.mp4 once in real time."""
+    camera = RtspServer(highway_video, once=True)
+    port = free_port()
+    config = yaml.safe_load((CONFIGS / "highway.yaml").read_text())
+    config["model"]["path"] = str(detector_model)
+    config["server"] = {"port": port}
+    config["store"] = {"path": str(tmp_path / "counts.db")}
+    config["streams"][0]["source"] = camera.url
+    config["streams"][0]["source_options"] = {"reconnect_initial_s": 0.2,
+                                              "reconnect_max_s": 0.5}
+    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(config))
+    # The service starts first (the camera is not up yet: it keeps retrying), so that the
+    # WebSocket client is watching before the first vehicle crosses.
+    base, process = start_serve(tmp_path / "serve.yaml", port, tmp_path / "serve.log")
+    try:
+        async def watch():
+            frames, messages = [], []
+            async with websockets.connect(base.replace("http", "ws") + "/ws") as ws:
+                await ws.recv()  # hello
+                await ws.send(json.dumps({"type": "subscribe", "streams": ["highway"],
+                                          "video": True, "max_fps": 5, "max_width": 640}))
+                assert json.loads(await ws.recv())["type"] == "subscribed"
+                camera.start()
+                ended_at, deadline = None, time.monotonic() + 90
+                while time.monotonic() < deadline:
+                    if ended_at is None and camera.process.poll() is not None:
+                        ended_at = time.monotonic()  # played once; let the results drain
+                    if ended_at is not None and time.monotonic() > ended_at + 3:
+                        break
+                    try:
+                        m = await asyncio.wait_for(ws.recv(), 0.5)
+                    except TimeoutError:
+                        continue
+                    (frames if isinstance(m, bytes) else messages).append(m)
+                    if not isinstance(m, bytes):
+                        messages[-1] = json.loads(m)
+            return frames, messages
+
+        frames, messages = asyncio.run(watch())
+        status = json.loads(http_get(base + "/api/streams"))[0]
+        counts = json.loads(http_get(base + "/api/streams/highway/counts"))["counts"]
+    finally:
+        stop_serve(process)
+        camera.kill()
+    assert status["frames_received"] == 335, status  # every frame arrived, once
+    live = {(r["lane"], r["class"], r["direction"]): r["count"] for r in counts if r["count"]}
+    out, _ = highway_run
+    summary = json.loads((out / "summary.json").read_text())
+    review = {(lane, cls, direction): n for lane, s in summary["lanes"].items()
+              for cls, by_direction in s["by_class"].items()
+              for direction, n in by_direction.items() if n}
+    print(f"\nlive {sorted(live.items())}\nreview {sorted(review.items())}; "
+          f"{status['frames_processed']} of 335 frames processed live")
+    assert live == review
+    # The client saw every crossing as an event, and counts and frames all along.
+    events = Counter((m["event"]["lane"], m["event"]["class"], m["event"]["direction"])
+                     for m in messages if m["type"] == "event")
+    assert events == Counter(live)
+    assert [m for m in messages if m["type"] == "counts"]
+    assert len(frames) >= 20  # ~5 frames/s over 11 s
+    header, jpeg = parse_frame_message(frames[-1])
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert header["stream"] == "highway" and image.shape == (360, 640, 3)
