@@ -216,3 +216,49 @@ def test_token_auth_and_graceful_shutdown(tmp_path, detector_model, highway_vide
         assert s.process.wait(30) == 0
     finally:
         s.stop()
+
+
+def test_congestion_alerts_reach_websocket_clients(tmp_path, detector_model, highway_video):
+    """A zone (lane 3's polygon) flagged as congested whenever a vehicle has been in it for
+    0.3 s, and clear 0.3 s after it is empty: the alerts come and go with the traffic."""
+    port = free_port()
+    config = tmp_path / "serve.yaml"
+    config.write_text(textwrap.dedent(f"""
+        model: {{path: {detector_model}, classes: [car, truck, bus, motorcycle]}}
+        server: {{port: {port}}}
+        store: {{path: {tmp_path / 'counts.db'}}}
+        streams:
+          - id: highway
+            source: {highway_video}
+            source_options: {{loop: true}}
+            lanes:
+              - name: zone
+                polygon: [[658, 120], [738, 120], [970, 700], [641, 700]]
+                congestion: {{min_occupancy: 1, min_duration_s: 0.3, clear_after_s: 0.3}}
+    """))
+    base, process = start_serve(config, port, tmp_path / "serve.log")
+    try:
+        async def alerts():
+            got = []
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                await receive(ws)
+                await ws.send(json.dumps({"type": "subscribe", "streams": ["highway"]}))
+                deadline = time.monotonic() + 40
+                while time.monotonic() < deadline and {a["congested"] for a in got} != {
+                        True, False}:
+                    try:
+                        m = await receive(ws, timeout=max(deadline - time.monotonic(), 0.01))
+                    except TimeoutError:
+                        break
+                    if m["type"] == "alert":
+                        got.append(m["alert"])
+            return got
+        got = asyncio.run(alerts())
+        assert {a["congested"] for a in got} == {True, False}, got
+        assert all(a["lane"] == "zone" and a["stream"] == "highway" for a in got)
+        first_jam = next(a for a in got if a["congested"])
+        assert first_jam["occupancy"] >= 1 and first_jam["type"] == "congestion"
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        assert b'lanewatch_lane_congested{lane="zone",stream="highway"}' in metrics
+    finally:
+        stop_serve(process)
