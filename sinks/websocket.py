@@ -167,7 +167,10 @@ class WebSocketHub:
                  "message": f"the server accepts {self.max_clients} WebSocket clients at once "
                             "(server.max_clients); retry later"}, status=503,
                 headers={"Retry-After": "5"})
-        ws = web.WebSocketResponse(max_msg_size=self.max_message_bytes, heartbeat=20)
+        # No permessage-deflate: JPEG does not compress, and deflating every frame for every
+        # client cost the pipeline more than a tenth of its frame rate.
+        ws = web.WebSocketResponse(max_msg_size=self.max_message_bytes, heartbeat=20,
+                                   compress=False)
         await ws.prepare(request)
         client = Client(ws, transport=request.transport)
         self.clients.add(client)
