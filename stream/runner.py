@@ -154,7 +154,6 @@ class StreamRunner:
             m.stage_seconds.labels(sid, "analytics").observe(t.analytics_s)
             m.observe_crossings(crossings)
             m.observe_lanes(sid, result.analytics.lanes)
-            m.latency.labels(sid).observe(max(time.time() - frame.wall_time, 0.0))
             self.frames_processed += 1
             self.last_result = result
             if self.on_result is not None:
@@ -163,3 +162,5 @@ class StreamRunner:
                 except Exception:  # noqa: BLE001 - a listener's failure is not the stream's
                     log.exception("stream %s: result listener failed", sid)
                     m.dropped.labels(sid, "listener").inc()
+            # Capture to publish: the results are in the store, the metrics and the hub.
+            m.latency.labels(sid).observe(max(time.time() - frame.wall_time, 0.0))
