@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything lanewatch and its tests need, on Debian or Ubuntu:
-#   1. system packages: GStreamer's RTSP server and plugins (a real RTSP camera for the tests)
-#      and Prometheus (the tests let a real server scrape the service)
+#   1. system packages: GStreamer's RTSP server and plugins (a real RTSP camera for the tests),
+#      Prometheus (a real server scrapes the service; promtool tests the alert rules) and
+#      Chromium (the dashboard's browser test)
 #   2. lanewatch itself, editable, with its development and benchmark extras.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -11,6 +12,7 @@ APT_PACKAGES=(
   python3-gi gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   prometheus
+  chromium
 )
 
 missing=()

@@ -6,6 +6,7 @@ Boxes, masks and labels use supervision's annotators; trails and the lane overla
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import replace
 
@@ -22,6 +23,7 @@ _LANE_COLOR = (255, 200, 0)  # BGR cyan-ish
 _CONGESTED_COLOR = (40, 40, 230)  # BGR red
 _LINE_COLOR = (0, 230, 255)  # BGR yellow
 _TRAIL_LEVELS = 4  # alpha steps of a fading trail
+_WALL_CLOCK_AFTER = 1e9  # presentation times beyond this are Unix times (live streams)
 
 
 def to_supervision(detections: Detections) -> sv.Detections:
@@ -220,7 +222,11 @@ class FrameAnnotator:
 
     def _draw_header(self, image: np.ndarray, result: FrameResult) -> None:
         total = sum(sum(s.counts.values()) for s in result.analytics.lanes)
-        text = (f"{result.frame.stream_id}  t={result.frame.pts_s:6.2f}s  "
+        pts = result.frame.pts_s
+        # Live frames carry wall-clock times: show the time of day, not 1.8e9 seconds.
+        when = (time.strftime("%H:%M:%S", time.localtime(pts)) if pts > _WALL_CLOCK_AFTER
+                else f"t={pts:6.2f}s")
+        text = (f"{result.frame.stream_id}  {when}  "
                 f"frame {result.frame.index}  tracks {len(result.tracks)}  crossings {total}")
         (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, self._font_scale, 1)
         cv2.rectangle(image, (0, 0), (w + 12, h + base + 10), (30, 30, 30), -1)

@@ -119,6 +119,18 @@ class CountStore:
                 (stream, limit)).fetchall()
         return [CrossingEvent(*row) for row in rows]
 
+    def flow(self, stream: str, since_s: float, bin_s: float) -> dict[str, dict[int, int]]:
+        """Crossings per lane in bins of `bin_s` seconds from `since_s`: lane -> {bin: n}."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT lane, CAST((time_s - ?) / ? AS INTEGER) AS b, COUNT(*) FROM crossings"
+                " WHERE stream = ? AND time_s >= ? GROUP BY lane, b",
+                (since_s, bin_s, stream, since_s)).fetchall()
+        out: dict[str, dict[int, int]] = {}
+        for lane, b, n in rows:
+            out.setdefault(lane, {})[b] = n
+        return out
+
 
 def _bin(time_s: float, interval_s: float) -> float:
     """Start of the interval holding `time_s` (intervals aligned to the Unix epoch)."""

@@ -94,7 +94,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.store is not None:
         config = config.model_copy(
             update={"store": config.store.model_copy(update={"path": str(args.store)})})
-    serve(config, args.host, args.port)
+    serve(config, args.host, args.port, config_path=Path(args.config).resolve())
     return 0
 
 

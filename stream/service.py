@@ -1,38 +1,29 @@
 """`lanewatch serve`: every configured stream live, served on one HTTP port.
 
-    GET /ws                          WebSocket (docs/websocket.md)
-    GET /metrics                     Prometheus text format
-    GET /healthz, /readyz            liveness; readiness (every stream running)
-    GET /api/streams                 streams and their state
-    GET /api/streams/{id}            one stream: state and current lane states
-    GET /api/streams/{id}/counts     cumulative counts per lane, class and direction
-    GET /api/streams/{id}/intervals  interval history (?since=&until= Unix seconds)
-    GET /api/streams/{id}/events     recent crossings (?limit=)
-
-With `server.auth_token` set, /ws and /api need `Authorization: Bearer TOKEN` (or
-`?token=TOKEN`); /metrics and the health checks too when `protect_metrics` / `protect_health`.
+`Service` owns the stream runners, the count store, the metrics, the WebSocket hub and the live
+video threads, and starts and stops them with the aiohttp application; the routes are in
+`api.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from lanewatch.sinks.annotate import FrameAnnotator
 from lanewatch.sinks.live_video import LiveVideo
-from lanewatch.sinks.metrics import CONTENT_TYPE, ServiceMetrics
-from lanewatch.sinks.reports import crossing_record
+from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
 from lanewatch.sinks.websocket import WebSocketHub
+from lanewatch.stream.api import Api
 from lanewatch.stream.config import Config
 from lanewatch.stream.detector import Detector, UltralyticsDetector
-from lanewatch.stream.live import StreamState
 from lanewatch.stream.pipeline import FrameResult
 from lanewatch.stream.runner import StreamRunner
 
@@ -42,8 +33,10 @@ log = logging.getLogger(__name__)
 class Service:
     """The live service: stream runners, store, metrics, WebSocket hub and HTTP app."""
 
-    def __init__(self, config: Config, detector: Detector | None = None):
+    def __init__(self, config: Config, detector: Detector | None = None,
+                 config_path: Path | None = None):
         self.config = config
+        self.config_path = config_path  # the file the lane editor exports a new version of
         self.metrics = ServiceMetrics()
         self.store = CountStore(config.store.path, config.counting.interval_s)
         self.detector = detector or UltralyticsDetector(config.model)
@@ -104,106 +97,11 @@ class Service:
                 self.hub.broadcast_json(sid, {"type": "stats", "stream": sid, "ts": now,
                                               **self.stats(sid)})
 
-    # -- HTTP ----------------------------------------------------------------------------------
-    def _authorized(self, request: web.Request) -> bool:
-        token = self.config.server.auth_token
-        if token is None:
-            return True
-        given = request.query.get("token", "")
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            given = header[len("Bearer "):]
-        return hmac.compare_digest(given.encode(), token.encode())
-
-    @web.middleware
-    async def _auth(self, request: web.Request, handler):
-        path = request.path
-        s = self.config.server
-        needs = (path == "/ws" or path.startswith("/api/")
-                 or (path == "/metrics" and s.protect_metrics)
-                 or (path in ("/healthz", "/readyz") and s.protect_health))
-        if needs and not self._authorized(request):
-            return web.json_response({"error": "unauthorized",
-                                      "message": "missing or wrong bearer token"}, status=401,
-                                     headers={"WWW-Authenticate": "Bearer"})
-        return await handler(request)
-
-    def _runner(self, request: web.Request) -> StreamRunner:
-        sid = request.match_info["id"]
-        if sid not in self.runners:
-            raise web.HTTPNotFound(text=f'{{"error": "unknown stream", "stream": "{sid}"}}',
-                                   content_type="application/json")
-        return self.runners[sid]
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.metrics.exposition(),
-                            headers={"Content-Type": CONTENT_TYPE})
-
-    async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def _readyz(self, request: web.Request) -> web.Response:
-        states = {sid: r.state.value for sid, r in self.runners.items()}
-        ready = all(state == StreamState.RUNNING.value for state in states.values())
-        return web.json_response({"ready": ready, "streams": states},
-                                 status=200 if ready else 503)
-
-    async def _streams(self, request: web.Request) -> web.Response:
-        return web.json_response([r.status() for r in self.runners.values()])
-
-    async def _stream(self, request: web.Request) -> web.Response:
-        runner = self._runner(request)
-        return web.json_response({**runner.status(), "lanes": self.lane_snapshot(runner.stream.id)})
-
-    async def _counts(self, request: web.Request) -> web.Response:
-        runner = self._runner(request)
-        cumulative = self.store.cumulative(runner.stream.id)
-        return web.json_response({
-            "stream": runner.stream.id,
-            "counts": [{"lane": k.lane, "class": k.class_name, "direction": k.direction,
-                        "count": n} for k, n in sorted(cumulative.items())],
-            "lanes": self.lane_snapshot(runner.stream.id)})
-
-    async def _intervals(self, request: web.Request) -> web.Response:
-        runner = self._runner(request)
-        try:
-            since = float(request.query["since"]) if "since" in request.query else None
-            until = float(request.query["until"]) if "until" in request.query else None
-        except ValueError:
-            return web.json_response({"error": "bad_query",
-                                      "message": "since and until are Unix seconds"}, status=400)
-        rows = self.store.intervals(runner.stream.id, since, until)
-        return web.json_response([{"interval_start_s": r.interval_start_s,
-                                   "interval_end_s": r.interval_end_s, "lane": r.lane,
-                                   "class": r.class_name, "direction": r.direction,
-                                   "count": r.count} for r in rows])
-
-    async def _events(self, request: web.Request) -> web.Response:
-        runner = self._runner(request)
-        try:
-            limit = int(request.query.get("limit", 100))
-        except ValueError:
-            limit = -1
-        if not 1 <= limit <= 10000:
-            return web.json_response({"error": "bad_query",
-                                      "message": "limit must be 1..10000"}, status=400)
-        events = self.store.recent_crossings(runner.stream.id, limit)
-        return web.json_response([crossing_record(e) for e in events])
-
     def app(self) -> web.Application:
         """The aiohttp application (starts and stops the streams with itself)."""
-        app = web.Application(middlewares=[self._auth])
-        app.add_routes([
-            web.get("/ws", self.hub.handle),
-            web.get("/metrics", self._metrics),
-            web.get("/healthz", self._healthz),
-            web.get("/readyz", self._readyz),
-            web.get("/api/streams", self._streams),
-            web.get("/api/streams/{id}", self._stream),
-            web.get("/api/streams/{id}/counts", self._counts),
-            web.get("/api/streams/{id}/intervals", self._intervals),
-            web.get("/api/streams/{id}/events", self._events),
-        ])
+        api = Api(self)
+        app = web.Application(middlewares=[api.auth])
+        app.add_routes([web.get("/ws", self.hub.handle), *api.routes()])
         app.on_startup.append(self._start)
         app.on_shutdown.append(self._shutdown)
         return app
@@ -229,9 +127,10 @@ class Service:
         self.video.stop()
 
 
-def serve(config: Config, host: str | None = None, port: int | None = None) -> None:
+def serve(config: Config, host: str | None = None, port: int | None = None,
+          config_path: Path | None = None) -> None:
     """Run the service until SIGINT/SIGTERM (graceful shutdown)."""
-    service = Service(config)
+    service = Service(config, config_path=config_path)
     h = host or config.server.host
     p = port if port is not None else config.server.port
     log.warning("lanewatch serving %d stream(s) on http://%s:%d", len(service.runners), h, p)

@@ -262,3 +262,39 @@ def test_congestion_alerts_reach_websocket_clients(tmp_path, detector_model, hig
         assert b'lanewatch_lane_congested{lane="zone",stream="highway"}' in metrics
     finally:
         stop_serve(process)
+
+
+def test_dashboard_api_flow_lanes_snapshot_and_lane_export(served):
+    def post(path, body):
+        request = urllib.request.Request(f"http://127.0.0.1:{served.port}{path}", data=body,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    status, body = served.get("/api/streams/highway/flow?minutes=5&bin_s=60")
+    flow = json.loads(body)
+    assert status == 200 and flow["bin_s"] == 60
+    assert list(flow["lanes"]) == ["lane1", "lane2", "lane3", "lane4"]
+    assert all(len(bins) == 5 for bins in flow["lanes"].values())
+    assert served.get("/api/streams/highway/flow?bin_s=0")[0] == 400
+    status, body = served.get("/api/streams/highway/lanes")
+    lanes = json.loads(body)
+    assert (lanes["width"], lanes["height"]) == (1280, 720)
+    assert lanes["lanes"][1]["line"] == [[535.0, 250.0], [654.0, 250.0]]
+    status, jpeg = served.get("/api/streams/highway/snapshot.jpg")
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert status == 200 and image.shape == (720, 1280, 3)
+    edited = {"lanes": [{"name": "new", "line": [[10, 10], [200, 10]], "direction": "out"}]}
+    status, body = post("/api/streams/highway/lanes/export", json.dumps(edited).encode())
+    assert status == 200 and "name: new" in body["lanes_yaml"]
+    assert body["config_name"] == "serve.yaml" and "name: new" in body["config_yaml"]
+    status, body = post("/api/streams/highway/lanes/export", b'{"lanes": [{"name": "x"}]}')
+    assert status == 400 and "a lane needs a polygon" in body["message"]
+    assert post("/api/streams/highway/lanes/export", b"{nope")[0] == 400
+    assert post("/api/streams/nope/lanes/export", b"{}")[0] == 404
+    status, page = served.get("/")
+    assert status == 200 and b'src="/static/dashboard.js"' in page
+    assert served.get("/static/dashboard.js")[0] == 200

@@ -37,6 +37,19 @@ def test_counts_intervals_and_history(tmp_path):
     store.close()
 
 
+@pytest.mark.parametrize("since, bin_s, expected", [
+    (0, 30, {"A": {0: 2, 2: 1}, "B": {2: 1}}),
+    (0, 60, {"A": {0: 2, 1: 1}, "B": {1: 1}}),
+    (15, 30, {"A": {0: 1, 1: 1}, "B": {2: 1}}),  # 10 s is before the window
+    (100, 30, {}),
+])
+def test_flow_bins_crossings_per_lane(tmp_path, since, bin_s, expected):
+    store = CountStore(tmp_path / "c.db")
+    store.record([event(10), event(20, cls="truck"), event(70, track=2),
+                  event(75, lane="B", track=3), event(80, stream="other")])
+    assert store.flow("cam", since, bin_s) == expected
+
+
 def test_reopening_resumes_and_restores_a_count_book(tmp_path):
     path = tmp_path / "c.db"
     store = CountStore(path)

@@ -1,0 +1,178 @@
+// The operator dashboard: stream picker, live annotated video, counts by lane/class/direction,
+// flow chart, stream health and congestion alerts, all from one WebSocket plus a few API calls.
+
+import { api, LiveSocket } from "./api.js";
+import { FlowChart } from "./chart.js";
+import { LaneEditor } from "./editor.js";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  stream: null, framesSeen: 0, videoUrl: null, lastStats: null, fps: null, latency: null,
+};
+const chart = new FlowChart($("flow"), $("flow-legend"));
+const editor = new LaneEditor({
+  canvas: $("editor"), lanes: $("ed-lanes"), message: $("ed-message"), yaml: $("ed-yaml"),
+  download: $("ed-download"), name: $("ed-name"), direction: $("ed-direction"),
+});
+
+// -- WebSocket messages ------------------------------------------------------------------------
+const socket = new LiveSocket({
+  onState(status, reason) {
+    const badge = $("connection");
+    badge.textContent = status === "open" ? "live" : `disconnected (${reason}), retrying…`;
+    badge.className = `badge ${status === "open" ? "ok" : "bad"}`;
+  },
+  onFrame(header, jpeg) {
+    if (header.stream !== state.stream) return;
+    const url = URL.createObjectURL(jpeg);
+    const img = $("video");
+    img.onload = () => URL.revokeObjectURL(url);
+    img.src = url;
+    state.framesSeen += 1;
+    state.latency = Date.now() / 1000 - header.ts;
+    img.dataset.frames = String(state.framesSeen);
+    $("video-status").textContent =
+      `frame ${header.frame} · ${header.width}×${header.height} · ` +
+      `${(state.latency * 1000).toFixed(0)} ms behind the camera`;
+  },
+  onJson(message) {
+    if (message.stream && message.stream !== state.stream) return;
+    if (message.type === "counts") renderCounts(message.lanes);
+    else if (message.type === "stats") renderHealth(message);
+    else if (message.type === "event") chart.add(message.event.lane, message.event.time_s);
+    else if (message.type === "alert") addAlert(message.alert);
+    else if (message.type === "error") console.warn("lanewatch:", message.code, message.message);
+  },
+});
+
+// -- rendering -----------------------------------------------------------------------------------
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function renderCounts(lanes) {
+  const body = $("counts").querySelector("tbody");
+  let total = 0;
+  body.replaceChildren(...lanes.map((lane) => {
+    const row = document.createElement("tr");
+    const sum = Object.values(lane.counts).reduce((a, b) => a + b, 0);
+    total += sum;
+    row.append(cell(lane.name), cell(String(sum), "total"));
+    const detail = document.createElement("td");
+    for (const [cls, byDirection] of Object.entries(lane.by_class)) {
+      for (const [direction, n] of Object.entries(byDirection)) {
+        const pill = document.createElement("span");
+        pill.className = "pill";
+        pill.textContent = `${cls} ${direction}: ${n}`;
+        detail.append(pill);
+      }
+    }
+    row.append(detail, cell(String(lane.occupancy)),
+               cell(lane.congested ? "CONGESTED" : "free", lane.congested ? "jam" : "free"));
+    return row;
+  }));
+  $("counts").dataset.total = String(total);
+}
+
+function renderHealth(stats) {
+  const previous = state.lastStats;
+  if (previous && stats.ts > previous.ts) {
+    state.fps = (stats.frames_processed - previous.frames_processed) / (stats.ts - previous.ts);
+  }
+  state.lastStats = stats;
+  $("h-state").textContent = stats.state;
+  $("h-state").className = stats.state === "running" ? "free" : "jam";
+  $("h-fps").textContent = state.fps === null ? "–"
+    : `${state.fps.toFixed(1)} frames/s of ${stats.fps ? stats.fps.toFixed(1) : "?"}`;
+  $("h-latency").textContent = state.latency === null ? "– (watch the video)"
+    : `${(state.latency * 1000).toFixed(0)} ms capture to screen`;
+  const seen = stats.frames_received || 0;
+  $("h-drops").textContent = `${stats.frames_dropped} of ${seen} frames` +
+    (seen ? ` (${((100 * stats.frames_dropped) / seen).toFixed(0)} %)` : "");
+  $("h-reconnects").textContent = String(stats.reconnects);
+  $("h-error").hidden = !stats.error;
+  $("h-error").textContent = stats.error || "";
+}
+
+function addAlert(alert) {
+  const list = $("alerts");
+  if (list.firstElementChild && list.firstElementChild.classList.contains("muted")) {
+    list.replaceChildren();
+  }
+  const item = document.createElement("li");
+  const when = new Date(alert.time_s * 1000).toLocaleTimeString();
+  item.textContent = `${when} ${alert.lane}: ` +
+    (alert.congested ? `congested (${alert.occupancy} in the lane)` : "cleared");
+  item.className = alert.congested ? "jam" : "free";
+  list.prepend(item);
+  while (list.children.length > 50) list.lastElementChild.remove();
+}
+
+// -- stream selection ----------------------------------------------------------------------------
+async function follow(stream) {
+  state.stream = stream;
+  state.lastStats = null;
+  state.fps = null;
+  history.replaceState(null, "", `#${encodeURIComponent(stream)}`);
+  const img = $("video");
+  const width = Math.min(Math.round((img.clientWidth || 960) * (window.devicePixelRatio || 1)),
+                         1920);
+  socket.follow(stream, { max_fps: 10, max_width: Math.max(width, 320) });
+  try {
+    const [detail, flow] = await Promise.all([
+      api(`/api/streams/${encodeURIComponent(stream)}`),
+      api(`/api/streams/${encodeURIComponent(stream)}/flow?minutes=15&bin_s=30`),
+    ]);
+    if (state.stream !== stream) return;
+    renderCounts(detail.lanes);
+    renderHealth({ ...detail, ts: Date.now() / 1000 });
+    chart.reset(flow);
+  } catch (err) {
+    $("h-error").hidden = false;
+    $("h-error").textContent = err.message;
+  }
+  if (!$("editor-view").hidden) editor.load(stream);
+}
+
+async function start() {
+  const picker = $("stream-picker");
+  let streams = [];
+  try {
+    streams = await api("/api/streams");
+  } catch (err) {
+    $("connection").textContent = `cannot list streams: ${err.message}`;
+    $("connection").className = "badge bad";
+    return;
+  }
+  picker.replaceChildren(...streams.map((s) => new Option(`${s.id} (${s.state})`, s.id)));
+  const wanted = decodeURIComponent(location.hash.slice(1));
+  if (streams.some((s) => s.id === wanted)) picker.value = wanted;
+  picker.onchange = () => follow(picker.value);
+  if (picker.value) follow(picker.value);
+}
+
+function showTab(name) {
+  $("live-view").hidden = name !== "live";
+  $("editor-view").hidden = name !== "editor";
+  $("tab-live").classList.toggle("active", name === "live");
+  $("tab-editor").classList.toggle("active", name === "editor");
+  if (name === "editor" && state.stream && editor.stream !== state.stream) {
+    editor.load(state.stream);
+  }
+}
+
+$("tab-live").onclick = () => showTab("live");
+$("tab-editor").onclick = () => showTab("editor");
+$("ed-reload").onclick = () => editor.load(state.stream);
+$("ed-new").onclick = () => editor.newLane();
+$("ed-polygon").onclick = () => editor.startPolygon();
+$("ed-line").onclick = () => editor.startLine();
+$("ed-finish").onclick = () => editor.finish();
+$("ed-delete").onclick = () => editor.deleteLane();
+$("ed-export").onclick = () => editor.exportYaml();
+setInterval(() => chart.draw(), 1000);
+chart.draw();
+start();

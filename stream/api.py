@@ -1,0 +1,246 @@
+"""The HTTP side of `lanewatch serve`: dashboard, JSON API, metrics, health, auth.
+
+    GET  /                                 the operator dashboard (static files, no CDN)
+    GET  /ws                               WebSocket (docs/websocket.md)
+    GET  /metrics                          Prometheus text format
+    GET  /healthz, /readyz                 liveness; readiness (every stream running)
+    GET  /api/streams                      streams and their state
+    GET  /api/streams/{id}                 one stream: state and current lane states
+    GET  /api/streams/{id}/counts          cumulative counts per lane, class and direction
+    GET  /api/streams/{id}/intervals       interval history (?since=&until= Unix seconds)
+    GET  /api/streams/{id}/events          recent crossings (?limit=)
+    GET  /api/streams/{id}/flow            crossings per lane in bins (?minutes=15&bin_s=30)
+    GET  /api/streams/{id}/lanes           the stream's lanes, in pixels of its frame
+    GET  /api/streams/{id}/snapshot.jpg    the last processed camera frame, unannotated
+    POST /api/streams/{id}/lanes/export    validate edited lanes; YAML for the config
+
+With `server.auth_token` set, /ws and /api need `Authorization: Bearer TOKEN` (or
+`?token=TOKEN`); /metrics and the health checks too when `protect_metrics` / `protect_health`.
+The dashboard page itself is static and holds no data; it asks for the token when needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+from aiohttp import web
+
+from lanewatch.sinks.metrics import CONTENT_TYPE
+from lanewatch.sinks.reports import crossing_record
+from lanewatch.stream.errors import ConfigError
+from lanewatch.stream.lane_export import config_yaml, lanes_from_editor, lanes_yaml
+from lanewatch.stream.live import StreamState
+from lanewatch.stream.runner import StreamRunner
+
+if TYPE_CHECKING:
+    from lanewatch.stream.service import Service
+
+def _bad_query(message: str) -> web.Response:
+    return web.json_response({"error": "bad_query", "message": message}, status=400)
+
+
+class Api:
+    """Route handlers over a running `Service`."""
+
+    def __init__(self, service: Service, static_dir: Path | None = None):
+        self.service = service
+        self.static_dir = static_dir or _static_dir()
+
+    # -- auth --------------------------------------------------------------------------------
+    def _authorized(self, request: web.Request) -> bool:
+        token = self.service.config.server.auth_token
+        if token is None:
+            return True
+        given = request.query.get("token", "")
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            given = header[len("Bearer "):]
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    @web.middleware
+    async def auth(self, request: web.Request, handler):
+        path = request.path
+        s = self.service.config.server
+        needs = (path == "/ws" or path.startswith("/api/")
+                 or (path == "/metrics" and s.protect_metrics)
+                 or (path in ("/healthz", "/readyz") and s.protect_health))
+        if needs and not self._authorized(request):
+            return web.json_response({"error": "unauthorized",
+                                      "message": "missing or wrong bearer token"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+        return await handler(request)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _runner(self, request: web.Request) -> StreamRunner:
+        sid = request.match_info["id"]
+        runners = self.service.runners
+        if sid not in runners:
+            raise web.HTTPNotFound(text=json.dumps({"error": "unknown stream", "stream": sid,
+                                                    "streams": list(runners)}),
+                                   content_type="application/json")
+        return runners[sid]
+
+    @staticmethod
+    def _frame_size(runner: StreamRunner) -> tuple[int, int]:
+        if runner.processor is None:
+            raise web.HTTPServiceUnavailable(
+                text=json.dumps({"error": "no_frame_yet",
+                                 "message": f"stream {runner.stream.id} has not delivered a "
+                                            f"frame yet (state: {runner.state.value})"}),
+                content_type="application/json", headers={"Retry-After": "2"})
+        return runner.processor.frame_size
+
+    # -- plain endpoints ---------------------------------------------------------------------
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.service.metrics.exposition(),
+                            headers={"Content-Type": CONTENT_TYPE})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        states = {sid: r.state.value for sid, r in self.service.runners.items()}
+        ready = all(state == StreamState.RUNNING.value for state in states.values())
+        return web.json_response({"ready": ready, "streams": states},
+                                 status=200 if ready else 503)
+
+    async def streams(self, request: web.Request) -> web.Response:
+        return web.json_response([r.status() for r in self.service.runners.values()])
+
+    async def stream(self, request: web.Request) -> web.Response:
+        runner = self._runner(request)
+        return web.json_response({**runner.status(),
+                                  "lanes": self.service.lane_snapshot(runner.stream.id)})
+
+    async def counts(self, request: web.Request) -> web.Response:
+        sid = self._runner(request).stream.id
+        cumulative = self.service.store.cumulative(sid)
+        return web.json_response({
+            "stream": sid,
+            "counts": [{"lane": k.lane, "class": k.class_name, "direction": k.direction,
+                        "count": n} for k, n in sorted(cumulative.items())],
+            "lanes": self.service.lane_snapshot(sid)})
+
+    async def intervals(self, request: web.Request) -> web.Response:
+        sid = self._runner(request).stream.id
+        try:
+            since = float(request.query["since"]) if "since" in request.query else None
+            until = float(request.query["until"]) if "until" in request.query else None
+        except ValueError:
+            return _bad_query("since and until are Unix seconds")
+        rows = self.service.store.intervals(sid, since, until)
+        return web.json_response([{"interval_start_s": r.interval_start_s,
+                                   "interval_end_s": r.interval_end_s, "lane": r.lane,
+                                   "class": r.class_name, "direction": r.direction,
+                                   "count": r.count} for r in rows])
+
+    async def events(self, request: web.Request) -> web.Response:
+        sid = self._runner(request).stream.id
+        try:
+            limit = int(request.query.get("limit", 100))
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= 10000:
+            return _bad_query("limit must be 1..10000")
+        events = self.service.store.recent_crossings(sid, limit)
+        return web.json_response([crossing_record(e) for e in events])
+
+    async def flow(self, request: web.Request) -> web.Response:
+        runner = self._runner(request)
+        try:
+            minutes = float(request.query.get("minutes", 15))
+            bin_s = float(request.query.get("bin_s", 30))
+        except ValueError:
+            return _bad_query("minutes and bin_s are numbers")
+        if not (0 < minutes <= 1440 and 1 <= bin_s <= 3600 and minutes * 60 / bin_s <= 2000):
+            return _bad_query("minutes must be in (0, 1440], bin_s in [1, 3600], "
+                              "and at most 2000 bins")
+        now = time.time()
+        bins = int(minutes * 60 // bin_s)
+        start = (now // bin_s - bins + 1) * bin_s  # bins aligned to bin_s; the last holds now
+        found = self.service.store.flow(runner.stream.id, start, bin_s)
+        names = [lane.name for lane in runner.stream.lanes if lane.line is not None]
+        names += sorted(set(found) - set(names))
+        return web.json_response({
+            "stream": runner.stream.id, "start_s": start, "bin_s": bin_s, "now_s": now,
+            "lanes": {name: [found.get(name, {}).get(b, 0) for b in range(bins)]
+                      for name in names}})
+
+    async def lanes(self, request: web.Request) -> web.Response:
+        runner = self._runner(request)
+        width, height = self._frame_size(runner)
+        lanes = []
+        for lane in runner.processor.lanes:
+            lanes.append({
+                "name": lane.name, "direction": lane.direction.value,
+                "in_label": lane.in_label, "out_label": lane.out_label,
+                "polygon": None if lane.polygon is None else lane.polygon.round(1).tolist(),
+                "line": None if lane.line is None else lane.line.round(1).tolist(),
+                "congestion": None if lane.congestion is None
+                else lane.congestion.model_dump(exclude_none=True)})
+        return web.json_response({"stream": runner.stream.id, "width": width,
+                                  "height": height, "coordinates": runner.stream.coordinates,
+                                  "lanes": lanes})
+
+    async def snapshot(self, request: web.Request) -> web.Response:
+        runner = self._runner(request)
+        self._frame_size(runner)
+        image = runner.last_result.frame.image
+        ok, buf = await asyncio.to_thread(cv2.imencode, ".jpg", image,
+                                          [cv2.IMWRITE_JPEG_QUALITY, 90])
+        return web.Response(body=buf.tobytes(), content_type="image/jpeg",
+                            headers={"Cache-Control": "no-store"})
+
+    async def export_lanes(self, request: web.Request) -> web.Response:
+        runner = self._runner(request)
+        frame_size = self._frame_size(runner)
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.json_response({"error": "bad_json", "message": "body is not JSON"},
+                                     status=400)
+        try:
+            specs = lanes_from_editor(payload, runner.stream, frame_size)
+            path = self.service.config_path
+            whole = config_yaml(path, runner.stream.id, specs) if path else None
+        except ConfigError as err:
+            return web.json_response({"error": "invalid_lanes", "message": str(err)},
+                                     status=400)
+        return web.json_response({"stream": runner.stream.id, "lanes_yaml": lanes_yaml(specs),
+                                  "config_yaml": whole,
+                                  "config_name": path.name if path else None})
+
+    # -- dashboard ---------------------------------------------------------------------------
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(self.static_dir / "index.html",
+                                headers={"Cache-Control": "no-cache"})
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", self.index),
+            web.static("/static", self.static_dir),
+            web.get("/metrics", self.metrics),
+            web.get("/healthz", self.healthz),
+            web.get("/readyz", self.readyz),
+            web.get("/api/streams", self.streams),
+            web.get("/api/streams/{id}", self.stream),
+            web.get("/api/streams/{id}/counts", self.counts),
+            web.get("/api/streams/{id}/intervals", self.intervals),
+            web.get("/api/streams/{id}/events", self.events),
+            web.get("/api/streams/{id}/flow", self.flow),
+            web.get("/api/streams/{id}/lanes", self.lanes),
+            web.get("/api/streams/{id}/snapshot.jpg", self.snapshot),
+            web.post("/api/streams/{id}/lanes/export", self.export_lanes),
+        ]
+
+
+def _static_dir() -> Path:
+    """The dashboard's files: beside the installed `lanewatch.sinks` package."""
+    from lanewatch import sinks
+    return Path(sinks.__file__).resolve().parent / "static"
