@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -65,3 +66,25 @@ def stop_serve(process: subprocess.Popen) -> int | None:
             process.kill()
             process.wait(10)
     return process.returncode
+
+
+def start_prometheus(folder: Path, target: str, rule_files: list[Path] = ()
+                     ) -> tuple[str, subprocess.Popen]:
+    """A real Prometheus (Debian's package) scraping `target` (host:port) every second, with
+    its data in `folder`; returns (base URL, process)."""
+    exe = shutil.which("prometheus")
+    assert exe, "Prometheus is not installed: run install.sh"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = folder / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: [{', '.join(str(f) for f in rule_files)}]\n"
+        "scrape_configs:\n"
+        f"  - {{job_name: lanewatch, static_configs: [{{targets: ['{target}']}}]}}\n")
+    process = subprocess.Popen(
+        [exe, f"--config.file={config}", f"--storage.tsdb.path={folder / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return f"http://127.0.0.1:{port}", process

@@ -17,7 +17,7 @@ import yaml
 
 from conftest import REPO
 from rtsp import free_port
-from serving import http_get, start_serve, stop_serve, wait_for
+from serving import http_get, start_prometheus, start_serve, stop_serve, wait_for
 
 PROMETHEUS_DIR = REPO / "docker" / "prometheus"
 DASHBOARD = REPO / "docker" / "grafana" / "dashboards" / "lanewatch.json"
@@ -113,23 +113,10 @@ def service_and_prometheus(tmp_path_factory, detector_model, highway_video):
               - {{name: lane4, line: [[790, 250], [910, 250]], direction: in}}
     """))
     base, service = start_serve(config, port, folder / "serve.log")
-    prometheus = shutil.which("prometheus")
-    assert prometheus, "Prometheus is not installed: run install.sh"
-    web_port = free_port()
-    prom_config = folder / "prometheus.yml"
-    prom_config.write_text(textwrap.dedent(f"""
-        global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-        rule_files: [{PROMETHEUS_DIR / 'alerts.yml'}]
-        scrape_configs:
-          - job_name: lanewatch
-            static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
-    """))
-    process = subprocess.Popen(
-        [prometheus, f"--config.file={prom_config}", f"--storage.tsdb.path={folder / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{web_port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    prometheus, process = start_prometheus(folder, f"127.0.0.1:{port}",
+                                           [PROMETHEUS_DIR / "alerts.yml"])
     try:
-        yield base, f"http://127.0.0.1:{web_port}"
+        yield base, prometheus
     finally:
         process.terminate()
         process.wait(30)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 import textwrap
 import time
 import urllib.parse
@@ -26,7 +24,7 @@ from lanewatch.sinks.websocket import parse_frame_message
 
 from conftest import CONFIGS
 from rtsp import RtspServer, free_port
-from serving import http_get, metric, start_serve, stop_serve, wait_for
+from serving import http_get, metric, start_prometheus, start_serve, stop_serve, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -113,23 +111,10 @@ def test_rtsp_stream_served_to_websocket_and_recovering_from_a_camera_restart(se
 
 def test_real_prometheus_scrapes_the_lane_counters(service, tmp_path):
     base, _ = service
-    prometheus = shutil.which("prometheus")
-    assert prometheus, "Prometheus is not installed: run install.sh"
-    web_port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(textwrap.dedent(f"""
-        global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-        scrape_configs:
-          - job_name: lanewatch
-            static_configs: [{{targets: ["{base.removeprefix('http://')}"]}}]
-    """))
-    process = subprocess.Popen(
-        [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{web_port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    prometheus, process = start_prometheus(tmp_path, base.removeprefix("http://"))
     try:
         def query(expr):
-            url = (f"http://127.0.0.1:{web_port}/api/v1/query?"
+            url = (f"{prometheus}/api/v1/query?"
                    + urllib.parse.urlencode({"query": expr}))
             return json.loads(http_get(url))["data"]["result"]
 
