@@ -41,6 +41,12 @@ class ModelConfig(_Strict):
     classes: list[str] | None = Field(None, description="class names to keep (default: all)")
     device: str = Field("cpu", description="cpu, cuda:0, intel:gpu ... (as Ultralytics)")
     half: bool = Field(False, description="FP16 inference where supported")
+    backend: Literal["auto", "openvino", "ultralytics"] = Field(
+        "auto", description="openvino: exported OpenVINO/ONNX models run directly, several "
+        "frames in flight; ultralytics: every format; auto: openvino where it can")
+    requests: int | None = Field(
+        None, ge=1, le=8, description="inferences in flight (openvino; default: the runtime's "
+        "optimum for the device)")
 
     @field_validator("imgsz")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from lanewatch.stream.config import ModelConfig
 from lanewatch.stream.errors import ModelError
+from lanewatch.stream.frames import Frame
 from lanewatch.trackers.detections import Detections
 
 # Must be set before Ultralytics is imported: it reads them at import time.
@@ -35,6 +37,31 @@ class Detector(Protocol):
     def detect(self, image: np.ndarray) -> Detections:
         """Objects in one BGR image."""
         ...
+
+
+def detect_frames(detector: Detector, frames: Iterable[Frame]
+                  ) -> Iterator[tuple[Frame, Detections]]:
+    """Each frame with its detections, in order; pipelined (several frames in flight) when the
+    detector can do that, one at a time otherwise."""
+    pipelined = getattr(detector, "detect_frames", None)
+    if pipelined is not None:
+        yield from pipelined(frames)
+        return
+    for frame in frames:
+        yield frame, detector.detect(frame.image)
+
+
+def create_detector(config: ModelConfig) -> Detector:
+    """The detector for `model:`: OpenVINO Runtime directly for OpenVINO/ONNX exports on
+    CPU/Intel devices (backend auto or openvino), Ultralytics for everything else."""
+    from lanewatch.stream.openvino_detector import OpenVINODetector, exported_model_files
+
+    if config.backend == "openvino":
+        return OpenVINODetector(config, config.requests)
+    if config.backend == "auto" and config.device.lower().startswith(("cpu", "intel")) \
+            and exported_model_files(config.path) is not None:
+        return OpenVINODetector(config, config.requests)
+    return UltralyticsDetector(config)
 
 
 def _looks_like_hub_name(path: str) -> bool:

@@ -64,10 +64,12 @@ class StreamProcessor:
         self.analytics = LaneAnalytics(stream.id, self.lanes, config.counting, frame_size,
                                        origin_s=origin_s)
 
-    def process(self, frame: Frame) -> FrameResult:
-        """Run every stage on one frame."""
+    def process(self, frame: Frame, detections: Detections | None = None) -> FrameResult:
+        """Run every stage on one frame (detection too, unless its `detections` are given:
+        a pipelined detector has already run)."""
         t0 = time.perf_counter()
-        detections = self.detector.detect(frame.image)
+        if detections is None:
+            detections = self.detector.detect(frame.image)
         if self._suppress_contained is not None:
             detections = suppress_contained(detections, self._suppress_contained)
         t1 = time.perf_counter()

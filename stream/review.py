@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ from lanewatch.sinks.annotate import FrameAnnotator
 from lanewatch.sinks.reports import ReportWriter, RunInfo
 from lanewatch.sinks.video import VideoWriteError, VideoWriter
 from lanewatch.stream.config import Config
-from lanewatch.stream.detector import Detector, UltralyticsDetector
+from lanewatch.stream.detector import Detector, create_detector, detect_frames
 from lanewatch.stream.errors import LanewatchError, SourceError, TruncatedVideoError
+from lanewatch.stream.frames import Frame
 from lanewatch.stream.pipeline import StreamProcessor
 from lanewatch.stream.sources import FileSource
 
@@ -62,7 +64,7 @@ def review_video(
         raise LanewatchError(f"cannot create output folder {outdir}: {err.strerror}") from None
     info = source.info
     try:
-        detector = detector or UltralyticsDetector(config.model)
+        detector = detector or create_detector(config.model)
         processor = StreamProcessor(stream, config, detector, (info.width, info.height), info.fps)
     except BaseException:
         source.close()
@@ -81,10 +83,8 @@ def review_video(
     started = time.perf_counter()
     pending_error: BaseException | None = None
     try:
-        for frame in source.frames():
-            if max_frames is not None and frames >= max_frames:
-                break
-            result = processor.process(frame)
+        for frame, detections in detect_frames(detector, _limited(source.frames(), max_frames)):
+            result = processor.process(frame, detections)
             reports.add(result.analytics.crossings, result.analytics.congestion)
             if writer is not None:
                 try:
@@ -134,3 +134,11 @@ def _open_writer(outdir: Path, config: Config, info) -> VideoWriter | None:
     except VideoWriteError as err:
         log.error("%s; continuing without the annotated video", err)
         return None
+
+
+def _limited(frames: Iterator[Frame], max_frames: int | None) -> Iterator[Frame]:
+    """The first `max_frames` frames (all when None)."""
+    for count, frame in enumerate(frames):
+        if max_frames is not None and count >= max_frames:
+            return
+        yield frame

@@ -23,7 +23,7 @@ from lanewatch.sinks.store import CountStore
 from lanewatch.sinks.websocket import WebSocketHub
 from lanewatch.stream.api import Api
 from lanewatch.stream.config import Config
-from lanewatch.stream.detector import Detector, UltralyticsDetector
+from lanewatch.stream.detector import Detector, create_detector
 from lanewatch.stream.pipeline import FrameResult
 from lanewatch.stream.runner import StreamRunner
 
@@ -39,7 +39,7 @@ class Service:
         self.config_path = config_path  # the file the lane editor exports a new version of
         self.metrics = ServiceMetrics()
         self.store = CountStore(config.store.path, config.counting.interval_s)
-        self.detector = detector or UltralyticsDetector(config.model)
+        self.detector = detector or create_detector(config.model)
         s = config.server
         self.hub = WebSocketHub([st.id for st in config.streams], s.client_queue,
                                 s.slow_client_drops, s.max_message_bytes, self.metrics,

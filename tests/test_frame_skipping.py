@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from lanewatch.stream.config import load_config
-from lanewatch.stream.detector import UltralyticsDetector
+from lanewatch.stream.detector import create_detector
 from lanewatch.stream.sources import FileSource
 from lanewatch.trackers.analytics import LaneAnalytics
 from lanewatch.trackers.bytetrack import ByteTrack
@@ -37,7 +37,7 @@ def config():
 @pytest.fixture(scope="module")
 def every_frame(config, highway_video):
     """(pts seconds, frame index, detections) for each frame of the clip."""
-    detector = UltralyticsDetector(config.model)
+    detector = create_detector(config.model)
     with FileSource(highway_video) as source:
         rows = []
         for frame in source.frames():

@@ -12,7 +12,7 @@ import pytest
 from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
 from lanewatch.stream.config import StreamConfig, load_config
-from lanewatch.stream.detector import UltralyticsDetector
+from lanewatch.stream.detector import create_detector
 from lanewatch.stream.live import StreamState
 from lanewatch.stream.runner import StreamRunner
 from lanewatch.trackers.lanes import LaneSpec
@@ -40,7 +40,7 @@ def config():
 
 @pytest.fixture(scope="module")
 def detector(config):
-    return UltralyticsDetector(config.model)
+    return create_detector(config.model)
 
 
 @pytest.mark.timeout(180)

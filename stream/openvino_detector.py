@@ -1,0 +1,306 @@
+"""The fast path for exported YOLO models: OpenVINO IR directories and ONNX files run directly
+on OpenVINO Runtime, with pre- and post-processing in NumPy/OpenCV and several inference
+requests in flight.
+
+Ultralytics' `predict` adds per-call overhead (argument handling, torch tensors, result
+objects) and runs one request at a time; here the letterbox is one resize and one border,
+colour conversion and scaling are compiled into the model (OpenVINO's PrePostProcessor), NMS
+is a few NumPy operations, and `detect_frames` keeps two or more requests in flight so the
+CPU's cores stay busy while the caller tracks, counts and draws. The results follow
+Ultralytics' own processing (letterbox, class-aware NMS, box and mask scaling), which the
+tests check on the real models.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+
+from lanewatch.stream.config import ModelConfig
+from lanewatch.stream.errors import ModelError
+from lanewatch.stream.frames import Frame
+from lanewatch.trackers.detections import Detections
+
+log = logging.getLogger(__name__)
+
+_PAD_VALUE = 114  # Ultralytics' letterbox grey
+_MAX_WH = 7680  # class offset of class-aware NMS (as Ultralytics)
+_MAX_DET = 300
+_DEVICES = {"cpu": "CPU", "intel:cpu": "CPU", "intel:gpu": "GPU", "intel:npu": "NPU"}
+
+
+def exported_model_files(path: str) -> tuple[Path, dict[str, Any]] | None:
+    """(model file, metadata) of an OpenVINO export directory or an ONNX file; None for
+    anything else (.pt, TensorRT, ...), which stays with Ultralytics."""
+    p = Path(path)
+    if p.is_dir():
+        xmls = sorted(p.glob("*.xml"))
+        meta = p / "metadata.yaml"
+        if len(xmls) == 1 and meta.is_file():
+            return xmls[0], yaml.safe_load(meta.read_text()) or {}
+        return None
+    if p.suffix == ".onnx" and p.is_file():
+        import onnx
+
+        props = onnx.load(str(p), load_external_data=False).metadata_props
+        meta = {}
+        for prop in props:  # Ultralytics writes Python literals as strings
+            try:
+                meta[prop.key] = yaml.safe_load(prop.value)
+            except yaml.YAMLError:
+                meta[prop.key] = prop.value
+        return p, meta
+    return None
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], stride: int,
+              minimal: bool) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize keeping the aspect ratio and pad with grey to `size` (h, w), or only to the
+    next multiple of `stride` when `minimal`; returns (image, gain, (left, top) padding)."""
+    h, w = image.shape[:2]
+    gain = min(size[0] / h, size[1] / w)
+    new_w, new_h = round(w * gain), round(h * gain)
+    dw, dh = size[1] - new_w, size[0] - new_h
+    if minimal:
+        dw, dh = dw % stride, dh % stride
+    dw, dh = dw / 2, dh / 2
+    if (new_w, new_h) != (w, h):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT,
+                               value=(_PAD_VALUE,) * 3)
+    return image, gain, (left, top)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression; indices kept, best score first."""
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = boxes.T
+    areas = (x2 - x1) * (y2 - y1)
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = w * h
+        iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, np.int64)
+
+
+class OpenVINODetector:
+    """YOLO detection or segmentation from an OpenVINO IR directory or an ONNX file."""
+
+    def __init__(self, config: ModelConfig, requests: int | None = None):
+        found = exported_model_files(config.path)
+        if found is None:
+            raise ModelError(f"{config.path} is not an OpenVINO export directory or an ONNX "
+                             "file (use the Ultralytics backend)")
+        model_file, meta = found
+        device = _DEVICES.get(config.device.lower())
+        if device is None:
+            raise ModelError(f"model.device {config.device!r} is not an OpenVINO device "
+                             f"({', '.join(_DEVICES)}); use backend: ultralytics for CUDA")
+        self.config = config
+        self.task = meta.get("task", config.task)
+        if self.task != config.task:
+            raise ModelError(f"model {config.path} is a '{self.task}' model but model.task is "
+                             f"'{config.task}'; set model.task: {self.task}")
+        names = meta.get("names") or {}
+        self.class_names: dict[int, str] = {int(k): str(v) for k, v in names.items()}
+        if not self.class_names:
+            raise ModelError(f"{config.path}: no class names in the export's metadata")
+        from lanewatch.stream.detector import resolve_class_ids  # avoids an import cycle
+
+        ids = resolve_class_ids(config.classes, self.class_names)
+        self._class_ids = None if ids is None else np.asarray(ids)
+        self.stride = int(meta.get("stride", 32))
+        self._device = device
+        self._model, self.dynamic = self._prepare_model(model_file)
+        self._input_size = (config.imgsz, config.imgsz)
+        self._compiled: dict[tuple[int, int], Any] = {}  # letterboxed (h, w) -> compiled model
+        self._sync_requests: dict[tuple[int, int], Any] = {}
+        self._lock = threading.Lock()  # one synchronous caller at a time
+        self.requests = requests or 0  # set from the runtime's optimum at the first compile
+        try:
+            self.detect(np.zeros((config.imgsz, config.imgsz, 3), np.uint8))
+        except ModelError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure here means "cannot run"
+            raise ModelError(f"cannot run model {config.path}: {err}") from None
+
+    def _prepare_model(self, model_file: Path):
+        import openvino as ov
+        from openvino.preprocess import ColorFormat, PrePostProcessor
+
+        try:
+            model = ov.Core().read_model(str(model_file))
+        except RuntimeError as err:
+            raise ModelError(f"cannot read model {model_file}: {str(err).splitlines()[0]}"
+                             ) from None
+        dynamic = model.inputs[0].get_partial_shape().is_dynamic
+        # Feed BGR uint8 NHWC straight from OpenCV: conversion, scaling and layout change run
+        # inside the compiled model.
+        ppp = PrePostProcessor(model)
+        ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(
+            ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+        ppp.input().model().set_layout(ov.Layout("NCHW"))
+        ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(
+            ColorFormat.RGB).scale(255.0)
+        return ppp.build(), dynamic
+
+    def _compiled_for(self, hw: tuple[int, int]):
+        """The model compiled for one letterboxed input size. A dynamic export is compiled
+        with static shapes, once per size (a stream has one): the CPU plugin has crashed on
+        INT8 models with dynamic shapes on AMX CPUs (OpenVINO issue 37577), and static shapes
+        run faster anyway."""
+        compiled = self._compiled.get(hw)
+        if compiled is None:
+            import openvino as ov
+
+            model = self._model
+            if self.dynamic:
+                model = model.clone()
+                model.reshape({model.inputs[0]: ov.PartialShape([1, hw[0], hw[1], 3])})
+            try:
+                compiled = ov.Core().compile_model(model, self._device,
+                                                   {"PERFORMANCE_HINT": "THROUGHPUT"})
+            except RuntimeError as err:
+                raise ModelError(f"cannot compile {self.config.path} for {self._device}: "
+                                 f"{str(err).splitlines()[0]}") from None
+            if not self.requests:
+                optimal = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+                self.requests = max(1, min(int(optimal), 4))
+            self._compiled[hw] = compiled
+        return compiled
+
+    # -- pre and post-processing ---------------------------------------------------------------
+    def _prepare(self, image: np.ndarray):
+        boxed, gain, pad = letterbox(image, self._input_size, self.stride, minimal=self.dynamic)
+        return boxed[None], (gain, pad, image.shape[:2])
+
+    def _postprocess(self, outputs: list[np.ndarray], geometry) -> Detections:
+        gain, (left, top), (h, w) = geometry
+        c = self.config
+        pred = outputs[0][0].T  # (N, 4 + classes + mask coefficients)
+        nc = len(self.class_names)
+        class_scores = pred[:, 4:4 + nc]
+        best = class_scores.argmax(1)
+        conf = class_scores[np.arange(len(pred)), best]
+        keep = conf > c.confidence
+        if self._class_ids is not None:
+            keep &= np.isin(best, self._class_ids)
+        pred, best, conf = pred[keep], best[keep], conf[keep]
+        xy, wh = pred[:, :2], pred[:, 2:4] / 2
+        boxes = np.concatenate([xy - wh, xy + wh], axis=1)
+        kept = nms(boxes + best[:, None] * _MAX_WH, conf, c.iou)[:_MAX_DET]
+        pred, best, conf, boxes = pred[kept], best[kept], conf[kept], boxes[kept]
+        boxes = boxes.copy()
+        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - left) / gain
+        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - top) / gain
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        masks = None
+        if self.task == "segment":
+            masks = self._masks(pred[:, 4 + nc:], outputs[1][0], boxes, (h, w))
+        return Detections(xyxy=boxes.astype(np.float32), confidence=conf.astype(np.float32),
+                          class_id=best.astype(np.int32), class_names=self.class_names,
+                          masks=masks)
+
+    @staticmethod
+    def _masks(coefficients: np.ndarray, proto: np.ndarray, boxes: np.ndarray,
+               image_hw: tuple[int, int]) -> np.ndarray:
+        """Instance masks at frame resolution (Ultralytics' retina masks)."""
+        h, w = image_hw
+        if len(coefficients) == 0:
+            return np.zeros((0, h, w), bool)
+        channels, mh, mw = proto.shape
+        logits = (coefficients @ proto.reshape(channels, -1)).reshape(-1, mh, mw)
+        gain = min(mh / h, mw / w)  # the frame inside the prototype grid (without padding)
+        pad_w, pad_h = (mw - w * gain) / 2, (mh - h * gain) / 2
+        top, left = int(round(pad_h - 0.1)), int(round(pad_w - 0.1))
+        bottom, right = int(round(mh - pad_h + 0.1)), int(round(mw - pad_w + 0.1))
+        ys, xs = np.arange(h)[:, None], np.arange(w)[None, :]
+        out = np.empty((len(logits), h, w), bool)
+        for i, m in enumerate(logits):
+            full = cv2.resize(m[top:bottom, left:right], (w, h), interpolation=cv2.INTER_LINEAR)
+            x1, y1, x2, y2 = boxes[i]
+            out[i] = (full > 0) & (xs >= x1) & (xs < x2) & (ys >= y1) & (ys < y2)
+        return out
+
+    # -- inference -----------------------------------------------------------------------------
+    def detect(self, image: np.ndarray) -> Detections:
+        """Objects in one BGR image (one request, waits for it)."""
+        tensor, geometry = self._prepare(image)
+        hw = tensor.shape[1:3]
+        with self._lock:
+            compiled = self._compiled_for(hw)
+            request = self._sync_requests.get(hw)
+            if request is None:
+                request = self._sync_requests[hw] = compiled.create_infer_request()
+            request.infer({0: tensor})
+            outputs = [request.get_output_tensor(i).data.copy()
+                       for i in range(len(compiled.outputs))]
+        return self._postprocess(outputs, geometry)
+
+    def detect_frames(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Detections]]:
+        """Detections for each frame, in order, with `requests` inferences in flight: while
+        the caller works on one frame's results the next frames are being inferred."""
+        import openvino as ov
+
+        done: dict[int, list[np.ndarray]] = {}
+        finished = threading.Condition()
+        queues: dict[tuple[int, int], Any] = {}
+
+        def on_done(request, index):
+            outputs = [request.get_output_tensor(i).data.copy()
+                       for i in range(len(request.model_outputs))]
+            with finished:
+                done[index] = outputs
+                finished.notify_all()
+
+        waiting: collections.deque = collections.deque()  # (index, frame, geometry)
+        index = 0
+        try:
+            for frame in frames:
+                tensor, geometry = self._prepare(frame.image)
+                hw = tensor.shape[1:3]
+                queue = queues.get(hw)
+                if queue is None:
+                    queue = queues[hw] = ov.AsyncInferQueue(self._compiled_for(hw),
+                                                            self.requests)
+                    queue.set_callback(on_done)
+                queue.start_async({0: tensor}, index)  # blocks while every request is busy
+                waiting.append((index, frame, geometry))
+                index += 1
+                while waiting and (len(waiting) > self.requests or waiting[0][0] in done):
+                    yield self._collect(waiting.popleft(), done, finished)
+            while waiting:
+                yield self._collect(waiting.popleft(), done, finished)
+        finally:
+            for queue in queues.values():
+                queue.wait_all()
+
+    def _collect(self, item, done, finished) -> tuple[Frame, Detections]:
+        index, frame, geometry = item
+        with finished:
+            while index not in done:
+                finished.wait()
+            outputs = done.pop(index)
+        return frame, self._postprocess(outputs, geometry)
+
+    def describe(self) -> str:
+        return json.dumps({"backend": "openvino", "requests": self.requests,
+                           "dynamic": self.dynamic})
