@@ -148,14 +148,25 @@ class FrameAnnotator:
             for (t0, x0, y0), (_, x1, y1) in zip(pts, pts[1:]):
                 level = min(max(int((now - t0) / seconds * _TRAIL_LEVELS), 0), _TRAIL_LEVELS - 1)
                 segments[level].append(((round(x0), round(y0)), (round(x1), round(y1)), color))
+        height, width = image.shape[:2]
+        margin = self._thickness + 2
         for level, segs in enumerate(segments):
             if not segs:
                 continue
-            overlay = image.copy()
+            # Blend only the rectangle the trails of this level cover, not the whole frame.
+            xs = [x for p0, p1, _ in segs for x in (p0[0], p1[0])]
+            ys = [y for p0, p1, _ in segs for y in (p0[1], p1[1])]
+            x0, y0 = max(min(xs) - margin, 0), max(min(ys) - margin, 0)
+            x1, y1 = min(max(xs) + margin + 1, width), min(max(ys) + margin + 1, height)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            roi = image[y0:y1, x0:x1]
+            overlay = roi.copy()
             for p0, p1, color in segs:
-                cv2.line(overlay, p0, p1, color, self._thickness + 1, cv2.LINE_AA)
+                cv2.line(overlay, (p0[0] - x0, p0[1] - y0), (p1[0] - x0, p1[1] - y0), color,
+                         self._thickness + 1, cv2.LINE_AA)
             alpha = 1.0 - level / _TRAIL_LEVELS
-            cv2.addWeighted(overlay, alpha, image, 1 - alpha, 0, dst=image)
+            cv2.addWeighted(overlay, alpha, roi, 1 - alpha, 0, dst=roi)
 
     def _draw_lanes(self, image: np.ndarray, states: tuple[LaneState, ...]) -> None:
         by_name = {s.name: s for s in states}

@@ -26,7 +26,7 @@ class VideoWriter:
     """Writes BGR frames of a fixed size to an H.264 MP4 at a constant frame rate."""
 
     def __init__(self, path: Path, fps: float, width: int, height: int, crf: int = 23,
-                 queue_size: int = 8):
+                 queue_size: int = 8, preset: str = "superfast"):
         self.path = Path(path)
         # H.264 with yuv420p needs even dimensions; odd sizes are padded by one pixel.
         self.width, self.height = width + width % 2, height + height % 2
@@ -37,7 +37,7 @@ class VideoWriter:
             self._stream = self._container.add_stream("libx264", rate=rate)
             self._stream.width, self._stream.height = self.width, self.height
             self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+            self._stream.options = {"crf": str(crf), "preset": preset}
         except (av.error.FFmpegError, ValueError) as err:
             raise VideoWriteError(f"cannot create {self.path}: {err}") from None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)

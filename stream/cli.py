@@ -11,6 +11,7 @@ Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -84,6 +85,20 @@ def _cmd_process(args: argparse.Namespace) -> int:
             by_dir = ", ".join(f"{d} {n}" for d, n in lane["by_direction"].items())
             print(f"  {name}: {lane['total']} ({by_dir})")
         print(f"outputs in {result.outdir}/")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from lanewatch.stream import bench  # heavy imports only when needed
+
+    config = load_config(args.config)
+    video = args.video or Path(config.streams[0].source)
+    if not video.is_file():
+        raise LanewatchError(f"bench needs a video file: {video} is not one (give VIDEO)")
+    figures = bench.run(config, video, args.models, args.live_seconds,
+                        ultralytics=not args.no_ultralytics)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
     return 0
 
 
@@ -173,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=_positive_int, default=3,
                    help="interleaved timed rounds; each tracker's best is reported (default 3)")
     b.set_defaults(func=_cmd_bench_tracker)
+
+    e = sub.add_parser("bench", help="end-to-end speed against the model alone and "
+                       "Ultralytics, live latency, model comparison (docs/performance.md)")
+    e.add_argument("video", type=Path, nargs="?",
+                   help="clip to measure on (default: the config's first stream, a file)")
+    e.add_argument("-c", "--config", type=Path, required=True, help="YAML config file")
+    e.add_argument("--models", nargs="*", default=[], metavar="PATH",
+                   help="models for the comparison table (exported OpenVINO/ONNX)")
+    e.add_argument("--live-seconds", type=float, default=20.0,
+                   help="how long to measure live latency (0: skip)")
+    e.add_argument("--no-ultralytics", action="store_true",
+                   help="skip Ultralytics' model.track and ObjectCounter")
+    e.add_argument("--json", type=Path, help="also write the figures to this file")
+    e.set_defaults(func=_cmd_bench)
 
     c = sub.add_parser("check-config", help="validate a config file and print a summary")
     c.add_argument("config", type=Path)

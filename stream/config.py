@@ -92,6 +92,9 @@ class OutputConfig(_Strict):
 
     video: bool = Field(True, description="write annotated.mp4")
     video_crf: int = Field(23, ge=0, le=51, description="H.264 quality (lower is better)")
+    video_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = (
+        Field("superfast", description="x264 speed/size trade-off: faster presets leave more "
+              "CPU to the model, slower ones make smaller files"))
     trail_seconds: float = Field(1.5, ge=0, le=10, description="length of motion trails")
     draw_masks: bool = Field(True, description="draw instance masks when the model segments")
 

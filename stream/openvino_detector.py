@@ -191,30 +191,38 @@ class OpenVINODetector:
         boxed, gain, pad = letterbox(image, self._input_size, self.stride, minimal=self.dynamic)
         return boxed[None], (gain, pad, image.shape[:2])
 
-    def _postprocess(self, outputs: list[np.ndarray], geometry) -> Detections:
-        gain, (left, top), (h, w) = geometry
-        c = self.config
-        pred = outputs[0][0].T  # (N, 4 + classes + mask coefficients)
+    def _candidates(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The predictions scoring above the threshold, copied out of the request's buffers
+        (a few hundred of the 8400 columns: the buffers are reused by the next inference)."""
+        out = outputs[0][0]  # (4 + classes + mask coefficients, N): a row per quantity
         nc = len(self.class_names)
-        class_scores = pred[:, 4:4 + nc]
-        best = class_scores.argmax(1)
-        conf = class_scores[np.arange(len(pred)), best]
-        keep = conf > c.confidence
+        best = out[4:4 + nc].max(axis=0)  # over all classes first, as Ultralytics
+        columns = np.flatnonzero(best > self.config.confidence)
+        rows = np.ascontiguousarray(out[:, columns].T)
+        proto = outputs[1][0].copy() if self.task == "segment" and len(columns) else None
+        return rows, proto
+
+    def _postprocess(self, candidates: tuple[np.ndarray, np.ndarray | None],
+                     geometry) -> Detections:
+        """Class, class filter, class-aware NMS and scaling back to the frame."""
+        pred, proto = candidates
+        gain, (left, top), (h, w) = geometry
+        nc = len(self.class_names)
+        best = pred[:, 4:4 + nc].argmax(1)
+        conf = pred[np.arange(len(pred)), 4 + best]
         if self._class_ids is not None:
-            keep &= np.isin(best, self._class_ids)
-        pred, best, conf = pred[keep], best[keep], conf[keep]
+            keep = np.isin(best, self._class_ids)
+            pred, best, conf = pred[keep], best[keep], conf[keep]
         xy, wh = pred[:, :2], pred[:, 2:4] / 2
         boxes = np.concatenate([xy - wh, xy + wh], axis=1)
-        kept = nms(boxes + best[:, None] * _MAX_WH, conf, c.iou)[:_MAX_DET]
+        kept = nms(boxes + best[:, None] * _MAX_WH, conf, self.config.iou)[:_MAX_DET]
         pred, best, conf, boxes = pred[kept], best[kept], conf[kept], boxes[kept]
-        boxes = boxes.copy()
-        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - left) / gain
-        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - top) / gain
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - left) / gain).clip(0, w)
+        boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - top) / gain).clip(0, h)
         masks = None
         if self.task == "segment":
-            masks = self._masks(pred[:, 4 + nc:], outputs[1][0], boxes, (h, w))
+            masks = (self._masks(pred[:, 4 + nc:], proto, boxes, (h, w)) if proto is not None
+                     else np.zeros((0, h, w), bool))
         return Detections(xyxy=boxes.astype(np.float32), confidence=conf.astype(np.float32),
                           class_id=best.astype(np.int32), class_names=self.class_names,
                           masks=masks)
@@ -251,24 +259,24 @@ class OpenVINODetector:
             if request is None:
                 request = self._sync_requests[hw] = compiled.create_infer_request()
             request.infer({0: tensor})
-            outputs = [request.get_output_tensor(i).data.copy()
-                       for i in range(len(compiled.outputs))]
-        return self._postprocess(outputs, geometry)
+            candidates = self._candidates([request.get_output_tensor(i).data
+                                           for i in range(len(compiled.outputs))])
+        return self._postprocess(candidates, geometry)
 
     def detect_frames(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Detections]]:
         """Detections for each frame, in order, with `requests` inferences in flight: while
         the caller works on one frame's results the next frames are being inferred."""
         import openvino as ov
 
-        done: dict[int, list[np.ndarray]] = {}
+        done: dict[int, tuple] = {}
         finished = threading.Condition()
         queues: dict[tuple[int, int], Any] = {}
 
         def on_done(request, index):
-            outputs = [request.get_output_tensor(i).data.copy()
-                       for i in range(len(request.model_outputs))]
+            candidates = self._candidates([request.get_output_tensor(i).data
+                                           for i in range(len(request.model_outputs))])
             with finished:
-                done[index] = outputs
+                done[index] = candidates
                 finished.notify_all()
 
         waiting: collections.deque = collections.deque()  # (index, frame, geometry)
@@ -298,8 +306,8 @@ class OpenVINODetector:
         with finished:
             while index not in done:
                 finished.wait()
-            outputs = done.pop(index)
-        return frame, self._postprocess(outputs, geometry)
+            candidates = done.pop(index)
+        return frame, self._postprocess(candidates, geometry)
 
     def describe(self) -> str:
         return json.dumps({"backend": "openvino", "requests": self.requests,

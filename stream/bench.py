@@ -1,0 +1,269 @@
+"""`lanewatch bench`: how close the pipeline runs to the model's own limit, on this machine.
+
+One run, one clip, one model, measured in turn (never concurrently):
+
+- the raw model: synchronous (one request at a time) and with requests in flight, on frames
+  letterboxed beforehand (decode and pre-processing excluded);
+- our `process`: counting only (decode, detect, track, count, reports), then with annotation
+  and H.264 video writing as well;
+- Ultralytics on the same clip and model: `model.track` (ByteTrack) and
+  `solutions.ObjectCounter` (the counting lines joined into its one region);
+- live: the clip paced like a camera through the live worker, capture-to-publish latency
+  percentiles against the model's single-frame inference time;
+- a model comparison table over the models given (each measured in a child process, so peak
+  memory is its own).
+
+Figures are printed, with the ratios the performance targets are stated in; nothing here
+asserts a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lanewatch.stream.config import Config, ModelConfig
+from lanewatch.stream.detector import create_detector
+from lanewatch.stream.openvino_detector import OpenVINODetector, exported_model_files
+from lanewatch.stream.sources import FileSource
+
+
+@dataclass(frozen=True)
+class ModelFigures:
+    """The model alone, and per frame with pre- and post-processing."""
+
+    model: str
+    sync_fps: float  # inference only, one request at a time
+    inflight_fps: float  # inference only, `requests` in flight
+    requests: int
+    latency_p50_ms: float  # one frame, synchronous, letterbox + inference + NMS
+    latency_p95_ms: float
+    detections_per_frame: float
+    peak_rss_mb: float
+
+
+def load_frames(video: Path, count: int) -> list[np.ndarray]:
+    with FileSource(video) as source:
+        return [f.image for f, _ in zip(source.frames(), range(count))]
+
+
+def measure_model(config: ModelConfig, frames: list[np.ndarray], seconds: float = 5.0
+                  ) -> ModelFigures:
+    """Raw throughput (sync, in flight) and per-frame latency of one exported model."""
+    import openvino as ov
+
+    detector = create_detector(config)
+    if not isinstance(detector, OpenVINODetector):
+        raise SystemExit(f"bench measures exported OpenVINO/ONNX models; {config.path} is not")
+    tensors = [detector._prepare(image)[0] for image in frames]
+    compiled = detector._compiled_for(tensors[0].shape[1:3])
+    request = compiled.create_infer_request()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        request.infer({0: tensors[n % len(tensors)]})
+        n += 1
+    sync_fps = n / (time.perf_counter() - start)
+    queue = ov.AsyncInferQueue(compiled, detector.requests)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        queue.start_async({0: tensors[n % len(tensors)]})
+        n += 1
+    queue.wait_all()
+    inflight_fps = n / (time.perf_counter() - start)
+    latencies, found = [], []
+    for image in frames:
+        t0 = time.perf_counter()
+        found.append(len(detector.detect(image)))
+        latencies.append(time.perf_counter() - t0)
+    return ModelFigures(
+        model=Path(config.path).name, sync_fps=sync_fps, inflight_fps=inflight_fps,
+        requests=detector.requests,
+        latency_p50_ms=float(np.percentile(latencies, 50) * 1000),
+        latency_p95_ms=float(np.percentile(latencies, 95) * 1000),
+        detections_per_frame=float(np.mean(found)),
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def measure_process(config: Config, video: Path, video_out: bool) -> tuple[float, dict]:
+    """Our `process` end to end: (frames/s, per-lane totals)."""
+    from lanewatch.stream.review import review_video
+
+    config = config.model_copy(update={"output": config.output.model_copy(
+        update={"video": video_out})})
+    with tempfile.TemporaryDirectory() as out:
+        result = review_video(video, config, Path(out), progress=False)
+    lanes = {name: lane["total"] for name, lane in result.summary["lanes"].items()}
+    return result.summary["fps_achieved"], lanes
+
+
+def _ultralytics_args(config: Config, names: dict[int, str]) -> dict:
+    from lanewatch.stream.detector import resolve_class_ids
+
+    m = config.model
+    return {"imgsz": m.imgsz, "conf": m.confidence, "iou": m.iou,
+            "classes": resolve_class_ids(m.classes, names), "verbose": False}
+
+
+def measure_ultralytics_track(config: Config, video: Path) -> float:
+    """Ultralytics' own detect + ByteTrack loop over the clip (its loader decodes)."""
+    from ultralytics import YOLO
+
+    model = YOLO(config.model.path, task=config.model.task)
+    args = _ultralytics_args(config, dict(model.names))
+    n, start = 0, time.perf_counter()
+    for _ in model.track(source=str(video), stream=True, tracker="bytetrack.yaml",
+                         persist=True, **args):
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def measure_object_counter(config: Config, video: Path) -> tuple[float, int]:
+    """Ultralytics `solutions.ObjectCounter` (ByteTrack) on the clip; (frames/s, crossings).
+    Its one region is the stream's counting lines joined: first start to last end."""
+    import cv2
+    from ultralytics import YOLO, solutions
+
+    lines = [lane.line for lane in config.streams[0].lanes if lane.line is not None]
+    region = [tuple(lines[0][0]), tuple(lines[-1][1])]
+    args = _ultralytics_args(config, dict(YOLO(config.model.path, task=config.model.task).names))
+    counter = solutions.ObjectCounter(model=config.model.path, region=region, show=False,
+                                      tracker="bytetrack.yaml", classes=args["classes"],
+                                      conf=args["conf"], iou=args["iou"], verbose=False)
+    capture = cv2.VideoCapture(str(video))
+    n, start, result = 0, time.perf_counter(), None
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        result = counter(image)
+        n += 1
+    capture.release()
+    fps = n / (time.perf_counter() - start)
+    return fps, (result.in_count + result.out_count) if result is not None else 0
+
+
+def measure_live_latency(config: Config, seconds: float) -> np.ndarray:
+    """Capture-to-publish latencies (s) of the first stream paced like a camera."""
+    from lanewatch.sinks.metrics import ServiceMetrics
+    from lanewatch.stream.runner import StreamRunner
+
+    detector = create_detector(config.model)
+    latencies: list[float] = []
+
+    def published(result) -> None:
+        latencies.append(time.time() - result.frame.wall_time)
+
+    stream = config.streams[0]
+    options = stream.source_options.model_copy(update={"loop": True, "realtime": True})
+    runner = StreamRunner(stream, config, detector, threading.Lock(), ServiceMetrics(),
+                          on_result=published, source_settings=options).start()
+    try:
+        time.sleep(seconds)
+    finally:
+        runner.stop()
+    skip = min(len(latencies) // 10, 30)  # warm-up
+    return np.asarray(latencies[skip:])
+
+
+def model_table(paths: list[str], base: ModelConfig, video: Path) -> list[dict]:
+    """Each model measured in its own child process (its own peak memory)."""
+    rows = []
+    for path in paths:
+        task = "segment" if "seg" in Path(path).name else base.task
+        if exported_model_files(path) is not None:
+            meta_task = exported_model_files(path)[1].get("task")
+            task = meta_task or task
+        spec = base.model_copy(update={"path": path, "task": task, "classes": None})
+        code = ("import json,sys; from pathlib import Path; "
+                "from lanewatch.stream.bench import measure_model, load_frames; "
+                "from lanewatch.stream.config import ModelConfig; "
+                "c = ModelConfig.model_validate_json(sys.argv[1]); "
+                "f = measure_model(c, load_frames(Path(sys.argv[2]), 60), 4.0); "
+                "print(json.dumps(f.__dict__))")
+        done = subprocess.run([sys.executable, "-c", code, spec.model_dump_json(), str(video)],
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            rows.append({"model": Path(path).name, "error": done.stderr.strip()[-300:]})
+        else:
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def run(config: Config, video: Path, models: list[str], live_seconds: float,
+        ultralytics: bool = True, out=sys.stdout) -> dict:
+    """Measure everything and print the report; returns the figures (for --json)."""
+    def say(text: str = "") -> None:
+        print(text, file=out, flush=True)
+
+    with FileSource(video) as source:
+        info = source.info
+    say(f"lanewatch bench: {video.name} ({info.width}x{info.height}, {info.frame_count} "
+        f"frames), model {Path(config.model.path).name}, {os.cpu_count()} CPU threads")
+    raw = measure_model(config.model, load_frames(video, 60))
+    counting, lanes = measure_process(config, video, video_out=False)
+    annotated, lanes_annotated = measure_process(config, video, video_out=True)
+    figures: dict = {"raw": raw.__dict__, "process_counting_fps": counting,
+                     "process_annotated_fps": annotated, "lanes": lanes}
+    track_fps = counter_fps = counter_total = None
+    if ultralytics:
+        track_fps = measure_ultralytics_track(config, video)
+        counter_fps, counter_total = measure_object_counter(config, video)
+        figures.update(ultralytics_track_fps=track_fps, object_counter_fps=counter_fps,
+                       object_counter_crossings=counter_total)
+
+    def row(name: str, fps: float, note: str = "") -> None:
+        vs_raw = f"{fps / raw.inflight_fps:5.2f}x"
+        vs_counter = f"{fps / counter_fps:5.2f}x" if counter_fps else "     -"
+        say(f"  {name:<44}{fps:8.1f}   {vs_raw}   {vs_counter}   {note}")
+
+    say(f"\n  {'':<44}{'frames/s':>8}   {'vs raw':>6}   {'vs OC':>6}")
+    row("model alone, synchronous", raw.sync_fps)
+    row(f"model alone, {raw.requests} requests in flight", raw.inflight_fps)
+    total = sum(lanes.values())
+    row("process: counting only", counting, f"{total} crossings {lanes}")
+    same = "same counts" if lanes_annotated == lanes else f"COUNTS DIFFER {lanes_annotated}"
+    row("process: counting + annotated H.264 video", annotated, same)
+    if ultralytics:
+        row("Ultralytics model.track (ByteTrack)", track_fps)
+        row("Ultralytics solutions.ObjectCounter", counter_fps,
+            f"{counter_total} crossings of the joined line")
+    say("  (vs raw: against the model alone with requests in flight; vs OC: against "
+        "ObjectCounter)")
+    say(f"  targets: counting >= 0.85x raw ({counting / raw.inflight_fps:.2f}x)"
+        + (f" and >= 2.0x ObjectCounter ({counting / counter_fps:.2f}x)" if counter_fps
+           else "")
+        + f"; annotated >= 0.70x raw ({annotated / raw.inflight_fps:.2f}x)")
+
+    if live_seconds > 0:
+        latency = measure_live_latency(config, live_seconds)
+        p50, p95, p99 = (float(np.percentile(latency, q) * 1000) for q in (50, 95, 99))
+        figures["live_latency_ms"] = {"p50": p50, "p95": p95, "p99": p99,
+                                      "frames": int(len(latency))}
+        say(f"\n  live (the clip paced at {info.fps:.2f} frames/s, {len(latency)} frames): "
+            f"capture to publish p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms; "
+            f"single-frame inference p50 {raw.latency_p50_ms:.1f} ms; target p99 < 2x: "
+            f"{p99 / raw.latency_p50_ms:.2f}x")
+
+    if models:
+        rows = model_table(models, config.model, video)
+        figures["models"] = rows
+        say(f"\n  {'model':<36}{'sync f/s':>9}{'in flight':>10}{'p50 ms':>8}{'p95 ms':>8}"
+            f"{'peak MB':>9}{'dets/frame':>11}")
+        for r in rows:
+            if "error" in r:
+                say(f"  {r['model']:<36}error: {r['error']}")
+                continue
+            say(f"  {r['model']:<36}{r['sync_fps']:9.1f}{r['inflight_fps']:10.1f}"
+                f"{r['latency_p50_ms']:8.1f}{r['latency_p95_ms']:8.1f}"
+                f"{r['peak_rss_mb']:9.0f}{r['detections_per_frame']:11.1f}")
+    return figures
