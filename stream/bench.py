@@ -25,7 +25,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +64,7 @@ def measure_model(config: ModelConfig, frames: list[np.ndarray], seconds: float 
     detector = create_detector(config)
     if not isinstance(detector, OpenVINODetector):
         raise SystemExit(f"bench measures exported OpenVINO/ONNX models; {config.path} is not")
-    tensors = [detector._prepare(image)[0] for image in frames]
+    tensors = [detector._prepare(image, None)[0] for image in frames]
     compiled = detector._compiled_for(tensors[0].shape[1:3])
     request = compiled.create_infer_request()
     n, start = 0, time.perf_counter()
@@ -165,7 +164,7 @@ def measure_live_latency(config: Config, seconds: float) -> np.ndarray:
 
     stream = config.streams[0]
     options = stream.source_options.model_copy(update={"loop": True, "realtime": True})
-    runner = StreamRunner(stream, config, detector, threading.Lock(), ServiceMetrics(),
+    runner = StreamRunner(stream, config, detector, ServiceMetrics(),
                           on_result=published, source_settings=options).start()
     try:
         time.sleep(seconds)

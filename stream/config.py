@@ -66,6 +66,42 @@ class ModelConfig(_Strict):
         return v
 
 
+class DetectionSettings(_Strict):
+    """How much of a stream the model sees (`streams[].detection:`). Each option trades a
+    little accuracy for more cameras per box; the defaults give the model every full frame."""
+
+    every_nth_frame: int = Field(
+        1, ge=1, le=30, description="run the model on every Nth frame; the tracker predicts "
+        "the frames between, so lanes still see every frame")
+    region: Literal["full", "lanes"] | list[float] = Field(
+        "full", description="what the model sees: the full frame, `lanes` (the bounding box "
+        "of the stream's lanes plus region_margin) or [x1, y1, x2, y2] in stream coordinates")
+    region_margin: float = Field(
+        0.05, ge=0, le=1, description="margin added around the lanes' bounding box, as a "
+        "fraction of the frame's width and height (vehicles are tracked before they enter)")
+    imgsz: int | None = Field(
+        None, ge=32, le=4096, description="network input size for this stream (default: "
+        "model.imgsz); needs a dynamic export or a .pt model")
+
+    @field_validator("region")
+    @classmethod
+    def _box(cls, v: str | list[float]) -> str | list[float]:
+        if isinstance(v, list):
+            if len(v) != 4:
+                raise ValueError(f"must be [x1, y1, x2, y2], got {len(v)} numbers")
+            x1, y1, x2, y2 = v
+            if x1 >= x2 or y1 >= y2 or min(v) < 0:
+                raise ValueError(f"[x1, y1, x2, y2] needs 0 <= x1 < x2 and 0 <= y1 < y2, got {v}")
+        return v
+
+    @field_validator("imgsz")
+    @classmethod
+    def _stride(cls, v: int | None) -> int | None:
+        if v is not None and v % 32:
+            raise ValueError(f"must be a multiple of 32 (the model stride), got {v}")
+        return v
+
+
 class StreamConfig(_Strict):
     """One video stream and its lanes."""
 
@@ -76,6 +112,7 @@ class StreamConfig(_Strict):
     )
     lanes: list[LaneSpec] = Field(default_factory=list)
     source_options: SourceSettings = Field(default_factory=SourceSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
 
     @field_validator("lanes")
     @classmethod

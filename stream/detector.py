@@ -7,9 +7,12 @@ installs by Ultralytics are switched off: every dependency is declared in pyproj
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import difflib
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from lanewatch.stream.config import ModelConfig
+from lanewatch.stream.detection_plan import DetectionPlan
 from lanewatch.stream.errors import ModelError
 from lanewatch.stream.frames import Frame
 from lanewatch.trackers.detections import Detections
@@ -34,21 +38,42 @@ class Detector(Protocol):
     class_names: dict[int, str]
     task: str
 
-    def detect(self, image: np.ndarray) -> Detections:
-        """Objects in one BGR image."""
+    def detect(self, image: np.ndarray, imgsz: int | None = None) -> Detections:
+        """Objects in one BGR image, at network input size `imgsz` (default model.imgsz)."""
+        ...
+
+    def check_input_size(self, imgsz: int) -> None:
+        """ModelError (saying what to change) when the model cannot run at `imgsz`."""
         ...
 
 
-def detect_frames(detector: Detector, frames: Iterable[Frame]
-                  ) -> Iterator[tuple[Frame, Detections]]:
-    """Each frame with its detections, in order; pipelined (several frames in flight) when the
-    detector can do that, one at a time otherwise."""
+def detect_frames(detector: Detector, frames: Iterable[Frame], plan: DetectionPlan
+                  ) -> Iterator[tuple[Frame, Detections | None]]:
+    """Each frame in order with its detections, or None for a frame the plan skips (the
+    tracker predicts it). Pipelined (several frames in flight) when the detector can do that,
+    one at a time otherwise; crops and restores as the plan says."""
     pipelined = getattr(detector, "detect_frames", None)
-    if pipelined is not None:
-        yield from pipelined(frames)
+    if pipelined is None:
+        for frame in frames:
+            yield frame, (plan.restore(detector.detect(plan.crop(frame.image), plan.imgsz))
+                          if plan.due() else None)
         return
-    for frame in frames:
-        yield frame, detector.detect(frame.image)
+    pending: collections.deque[tuple[Frame, bool]] = collections.deque()
+
+    def due_frames() -> Iterator[Frame]:
+        for frame in frames:
+            due = plan.due()
+            pending.append((frame, due))
+            if due:
+                yield dataclasses.replace(frame, image=plan.crop(frame.image))
+
+    for _, detections in pipelined(due_frames(), plan.imgsz):
+        # Frames the plan skipped come out in order before the detected frame after them.
+        while not pending[0][1]:
+            yield pending.popleft()[0], None
+        yield pending.popleft()[0], plan.restore(detections)
+    while pending:  # skipped frames after the last detected one
+        yield pending.popleft()[0], None
 
 
 def create_detector(config: ModelConfig) -> Detector:
@@ -118,6 +143,7 @@ class UltralyticsDetector:
                 f"set model.task: {model_task} or use a {config.task} model"
             )
         self.task = config.task
+        self._lock = threading.Lock()
         self.class_names: dict[int, str] = names
         self._class_ids = resolve_class_ids(config.classes, self.class_names)
         # Some formats load lazily: one warm-up inference surfaces a broken file now (as a
@@ -128,20 +154,34 @@ class UltralyticsDetector:
             raise ModelError(f"cannot run model {path} on {config.device}: {_first_line(err)}"
                              ) from None
 
-    def detect(self, image: np.ndarray) -> Detections:
-        """Run the model on one BGR image at its native resolution."""
+    def check_input_size(self, imgsz: int) -> None:
+        """.pt models and dynamic exports run at any size; a static export at its own."""
+        from lanewatch.stream.openvino_detector import exported_model_files
+
+        found = exported_model_files(self.config.path)
+        meta = found[1] if found else {}
+        fixed = meta.get("imgsz") if not (meta.get("args") or {}).get("dynamic", True) else None
+        if fixed and list(fixed) != [imgsz, imgsz]:
+            raise ModelError(
+                f"input size {imgsz} does not match {self.config.path}, which has a fixed "
+                f"{fixed[0]}x{fixed[1]} input; export the model with dynamic=True (or at that "
+                "size), or leave the stream's imgsz out")
+
+    def detect(self, image: np.ndarray, imgsz: int | None = None) -> Detections:
+        """Run the model on one BGR image; boxes and masks at the image's resolution."""
         c = self.config
-        result = self._model.predict(
-            image,
-            imgsz=c.imgsz,
-            conf=c.confidence,
-            iou=c.iou,
-            classes=self._class_ids,
-            device=c.device,
-            half=c.half,
-            retina_masks=True,  # masks at frame resolution, aligned with the boxes
-            verbose=False,
-        )[0]
+        with self._lock:  # an Ultralytics model is not safe to call from two threads
+            result = self._model.predict(
+                image,
+                imgsz=imgsz or c.imgsz,
+                conf=c.confidence,
+                iou=c.iou,
+                classes=self._class_ids,
+                device=c.device,
+                half=c.half,
+                retina_masks=True,  # masks at frame resolution, aligned with the boxes
+                verbose=False,
+            )[0]
         boxes = result.boxes
         masks = None
         if self.task == "segment":

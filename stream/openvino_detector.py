@@ -131,9 +131,10 @@ class OpenVINODetector:
         self._model, self.dynamic = self._prepare_model(model_file)
         self._input_size = (config.imgsz, config.imgsz)
         self._compiled: dict[tuple[int, int], Any] = {}  # letterboxed (h, w) -> compiled model
-        self._sync_requests: dict[tuple[int, int], Any] = {}
-        self._lock = threading.Lock()  # one synchronous caller at a time
+        self._idle_requests: dict[tuple[int, int], list] = {}  # for `detect`, per input size
+        self._lock = threading.Lock()  # guards the two dictionaries
         self.requests = requests or 0  # set from the runtime's optimum at the first compile
+        self.check_input_size(config.imgsz)
         try:
             self.detect(np.zeros((config.imgsz, config.imgsz, 3), np.uint8))
         except ModelError:
@@ -187,8 +188,20 @@ class OpenVINODetector:
         return compiled
 
     # -- pre and post-processing ---------------------------------------------------------------
-    def _prepare(self, image: np.ndarray):
-        boxed, gain, pad = letterbox(image, self._input_size, self.stride, minimal=self.dynamic)
+    def check_input_size(self, imgsz: int) -> None:
+        """ModelError unless the model can run at `imgsz` (a static export has one size)."""
+        if self.dynamic:
+            return
+        _, height, width, _ = self._model.inputs[0].get_shape()  # NHWC after preprocessing
+        if (height, width) != (imgsz, imgsz):
+            raise ModelError(
+                f"input size {imgsz} does not match {self.config.path}, which has a fixed "
+                f"{width}x{height} input; export the model with dynamic=True (or at that "
+                "size), or use its size")
+
+    def _prepare(self, image: np.ndarray, imgsz: int | None):
+        size = self._input_size if imgsz is None else (imgsz, imgsz)
+        boxed, gain, pad = letterbox(image, size, self.stride, minimal=self.dynamic)
         return boxed[None], (gain, pad, image.shape[:2])
 
     def _candidates(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -249,21 +262,27 @@ class OpenVINODetector:
         return out
 
     # -- inference -----------------------------------------------------------------------------
-    def detect(self, image: np.ndarray) -> Detections:
-        """Objects in one BGR image (one request, waits for it)."""
-        tensor, geometry = self._prepare(image)
+    def detect(self, image: np.ndarray, imgsz: int | None = None) -> Detections:
+        """Objects in one BGR image (one request, waits for it), at input size `imgsz`
+        (default model.imgsz). Thread-safe: callers on several threads (live streams sharing
+        the model) each get their own request, and the runtime runs them side by side."""
+        tensor, geometry = self._prepare(image, imgsz)
         hw = tensor.shape[1:3]
         with self._lock:
             compiled = self._compiled_for(hw)
-            request = self._sync_requests.get(hw)
-            if request is None:
-                request = self._sync_requests[hw] = compiled.create_infer_request()
+            idle = self._idle_requests.setdefault(hw, [])
+            request = idle.pop() if idle else compiled.create_infer_request()
+        try:
             request.infer({0: tensor})
             candidates = self._candidates([request.get_output_tensor(i).data
                                            for i in range(len(compiled.outputs))])
+        finally:
+            with self._lock:
+                idle.append(request)
         return self._postprocess(candidates, geometry)
 
-    def detect_frames(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Detections]]:
+    def detect_frames(self, frames: Iterable[Frame], imgsz: int | None = None
+                      ) -> Iterator[tuple[Frame, Detections]]:
         """Detections for each frame, in order, with `requests` inferences in flight: while
         the caller works on one frame's results the next frames are being inferred."""
         import openvino as ov
@@ -283,7 +302,7 @@ class OpenVINODetector:
         index = 0
         try:
             for frame in frames:
-                tensor, geometry = self._prepare(frame.image)
+                tensor, geometry = self._prepare(frame.image, imgsz)
                 hw = tensor.shape[1:3]
                 queue = queues.get(hw)
                 if queue is None:

@@ -1,8 +1,9 @@
 """Per-stream processing: detect -> track -> lane analytics, one frame at a time.
 
-`StreamProcessor` owns the per-stream state (tracker ids, lane counts) and borrows a detector,
-which may be shared by several streams. It is synchronous; the offline review and the live
-service decide where it runs.
+`StreamProcessor` owns the per-stream state (tracker ids, lane counts, detection plan) and
+borrows a detector, which may be shared by several streams. It is synchronous; the offline
+review and the live service decide where it runs. On frames the detection plan skips, the
+tracker's prediction stands in for the detector, so lanes still see every frame.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from lanewatch.stream.config import Config, StreamConfig
+from lanewatch.stream.detection_plan import DetectionPlan, resolve_region
 from lanewatch.stream.detector import Detector
-from lanewatch.stream.errors import ConfigError
+from lanewatch.stream.errors import ConfigError, ModelError
 from lanewatch.stream.frames import Frame
 from lanewatch.trackers.analytics import AnalyticsUpdate, LaneAnalytics
 from lanewatch.trackers.bytetrack import ByteTrack
@@ -34,10 +38,11 @@ class FrameResult:
     """Everything the pipeline knows about one frame, handed to the sinks."""
 
     frame: Frame
-    detections: Detections  # all detector output
+    detections: Detections  # all detector output (the predicted tracks on skipped frames)
     tracks: Detections  # rows of `detections` that belong to confirmed tracks, with ids
     analytics: AnalyticsUpdate
     timings: StageTimings
+    detected: bool = True  # False: the detector skipped this frame, `tracks` are predicted
 
 
 class StreamProcessor:
@@ -60,23 +65,79 @@ class StreamProcessor:
             self.lanes: list[Lane] = resolve_lanes(stream.lanes, stream.coordinates, *frame_size)
         except ValueError as err:
             raise ConfigError(f"streams({stream.id}).lanes: {err}") from None
+        try:
+            region = resolve_region(stream.detection, self.lanes, stream.coordinates,
+                                    frame_size)
+            if stream.detection.imgsz is not None:
+                detector.check_input_size(stream.detection.imgsz)
+        except ValueError as err:
+            raise ConfigError(f"streams({stream.id}).detection.region: {err}") from None
+        except ModelError as err:
+            raise ConfigError(f"streams({stream.id}).detection.imgsz: {err}") from None
+        self.plan = DetectionPlan(stream.detection, region, frame_size)
         self.tracker = ByteTrack(config.tracker, frame_rate=fps)
         self.analytics = LaneAnalytics(stream.id, self.lanes, config.counting, frame_size,
                                        origin_s=origin_s)
+        self._last_tracked = Detections.empty(detector.class_names)
 
-    def process(self, frame: Frame, detections: Detections | None = None) -> FrameResult:
-        """Run every stage on one frame (detection too, unless its `detections` are given:
-        a pipelined detector has already run)."""
+    def detect(self, image: np.ndarray) -> Detections:
+        """The detector's objects in a full frame, through the plan's crop and input size."""
+        plan = self.plan
+        return plan.restore(self.detector.detect(plan.crop(image), plan.imgsz))
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Every stage on one frame; the detector runs when the plan says it is due."""
         t0 = time.perf_counter()
+        detections = self.detect(frame.image) if self.plan.due() else None
+        return self.update(frame, detections, time.perf_counter() - t0)
+
+    def update(self, frame: Frame, detections: Detections | None,
+               detect_s: float = 0.0) -> FrameResult:
+        """Track and count one frame whose detections are known (a pipelined detector ran),
+        or None on a frame the plan skipped: the tracks' predicted boxes stand in."""
+        t1 = time.perf_counter()
         if detections is None:
-            detections = self.detector.detect(frame.image)
+            prediction = self.tracker.predict(frame.pts_s)
+            rows = self._predicted_rows(prediction.ids, prediction.xyxy)
+            tracks = rows.select(prediction.confirmed)
+            t2 = time.perf_counter()
+            update = self.analytics.update(rows, frame.pts_s, frame.index, prediction.confirmed)
+            t3 = time.perf_counter()
+            return FrameResult(frame, rows, tracks, update,
+                               StageTimings(detect_s, t2 - t1, t3 - t2), detected=False)
         if self._suppress_contained is not None:
             detections = suppress_contained(detections, self._suppress_contained)
-        t1 = time.perf_counter()
         tracked = self.tracker.update(detections, frame.pts_s)
+        self._last_tracked = tracked.detections
         t2 = time.perf_counter()
         update = self.analytics.update(tracked.detections, frame.pts_s, frame.index,
                                        tracked.confirmed)
         t3 = time.perf_counter()
-        timings = StageTimings(t1 - t0, t2 - t1, t3 - t2)
+        timings = StageTimings(detect_s, t2 - t1, t3 - t2)
         return FrameResult(frame, detections, tracked.confirmed_detections, update, timings)
+
+    def _predicted_rows(self, ids: np.ndarray, xyxy: np.ndarray) -> Detections:
+        """The last tracked rows of these tracks (class, score), moved to their predicted
+        boxes; masks move by the box's shift (a whole-pixel translation)."""
+        last = self._last_tracked
+        if len(ids) == 0 or last.tracker_id is None:
+            return Detections.empty(self.detector.class_names)
+        order = np.argsort(last.tracker_id)
+        rows = last.select(order[np.searchsorted(last.tracker_id, ids, sorter=order)])
+        masks = None if rows.masks is None else _shift_masks(rows.masks, xyxy - rows.xyxy)
+        return Detections(xyxy=xyxy.astype(np.float32), confidence=rows.confidence,
+                          class_id=rows.class_id, class_names=rows.class_names, masks=masks,
+                          tracker_id=rows.tracker_id)
+
+
+def _shift_masks(masks: np.ndarray, shift_xyxy: np.ndarray) -> np.ndarray:
+    """Each mask translated by its box's centre shift, rounded to whole pixels."""
+    out = np.zeros_like(masks)
+    height, width = masks.shape[1:]
+    for i, (dx1, dy1, dx2, dy2) in enumerate(shift_xyxy):
+        dx, dy = round((dx1 + dx2) / 2), round((dy1 + dy2) / 2)
+        if abs(dx) >= width or abs(dy) >= height:
+            continue  # moved out of the frame
+        src = masks[i, max(0, -dy):height - max(0, dy), max(0, -dx):width - max(0, dx)]
+        out[i, max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
+    return out

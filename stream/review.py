@@ -85,8 +85,9 @@ def review_video(
     started = time.perf_counter()
     pending_error: BaseException | None = None
     try:
-        for frame, detections in detect_frames(detector, _limited(source.frames(), max_frames)):
-            result = processor.process(frame, detections)
+        for frame, detections in detect_frames(detector, _limited(source.frames(), max_frames),
+                                               processor.plan):
+            result = processor.update(frame, detections)
             reports.add(result.analytics.crossings, result.analytics.congestion)
             if writer is not None:
                 try:

@@ -1,11 +1,11 @@
 """One live stream of `lanewatch serve`: source -> detect -> track -> lane analytics -> outputs.
 
 A `StreamRunner` owns a `LiveSource` (latest frame wins) and a worker thread that processes
-whatever frame is newest, so the pipeline never falls behind the camera. The detector may be
-shared by several streams (a lock serialises it). Results go to the count store (committed
-before anything else sees them), to the metrics and to a listener (the WebSocket hub). A
-failing store or listener is logged and counted; it never stops the stream, and a failing
-stream never stops the others.
+whatever frame is newest, so the pipeline never falls behind the camera. The detector is
+shared by the streams and safe to call from their threads (OpenVINO runs their requests side by
+side). Results go to the count store (committed before anything else sees them), to the
+metrics and to a listener (the WebSocket hub). A failing store or listener is logged and
+counted; it never stops the stream, and a failing stream never stops the others.
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ class StreamRunner:
     """Runs one configured stream until stopped."""
 
     def __init__(self, stream: StreamConfig, config: Config, detector: Detector,
-                 detector_lock: threading.Lock, metrics: ServiceMetrics,
+                 metrics: ServiceMetrics,
                  store: CountStore | None = None,
                  on_result: Callable[[FrameResult], None] | None = None,
                  source_settings: SourceSettings | None = None):
         self.stream = stream
         self.config = config
         self.detector = detector
-        self._detector_lock = detector_lock
         self.metrics = metrics
         self.store = store
         self.on_result = on_result
@@ -141,8 +140,7 @@ class StreamRunner:
             processor = self._processor_for(frame.size)
             if processor is None:
                 return  # a configuration error: this stream stops, the others go on
-            with self._detector_lock:
-                result = processor.process(frame)
+            result = processor.process(frame)
             crossings = result.analytics.crossings
             if crossings and self.store is not None:
                 try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,8 @@ class Service:
         self.hub = WebSocketHub([st.id for st in config.streams], s.client_queue,
                                 s.slow_client_drops, s.max_message_bytes, self.metrics,
                                 s.max_clients)
-        lock = threading.Lock()  # one model, shared by the streams
         self.runners = {
-            st.id: StreamRunner(st, config, self.detector, lock, self.metrics, self.store,
+            st.id: StreamRunner(st, config, self.detector, self.metrics, self.store,
                                 on_result=self._on_result, source_settings=st.source_options)
             for st in config.streams
         }

@@ -40,6 +40,19 @@ def metric(text: str, name: str, **labels) -> float | None:
     return float(m.group(1)) if m else None
 
 
+def frames_total(base: str) -> float:
+    """Frames processed by all streams together."""
+    found = re.findall(r'^lanewatch_frames_total\{stream="[^"]+"\} (\S+)$',
+                       http_get(base + "/metrics"), re.M)
+    return sum(float(v) for v in found)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
+
+
 def start_serve(config: Path, port: int, log: Path,
                 token: str | None = None) -> tuple[str, subprocess.Popen]:
     """Start `lanewatch serve -c config` (listening on `port`); returns (base URL, process)

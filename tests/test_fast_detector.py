@@ -53,7 +53,7 @@ def test_segmentation_equals_ultralytics_for_the_same_input_shape(segment_model,
     config = ModelConfig(path=str(segment_model), task="segment", confidence=0.25)
     fast, reference = OpenVINODetector(config), UltralyticsDetector(config)
     square = OpenVINODetector(config)
-    square._prepare = lambda image: _square(image)  # Ultralytics' shape on AMX CPUs
+    square._prepare = lambda image, imgsz: _square(image)  # Ultralytics' shape on AMX CPUs
     for frame in frames(pedestrians_video, every=100):
         expected = reference.detect(frame.image)
         outcomes = []

@@ -3,7 +3,6 @@ store and the metrics; restart resumes the counts; a broken stream does not stop
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 
@@ -48,9 +47,8 @@ def test_live_highway_counts_like_the_review_and_resumes_after_restart(tmp_path,
                                                                       detector):
     store = CountStore(tmp_path / "counts.db")
     metrics = ServiceMetrics()
-    lock = threading.Lock()
     results = []
-    runner = StreamRunner(config.streams[0], config, detector, lock, metrics, store,
+    runner = StreamRunner(config.streams[0], config, detector, metrics, store,
                           on_result=results.append).start()
     try:
         assert wait_for(lambda: runner.source.state is StreamState.STOPPED
@@ -79,7 +77,7 @@ def test_live_highway_counts_like_the_review_and_resumes_after_restart(tmp_path,
 
     # Restart on the same store: cumulative counts resume from it.
     metrics2 = ServiceMetrics()
-    again = StreamRunner(config.streams[0], config, detector, lock, metrics2, store).start()
+    again = StreamRunner(config.streams[0], config, detector, metrics2, store).start()
     try:
         assert wait_for(lambda: again.frames_processed > 3, timeout=60)
         assert again.processor.analytics.counts.total() >= sum(counts.values())
@@ -95,9 +93,9 @@ def test_a_misconfigured_stream_fails_alone(tmp_path, config, detector):
     small = write_video(tmp_path / "small.mp4", frames=300, size=(320, 240))
     bad = StreamConfig(id="bad", source=str(small),
                        lanes=[LaneSpec(name="far", line=((0, 500), (1000, 500)))])
-    metrics, lock = ServiceMetrics(), threading.Lock()
-    good = StreamRunner(config.streams[0], config, detector, lock, metrics).start()
-    broken = StreamRunner(bad, config, detector, lock, metrics).start()
+    metrics = ServiceMetrics()
+    good = StreamRunner(config.streams[0], config, detector, metrics).start()
+    broken = StreamRunner(bad, config, detector, metrics).start()
     try:
         assert wait_for(lambda: broken.state is StreamState.FAILED, timeout=30)
         assert "outside the 320x240 frame" in broken.status()["error"]

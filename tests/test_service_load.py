@@ -18,21 +18,9 @@ import pytest
 import websockets
 
 from rtsp import free_port
-from serving import http_get, start_serve, stop_serve
+from serving import frames_total, http_get, rss_mb, start_serve, stop_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
-
-
-def frames_total(base):
-    """Frames processed by all streams together."""
-    found = re.findall(r'^lanewatch_frames_total\{stream="[^"]+"\} (\S+)$',
-                       http_get(base + "/metrics"), re.M)
-    return sum(float(v) for v in found)
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
 
 
 def start_service(tmp_path, detector_model, video, loop, server_extra="", cameras=1):

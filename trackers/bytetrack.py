@@ -82,6 +82,21 @@ class TrackerOutput:
             self.confirmed)
 
 
+@dataclass(frozen=True)
+class TrackPrediction:
+    """Predicted boxes of the tracks seen at the last update (see `ByteTrack.predict`).
+
+    Attributes:
+        ids: (M,) track ids.
+        xyxy: (M, 4) predicted boxes.
+        confirmed: (M,) whether each track is confirmed.
+    """
+
+    ids: np.ndarray
+    xyxy: np.ndarray
+    confirmed: np.ndarray
+
+
 class _Tracks:
     """Every live track (tracked, tentative or lost) in a few consolidated arrays, so that
     dropping or adding tracks costs a handful of array operations whatever the field count.
@@ -207,6 +222,18 @@ class ByteTrack:
         index = d_idx[order]
         return TrackerOutput(detections.with_tracks(index, out_ids[order]), index,
                              out_boxes[order], out_confirmed[order])
+
+    def predict(self, timestamp_s: float) -> TrackPrediction:
+        """Where the tracks matched at the last update are at `timestamp_s` (constant-velocity
+        Kalman prediction), without changing any state: the frames between two detections when
+        the detector runs only on every Nth frame. The next `update` sees the whole gap."""
+        tr = self._tracks
+        if self._last_time is None or not len(tr):
+            return TrackPrediction(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0, bool))
+        live = ~tr.lost
+        steps = max((timestamp_s - self._last_time) / self.frame_interval, 0.0)
+        states = kalman.predict(tr.f[live, tr.STATE], steps)
+        return TrackPrediction(tr.ids[live], kalman.xyah_to_xyxy(states), tr.confirmed[live])
 
     def _refill_gaps(self, t_idx: np.ndarray, z_new: np.ndarray, now: float) -> None:
         """Re-found tracks: replay the filter from their last observation through virtual
