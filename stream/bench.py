@@ -36,6 +36,8 @@ from lanewatch.stream.detector import create_detector
 from lanewatch.stream.openvino_detector import OpenVINODetector, exported_model_files
 from lanewatch.stream.sources import FileSource
 
+_ORDINAL = {2: "2nd", 3: "3rd"}
+
 
 @dataclass(frozen=True)
 class ModelFigures:
@@ -93,12 +95,17 @@ def measure_model(config: ModelConfig, frames: list[np.ndarray], seconds: float 
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def measure_process(config: Config, video: Path, video_out: bool) -> tuple[float, dict]:
-    """Our `process` end to end: (frames/s, per-lane totals)."""
+def measure_process(config: Config, video: Path, video_out: bool, every_nth_frame: int = 1,
+                    preset: str | None = None) -> tuple[float, dict]:
+    """Our `process` end to end: (frames/s, per-lane totals); optionally with detection on
+    every Nth frame only, or another x264 preset."""
     from lanewatch.stream.review import review_video
 
-    config = config.model_copy(update={"output": config.output.model_copy(
-        update={"video": video_out})})
+    output = {"video": video_out} | ({"video_preset": preset} if preset else {})
+    streams = [s.model_copy(update={"detection": s.detection.model_copy(
+        update={"every_nth_frame": every_nth_frame})}) for s in config.streams]
+    config = config.model_copy(update={"output": config.output.model_copy(update=output),
+                                       "streams": streams})
     with tempfile.TemporaryDirectory() as out:
         result = review_video(video, config, Path(out), progress=False)
     lanes = {name: lane["total"] for name, lane in result.summary["lanes"].items()}
@@ -211,8 +218,15 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
     raw = measure_model(config.model, load_frames(video, 60))
     counting, lanes = measure_process(config, video, video_out=False)
     annotated, lanes_annotated = measure_process(config, video, video_out=True)
+    preset = config.output.video_preset
+    fastest, lanes_fastest = measure_process(config, video, video_out=True, preset="ultrafast")
+    skipping = {n: measure_process(config, video, video_out=False, every_nth_frame=n)
+                for n in (2, 3)}
     figures: dict = {"raw": raw.__dict__, "process_counting_fps": counting,
-                     "process_annotated_fps": annotated, "lanes": lanes}
+                     "process_annotated_fps": annotated, "video_preset": preset,
+                     "process_annotated_ultrafast_fps": fastest, "lanes": lanes,
+                     "process_every_nth_frame": {n: {"fps": fps, "lanes": found}
+                                                 for n, (fps, found) in skipping.items()}}
     track_fps = counter_fps = counter_total = None
     if ultralytics:
         track_fps = measure_ultralytics_track(config, video)
@@ -230,8 +244,13 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
     row(f"model alone, {raw.requests} requests in flight", raw.inflight_fps)
     total = sum(lanes.values())
     row("process: counting only", counting, f"{total} crossings {lanes}")
-    same = "same counts" if lanes_annotated == lanes else f"COUNTS DIFFER {lanes_annotated}"
-    row("process: counting + annotated H.264 video", annotated, same)
+    def same(found: dict) -> str:
+        return "same counts" if found == lanes else f"COUNTS DIFFER {found}"
+    row(f"process: counting + annotated H.264 ({preset})", annotated, same(lanes_annotated))
+    if preset != "ultrafast":
+        row("process: counting + annotated H.264 (ultrafast)", fastest, same(lanes_fastest))
+    for n, (fps, found) in skipping.items():
+        row(f"process: counting, detection every {_ORDINAL[n]} frame", fps, same(found))
     if ultralytics:
         row("Ultralytics model.track (ByteTrack)", track_fps)
         row("Ultralytics solutions.ObjectCounter", counter_fps,

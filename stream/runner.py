@@ -10,11 +10,14 @@ counted; it never stops the stream, and a failing stream never stops the others.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
@@ -26,6 +29,8 @@ from lanewatch.stream.pipeline import FrameResult, StreamProcessor
 from lanewatch.trackers.bytetrack import warm_up
 
 log = logging.getLogger(__name__)
+
+LATENCY_WINDOW = 900  # frames behind the API's latency percentiles (30 s of a 30 f/s camera)
 
 
 class StreamRunner:
@@ -47,6 +52,7 @@ class StreamRunner:
         self.processor: StreamProcessor | None = None
         self.error: str | None = None  # a configuration problem found at run time
         self.frames_processed = 0
+        self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
         self.last_result: FrameResult | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -93,7 +99,17 @@ class StreamRunner:
             "reconnects": s.reconnects,
             "frame_size": list(s.frame_size) if s.frame_size else None,
             "fps": s.fps,
+            "latency_ms": self.latency_percentiles(),
         }
+
+    def latency_percentiles(self) -> dict[str, float] | None:
+        """Capture-to-publish p50/p95/p99 in ms over the last `LATENCY_WINDOW` frames."""
+        recent = np.fromiter(tuple(self._latencies), float)
+        if not len(recent):
+            return None
+        p50, p95, p99 = np.percentile(recent, (50, 95, 99)) * 1000
+        return {"p50": round(float(p50), 1), "p95": round(float(p95), 1),
+                "p99": round(float(p99), 1), "frames": len(recent)}
 
     # -- worker ------------------------------------------------------------------------------
     def _on_state(self, stream_id: str, state: StreamState) -> None:
@@ -165,4 +181,6 @@ class StreamRunner:
                     log.exception("stream %s: result listener failed", sid)
                     m.dropped.labels(sid, "listener").inc()
             # Capture to publish: the results are in the store, the metrics and the hub.
-            m.latency.labels(sid).observe(max(time.time() - frame.wall_time, 0.0))
+            latency = max(time.time() - frame.wall_time, 0.0)
+            m.latency.labels(sid).observe(latency)
+            self._latencies.append(latency)

@@ -112,6 +112,9 @@ def test_websocket_streams_frames_counts_events_and_stats(served):
     assert [lane["name"] for lane in counts["lanes"]] == ["lane1", "lane2", "lane3", "lane4"]
     stats = [m for m in got["json"] if m["type"] == "stats"][-1]
     assert stats["state"] in ("running", "stopped") and stats["frames_processed"] > 0
+    latency = stats["latency_ms"]  # capture to publish, recent frames
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] < 2000
+    assert latency["frames"] > 0
 
 
 def test_final_counts_against_the_hand_count(served):

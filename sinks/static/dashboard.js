@@ -87,8 +87,11 @@ function renderHealth(stats) {
   $("h-state").className = stats.state === "running" ? "free" : "jam";
   $("h-fps").textContent = state.fps === null ? "–"
     : `${state.fps.toFixed(1)} frames/s of ${stats.fps ? stats.fps.toFixed(1) : "?"}`;
-  $("h-latency").textContent = state.latency === null ? "– (watch the video)"
-    : `${(state.latency * 1000).toFixed(0)} ms capture to screen`;
+  const server = stats.latency_ms
+    ? `p50 ${stats.latency_ms.p50.toFixed(0)} / p99 ${stats.latency_ms.p99.toFixed(0)} ms ` +
+      "capture to publish" : "–";
+  $("h-latency").textContent = server + (state.latency === null ? ""
+    : `; ${(state.latency * 1000).toFixed(0)} ms to this screen`);
   const seen = stats.frames_received || 0;
   $("h-drops").textContent = `${stats.frames_dropped} of ${seen} frames` +
     (seen ? ` (${((100 * stats.frames_dropped) / seen).toFixed(0)} %)` : "");

@@ -1,0 +1,72 @@
+"""`lanewatch bench` runs end to end on the real model and clip: every figure is there and
+sane, the report prints the ratios the targets are stated in, and the counts it measured with
+are the hand counts. Timings are printed, never asserted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import CONFIGS, REPO
+from test_review_footage import HIGHWAY_TRUTH
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+
+def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [shutil.which("lanewatch"), "bench", "-c", str(CONFIGS / "highway.yaml"),
+         "--live-seconds", "6", "--models", str(detector_model), str(segment_model),
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=850, cwd=REPO)
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(out.read_text())
+
+    raw = figures["raw"]
+    assert raw["requests"] >= 1
+    assert raw["inflight_fps"] > 0 and raw["sync_fps"] > 0
+    assert 0 < raw["latency_p50_ms"] <= raw["latency_p95_ms"]
+    for key in ("process_counting_fps", "process_annotated_fps",
+                "process_annotated_ultrafast_fps", "ultralytics_track_fps", "object_counter_fps"):
+        assert figures[key] > 0, key
+    hand = {}
+    for _, lane in HIGHWAY_TRUTH:
+        hand[lane] = hand.get(lane, 0) + 1
+    assert figures["lanes"] == hand  # measured on a run that counts exactly
+    for every, run in figures["process_every_nth_frame"].items():
+        assert run["lanes"] == hand, f"detection every {every} frames"
+        assert run["fps"] > 0
+    assert figures["object_counter_crossings"] > 0
+
+    live = figures["live_latency_ms"]
+    assert live["frames"] > 60  # 6 s of a 30 frames/s clip, minus warm-up
+    assert 0 < live["p50"] <= live["p95"] <= live["p99"]
+
+    models = {row["model"]: row for row in figures["models"]}
+    assert set(models) == {detector_model.name, segment_model.name}
+    for row in models.values():
+        assert "error" not in row, row
+        assert row["inflight_fps"] > 0 and row["peak_rss_mb"] > 50
+        assert row["detections_per_frame"] > 1  # highway frames are full of cars
+
+    text = proc.stdout
+    for fragment in ("model alone, synchronous", "process: counting only",
+                     "process: counting + annotated H.264 (superfast)", "same counts",
+                     "detection every 2nd frame",
+                     "Ultralytics solutions.ObjectCounter", "targets: counting >= 0.85x raw",
+                     "capture to publish p50", "dets/frame"):
+        assert fragment in text, fragment
+
+
+def test_bench_needs_a_video_file(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("model: {path: m.pt}\nstreams: [{id: s, source: 'rtsp://cam/1'}]\n")
+    proc = subprocess.run([shutil.which("lanewatch"), "bench", "-c", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "bench needs a video file" in proc.stderr and "Traceback" not in proc.stderr
