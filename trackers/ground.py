@@ -94,6 +94,45 @@ class GroundPlane:
         return cv2.perspectiveTransform(points, self.matrix).reshape(-1, 2)
 
 
+class TrackMotion:
+    """Recent positions of each track (any unit: metres or pixels) over a sliding window, and
+    its velocity as the least-squares slope of those positions."""
+
+    def __init__(self, window_s: float = 1.0, min_observations: int = 5):
+        self.window_s = window_s
+        self.min_observations = min_observations
+        self._history: dict[int, deque[tuple[float, float, float]]] = {}
+
+    def update(self, ids: np.ndarray, positions: np.ndarray, time_s: float) -> None:
+        """Record this frame's positions of the given tracks."""
+        horizon = time_s - self.window_s - 1e-9
+        for tid, (x, y) in zip(np.asarray(ids).tolist(), np.asarray(positions).tolist()):
+            history = self._history.setdefault(tid, deque())
+            history.append((time_s, x, y))
+            while history[0][0] < horizon:
+                history.popleft()
+
+    def velocity(self, tid: int) -> tuple[float, float] | None:
+        """(vx, vy) per second, or None with fewer than `min_observations` positions or a span
+        shorter than half the window (too little to trust)."""
+        history = self._history.get(tid)
+        if not history or len(history) < self.min_observations:
+            return None
+        samples = np.asarray(history)
+        t = samples[:, 0] - samples[:, 0].mean()
+        if t.max() - t.min() < self.window_s / 2:
+            return None
+        denominator = float(t @ t)
+        return (float(t @ (samples[:, 1] - samples[:, 1].mean())) / denominator,
+                float(t @ (samples[:, 2] - samples[:, 2].mean())) / denominator)
+
+    def forget(self, tid: int) -> None:
+        self._history.pop(tid, None)
+
+    def __len__(self) -> int:
+        return len(self._history)
+
+
 @dataclass(frozen=True)
 class SpeedReading:
     """A track's speed now, or why there is none."""
@@ -103,43 +142,29 @@ class SpeedReading:
 
 
 class SpeedEstimator:
-    """Per-track ground positions over a sliding window, and speeds from them."""
+    """Ground-plane speeds of tracks from their anchors in pixels."""
 
     def __init__(self, plane: GroundPlane, spec: CalibrationSpec):
         self.plane = plane
         self.spec = spec
-        self._history: dict[int, deque[tuple[float, float, float]]] = {}
+        self.motion = TrackMotion(spec.speed_window_s, spec.min_observations)
 
     def update(self, ids: np.ndarray, anchors_px: np.ndarray, time_s: float) -> None:
         """Record this frame's anchors (pixels) of the given tracks."""
-        world = self.plane.to_world(anchors_px)
-        horizon = time_s - self.spec.speed_window_s
-        for tid, (x, y) in zip(np.asarray(ids).tolist(), world.tolist()):
-            history = self._history.setdefault(tid, deque())
-            history.append((time_s, x, y))
-            while history and history[0][0] < horizon - 1e-9:
-                history.popleft()
+        self.motion.update(ids, self.plane.to_world(anchors_px), time_s)
 
     def reading(self, tid: int) -> SpeedReading:
-        """The track's speed from its positions in the window (least-squares slope)."""
-        history = self._history.get(tid)
-        spec = self.spec
-        if not history or len(history) < spec.min_observations:
+        """The track's speed over the window; implausible speeds come back rejected."""
+        velocity = self.motion.velocity(tid)
+        if velocity is None:
             return SpeedReading(None)
-        samples = np.asarray(history)
-        t = samples[:, 0] - samples[:, 0].mean()
-        if t.max() - t.min() < spec.speed_window_s / 2:  # too short a span to trust
-            return SpeedReading(None)
-        denominator = float(t @ t)
-        vx = float(t @ (samples[:, 1] - samples[:, 1].mean())) / denominator
-        vy = float(t @ (samples[:, 2] - samples[:, 2].mean())) / denominator
-        kmh = float(np.hypot(vx, vy) * 3.6)
-        if kmh > spec.max_speed_kmh:
+        kmh = float(np.hypot(*velocity) * 3.6)
+        if kmh > self.spec.max_speed_kmh:
             return SpeedReading(None, rejected=True)
         return SpeedReading(kmh)
 
     def forget(self, tid: int) -> None:
-        self._history.pop(tid, None)
+        self.motion.forget(tid)
 
     def __len__(self) -> int:
-        return len(self._history)
+        return len(self.motion)
