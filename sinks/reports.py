@@ -1,30 +1,82 @@
-"""Count reports of a recorded-video review: events.jsonl, counts.csv and summary.json.
+"""Reports of a recorded-video review: events.jsonl, the CSV tables, summary.json and
+report.html.
 
 Events are appended and flushed as they happen, so an interrupted or failed run keeps every
-crossing found so far; counts.csv and summary.json are (re)written by `finish`, which the
-review calls on success, on error and on interrupt alike.
+event found so far; the tables, summary.json and report.html are (re)written by `finish`, which
+the review calls on success, on error and on interrupt alike.
+
+| file | rows |
+|---|---|
+| counts.csv | interval x lane x class x direction: crossings (a full grid, zeros included) |
+| movements.csv | interval x movement x class: turning movements (streams with `turning:`) |
+| speeds.csv | one row per crossing with a spot speed (calibrated streams) |
+| lane_speeds.csv | interval x lane: vehicles, mean and 85th-percentile speed, rejected |
+| dwell.csv | interval x lane/zone: finished visits, mean and longest stay |
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lanewatch.trackers.analytics import CongestionEvent, CrossingEvent, LaneAnalytics
+import numpy as np
+
+from lanewatch.trackers.analytics import (
+    AnalyticsUpdate,
+    CongestionEvent,
+    CrossingEvent,
+    DwellEvent,
+    LaneAnalytics,
+    MovementEvent,
+    WrongWayEvent,
+)
 
 EVENTS_FILE = "events.jsonl"
 COUNTS_FILE = "counts.csv"
+MOVEMENTS_FILE = "movements.csv"
+SPEEDS_FILE = "speeds.csv"
+LANE_SPEEDS_FILE = "lane_speeds.csv"
+DWELL_FILE = "dwell.csv"
 SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.html"
 
 
 def crossing_record(e: CrossingEvent) -> dict[str, Any]:
-    """JSON form of a crossing event."""
-    return {"type": "crossing", "stream": e.stream, "time_s": round(e.time_s, 3),
+    """JSON form of a crossing event (`speed_kmh` on calibrated streams)."""
+    record = {"type": "crossing", "stream": e.stream, "time_s": round(e.time_s, 3),
+              "frame": e.frame_index, "track_id": e.track_id, "class": e.class_name,
+              "lane": e.lane, "direction": e.direction}
+    if e.speed_kmh is not None or e.speed_rejected:
+        record["speed_kmh"] = e.speed_kmh
+    if e.speed_rejected:
+        record["speed_rejected"] = True
+    return record
+
+
+def movement_record(e: MovementEvent) -> dict[str, Any]:
+    """JSON form of a turning movement."""
+    return {"type": "movement", "stream": e.stream, "time_s": round(e.time_s, 3),
             "frame": e.frame_index, "track_id": e.track_id, "class": e.class_name,
-            "lane": e.lane, "direction": e.direction}
+            "movement": e.movement, "from": e.origin, "to": e.destination}
+
+
+def wrong_way_record(e: WrongWayEvent) -> dict[str, Any]:
+    """JSON form of a wrong-way alert."""
+    return {"type": "wrong_way", "stream": e.stream, "time_s": round(e.time_s, 3),
+            "frame": e.frame_index, "track_id": e.track_id, "class": e.class_name,
+            "lane": e.lane, "distance": e.distance, "unit": e.unit}
+
+
+def dwell_record(e: DwellEvent) -> dict[str, Any]:
+    """JSON form of a long-stay alert."""
+    return {"type": "dwell", "stream": e.stream, "time_s": round(e.time_s, 3),
+            "frame": e.frame_index, "track_id": e.track_id, "class": e.class_name,
+            "area": e.area, "dwell_s": e.dwell_s}
 
 
 def congestion_record(e: CongestionEvent) -> dict[str, Any]:
@@ -57,41 +109,86 @@ class ReportWriter:
         self.analytics = analytics
         self._class_names = class_names
         self._events = open(outdir / EVENTS_FILE, "w", encoding="utf-8")
-        self.crossings = 0
+        self.crossings: list[CrossingEvent] = []
+        self.movements = 0
         self.congestion_events = 0
+        self.wrong_way: list[WrongWayEvent] = []
+        self.dwell_alerts = 0
 
-    def add(self, crossings: tuple[CrossingEvent, ...],
-            congestion: tuple[CongestionEvent, ...]) -> None:
+    def add(self, update: AnalyticsUpdate) -> None:
         """Append one frame's events (flushed at once)."""
-        for e in crossings:
-            self._events.write(json.dumps(crossing_record(e)) + "\n")
-        for e in congestion:
-            self._events.write(json.dumps(congestion_record(e)) + "\n")
-        if crossings or congestion:
-            self._events.flush()
-        self.crossings += len(crossings)
-        self.congestion_events += len(congestion)
+        records = ([crossing_record(e) for e in update.crossings]
+                   + [congestion_record(e) for e in update.congestion]
+                   + [movement_record(e) for e in update.movements]
+                   + [wrong_way_record(e) for e in update.wrong_way]
+                   + [dwell_record(e) for e in update.dwell])
+        if not records:
+            return
+        self._events.writelines(json.dumps(r) + "\n" for r in records)
+        self._events.flush()
+        self.crossings += update.crossings
+        self.congestion_events += len(update.congestion)
+        self.movements += len(update.movements)
+        self.wrong_way += update.wrong_way
+        self.dwell_alerts += len(update.dwell)
 
     def finish(self, run: RunInfo) -> dict[str, Any]:
-        """Close events.jsonl and write counts.csv and summary.json; returns the summary."""
+        """Close events.jsonl and write the tables, summary.json and report.html; returns the
+        summary."""
         self._events.close()
+        self.analytics.close()
         book = self.analytics.counts
         observed = sorted({k.class_name for k in book.cumulative})
         classes = self._class_names or observed
-        rows = book.interval_table(self.analytics.count_keys(classes))
-        with open(self.outdir / COUNTS_FILE, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["interval_start_s", "interval_end_s", "lane", "class", "direction",
-                        "count"])
-            for r in rows:
-                w.writerow([f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane,
-                            r.class_name, r.direction, r.count])
-        summary = self._summary(run)
+        counts = book.interval_table(self.analytics.count_keys(classes))
+        self._write(COUNTS_FILE, ["interval_start_s", "interval_end_s", "lane", "class",
+                                  "direction", "count"],
+                    [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane, r.class_name,
+                      r.direction, r.count] for r in counts])
+        movements = []
+        if self.analytics.turning is not None:
+            movements = self.analytics.movement_counts.interval_table(
+                self.analytics.movement_keys(classes))
+            self._write(MOVEMENTS_FILE, ["interval_start_s", "interval_end_s", "movement",
+                                         "class", "count"],
+                        [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane,
+                          r.class_name, r.count] for r in movements])
+        speeds = [e for e in self.crossings if e.speed_kmh is not None or e.speed_rejected]
+        lane_speeds = lane_speed_table(speeds, book.interval_s, book.origin_s)
+        if self.analytics.has_speeds:
+            self._write(SPEEDS_FILE, ["time_s", "lane", "track_id", "class", "direction",
+                                      "speed_kmh", "rejected"],
+                        [[f"{e.time_s:.3f}", e.lane, e.track_id, e.class_name, e.direction,
+                          "" if e.speed_kmh is None else e.speed_kmh, int(e.speed_rejected)]
+                         for e in speeds])
+            self._write(LANE_SPEEDS_FILE, list(LaneSpeedRow.__dataclass_fields__),
+                        [list(r.__dict__.values()) for r in lane_speeds])
+        dwell = self.analytics.dwell.table()
+        self._write(DWELL_FILE, ["interval_start_s", "interval_end_s", "area", "vehicles",
+                                 "mean_s", "max_s"],
+                    [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.area, r.vehicles,
+                      round(r.mean_s, 2), round(r.max_s, 2)] for r in dwell])
+        summary = self._summary(run, lane_speeds)
         (self.outdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n",
                                                 encoding="utf-8")
+        from lanewatch.sinks.report_html import ReportData, write_report  # matplotlib: lazily
+
+        a = self.analytics
+        pairs = [(name, *a.movement_pairs[name], n)
+                 for name, n in sorted(_totals(a.movement_counts.cumulative).items())]
+        zones = [z.name for z in a.turning.zones] if a.turning else []
+        write_report(self.outdir / REPORT_FILE, ReportData(
+            summary, self.crossings, counts, movements, pairs, zones, lane_speeds, dwell,
+            self.wrong_way))
         return summary
 
-    def _summary(self, run: RunInfo) -> dict[str, Any]:
+    def _write(self, name: str, header: list[str], rows: list[list]) -> None:
+        with open(self.outdir / name, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+
+    def _summary(self, run: RunInfo, lane_speeds: list[LaneSpeedRow]) -> dict[str, Any]:
         book = self.analytics.counts
         lanes: dict[str, Any] = {}
         for lane in self.analytics.lanes:
@@ -124,4 +221,72 @@ class ReportWriter:
             "classes": {c: book.total(class_name=c) for c in classes},
             "directions": {d: book.total(direction=d) for d in directions},
             "congestion_events": self.congestion_events,
+            **self._traffic_summary(lane_speeds),
         }
+
+    def _traffic_summary(self, lane_speeds: list[LaneSpeedRow]) -> dict[str, Any]:
+        """Movements, speeds, wrong-way and dwell alerts, where the stream has them."""
+        a = self.analytics
+        out: dict[str, Any] = {"wrong_way_events": len(self.wrong_way),
+                               "dwell_alerts": self.dwell_alerts}
+        if a.turning is not None:
+            movements: dict[str, Any] = {}
+            for key, n in sorted(a.movement_counts.cumulative.items()):
+                m = movements.setdefault(key.lane, {"total": 0, "by_class": {}})
+                m["total"] += n
+                m["by_class"][key.class_name] = n
+            out["movements"] = movements
+            out["unfinished_by_origin"] = dict(sorted(a.unfinished.items()))
+        if a.has_speeds:
+            speeds = [e.speed_kmh for e in self.crossings if e.speed_kmh is not None]
+            overall = lane_speed_table([e for e in self.crossings if e.speed_kmh is not None],
+                                       float("inf"), 0.0)
+            out["speeds"] = {
+                "vehicles": len(speeds),
+                "rejected": a.speeds_rejected,
+                "mean_kmh": round(float(np.mean(speeds)), 1) if speeds else None,
+                "p85_kmh": round(float(np.percentile(speeds, 85)), 1) if speeds else None,
+                "by_lane": {r.lane: {"vehicles": r.vehicles, "mean_kmh": r.mean_kmh,
+                                     "p85_kmh": r.p85_kmh} for r in overall},
+            }
+        return out
+
+
+def _totals(cumulative) -> dict[str, int]:
+    """Movement totals over classes."""
+    totals: Counter[str] = Counter()
+    for key, n in cumulative.items():
+        totals[key.lane] += n
+    return dict(totals)
+
+
+@dataclass(frozen=True)
+class LaneSpeedRow:
+    """Spot speeds of one lane in one interval."""
+
+    interval_start_s: float
+    interval_end_s: float
+    lane: str
+    vehicles: int  # crossings with a plausible speed
+    mean_kmh: float | None
+    p85_kmh: float | None  # the 85th percentile: the speed traffic engineering designs for
+    rejected: int  # crossings whose speed was implausible
+
+
+def lane_speed_table(crossings: list[CrossingEvent], interval_s: float,
+                     origin_s: float) -> list[LaneSpeedRow]:
+    """Mean and 85th-percentile spot speed per lane and interval (intervals with crossings)."""
+    groups: dict[tuple[float, str], list[CrossingEvent]] = {}
+    for e in crossings:
+        k = 0 if math.isinf(interval_s) else math.floor((e.time_s - origin_s) / interval_s)
+        groups.setdefault((k, e.lane), []).append(e)
+    rows = []
+    for (k, lane), events in sorted(groups.items()):
+        kmh = [e.speed_kmh for e in events if e.speed_kmh is not None]
+        start = origin_s + k * interval_s if not math.isinf(interval_s) else origin_s
+        rows.append(LaneSpeedRow(
+            start, start + interval_s, lane, len(kmh),
+            round(float(np.mean(kmh)), 1) if kmh else None,
+            round(float(np.percentile(kmh, 85)), 1) if kmh else None,
+            sum(e.speed_rejected for e in events)))
+    return rows

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lanewatch.stream.errors import ConfigError
 from lanewatch.stream.live import SourceSettings
 from lanewatch.trackers.bytetrack import ByteTrackSettings
+from lanewatch.trackers.ground import CalibrationSpec
 from lanewatch.trackers.lanes import CountingSettings, LaneSpec
+from lanewatch.trackers.movements import TurningSettings
 
 
 class _Strict(BaseModel):
@@ -113,6 +115,10 @@ class StreamConfig(_Strict):
     lanes: list[LaneSpec] = Field(default_factory=list)
     source_options: SourceSettings = Field(default_factory=SourceSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    turning: TurningSettings | None = Field(
+        None, description="zones and named movements for turning-movement counts")
+    calibration: CalibrationSpec | None = Field(
+        None, description="ground-plane points for speeds and distances in metres")
 
     @field_validator("lanes")
     @classmethod
@@ -122,6 +128,16 @@ class StreamConfig(_Strict):
         if duplicates:
             raise ValueError(f"lane names must be unique; repeated: {', '.join(duplicates)}")
         return v
+
+    @model_validator(mode="after")
+    def _zone_names_differ_from_lanes(self) -> StreamConfig:
+        if self.turning is not None:
+            lanes = {lane.name for lane in self.lanes}
+            shared = sorted({z.name for z in self.turning.zones} & lanes)
+            if shared:
+                raise ValueError(f"turning zones and lanes share names ({', '.join(shared)}); "
+                                 "dwell reports key both by name, rename one")
+        return self
 
 
 class OutputConfig(_Strict):

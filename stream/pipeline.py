@@ -21,7 +21,9 @@ from lanewatch.stream.frames import Frame
 from lanewatch.trackers.analytics import AnalyticsUpdate, LaneAnalytics
 from lanewatch.trackers.bytetrack import ByteTrack
 from lanewatch.trackers.detections import Detections, suppress_contained
-from lanewatch.trackers.lanes import Lane, resolve_lanes
+from lanewatch.trackers.dwell import Area
+from lanewatch.trackers.ground import GroundPlane, SpeedEstimator
+from lanewatch.trackers.lanes import Lane, resolve_lanes, to_pixels
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,32 @@ class StreamProcessor:
             raise ConfigError(f"streams({stream.id}).detection.imgsz: {err}") from None
         self.plan = DetectionPlan(stream.detection, region, frame_size)
         self.tracker = ByteTrack(config.tracker, frame_rate=fps)
+        zones, speeds = self._scene(stream, frame_size)
         self.analytics = LaneAnalytics(stream.id, self.lanes, config.counting, frame_size,
-                                       origin_s=origin_s)
+                                       origin_s=origin_s, zones=zones, turning=stream.turning,
+                                       speeds=speeds)
         self._last_tracked = Detections.empty(detector.class_names)
+
+    @staticmethod
+    def _scene(stream: StreamConfig, frame_size: tuple[int, int]
+               ) -> tuple[list[Area], SpeedEstimator | None]:
+        """Turning zones and the ground plane in pixels of this frame size."""
+        zones, speeds = [], None
+        try:
+            for z in stream.turning.zones if stream.turning else []:
+                polygon = to_pixels(z.polygon, stream.coordinates, *frame_size, f"zone '{z.name}'")
+                zones.append(Area(z.name, polygon, z.max_dwell_s))
+        except ValueError as err:
+            raise ConfigError(f"streams({stream.id}).turning: {err}") from None
+        if stream.calibration is not None:
+            c = stream.calibration
+            try:
+                points = to_pixels(c.image_points, stream.coordinates, *frame_size,
+                                   "image_points")
+                speeds = SpeedEstimator(GroundPlane(points, c.world_points), c)
+            except ValueError as err:
+                raise ConfigError(f"streams({stream.id}).calibration: {err}") from None
+        return zones, speeds
 
     def detect(self, image: np.ndarray) -> Detections:
         """The detector's objects in a full frame, through the plan's crop and input size."""

@@ -88,7 +88,7 @@ def review_video(
         for frame, detections in detect_frames(detector, _limited(source.frames(), max_frames),
                                                processor.plan):
             result = processor.update(frame, detections)
-            reports.add(result.analytics.crossings, result.analytics.congestion)
+            reports.add(result.analytics)
             if writer is not None:
                 try:
                     writer.write(annotator.annotate(result))

@@ -60,8 +60,18 @@ def test_congestion_update_reports_changes_only():
 
 
 def test_congestion_needs_a_threshold():
-    with pytest.raises(ValidationError, match="min_occupancy, min_dwell_s or both"):
+    with pytest.raises(ValidationError, match="min_occupancy, min_dwell_s, min_queue"):
         CongestionSettings(min_duration_s=3)
+
+
+@pytest.mark.parametrize("occupancy, dwell, queue, congested", [
+    (5, 0.0, 0, False),  # a full but moving lane is not a queue
+    (5, 0.0, 3, True),
+    (2, 0.0, 2, False),
+])
+def test_congestion_by_queue_length(occupancy, dwell, queue, congested):
+    monitor = CongestionMonitor(CongestionSettings(min_queue=3, min_duration_s=0))
+    assert monitor.condition(occupancy, dwell, queue) is congested
 
 
 KEY_A = CountKey("A", "car", "in")

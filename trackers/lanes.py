@@ -39,6 +39,7 @@ class CongestionSettings(BaseModel):
 
     min_occupancy: int | None = Field(None, ge=1, description="objects in the lane at once")
     min_dwell_s: float | None = Field(None, gt=0, description="longest stay of an object, s")
+    min_queue: int | None = Field(None, ge=1, description="stopped vehicles in the lane at once")
     min_duration_s: float = Field(5.0, ge=0, description="condition must hold this long")
     clear_after_s: float | None = Field(
         None, ge=0,
@@ -47,8 +48,8 @@ class CongestionSettings(BaseModel):
 
     @model_validator(mode="after")
     def _needs_a_threshold(self) -> CongestionSettings:
-        if self.min_occupancy is None and self.min_dwell_s is None:
-            raise ValueError("set min_occupancy, min_dwell_s or both")
+        if self.min_occupancy is None and self.min_dwell_s is None and self.min_queue is None:
+            raise ValueError("set min_occupancy, min_dwell_s, min_queue or several")
         return self
 
 
@@ -64,6 +65,9 @@ class LaneSpec(BaseModel):
     in_label: str = Field("in", min_length=1, description="report label of 'in' crossings")
     out_label: str = Field("out", min_length=1, description="report label of 'out' crossings")
     congestion: CongestionSettings | None = None
+    max_dwell_s: float | None = Field(
+        None, gt=0, description="alert when a vehicle stays in the lane longer than this "
+        "(needs a polygon)")
 
     @model_validator(mode="after")
     def _check_geometry(self) -> LaneSpec:
@@ -81,6 +85,8 @@ class LaneSpec(BaseModel):
             raise ValueError("line needs two distinct points")
         if self.congestion is not None and self.polygon is None:
             raise ValueError("congestion needs a polygon (occupancy is measured inside it)")
+        if self.max_dwell_s is not None and self.polygon is None:
+            raise ValueError("max_dwell_s needs a polygon (dwell is measured inside it)")
         if self.in_label == self.out_label:
             raise ValueError("in_label and out_label must differ")
         return self
@@ -88,6 +94,18 @@ class LaneSpec(BaseModel):
     def points(self) -> list[tuple[float, float]]:
         """Every coordinate pair of the lane (for range checks)."""
         return list(self.polygon or []) + list(self.line or [])
+
+
+class WrongWaySettings(BaseModel):
+    """When a track counts as driving the wrong way (`counting.wrong_way:`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="watch one-way lanes (polygon + in/out line)")
+    min_distance_m: float = Field(
+        8.0, gt=0, description="distance against the lane's direction, calibrated streams")
+    min_distance_heights: float = Field(
+        2.0, gt=0, description="the same in heights of the vehicle's box, uncalibrated streams")
 
 
 class CountingSettings(BaseModel):
@@ -108,6 +126,10 @@ class CountingSettings(BaseModel):
     )
     interval_s: float = Field(60.0, gt=0, description="length of a count interval, seconds")
     forget_after_s: float = Field(10.0, gt=0, description="drop state of unseen tracks after")
+    stopped_below_heights_per_s: float = Field(
+        0.15, ge=0, description="uncalibrated streams: a vehicle moving less than this many "
+        "of its box heights per second is stopped (queue length)")
+    wrong_way: WrongWaySettings = Field(default_factory=WrongWaySettings)
 
 
 @dataclass(frozen=True)
@@ -121,6 +143,7 @@ class Lane:
     in_label: str
     out_label: str
     congestion: CongestionSettings | None
+    max_dwell_s: float | None = None
 
     def labels(self) -> list[str]:
         """Direction labels that this lane counts, in report order."""
@@ -136,6 +159,23 @@ class Lane:
 CoordinateMode = Literal["pixels", "normalized"]
 
 
+def to_pixels(points, coordinates: CoordinateMode, width: int, height: int,
+              what: str) -> np.ndarray:
+    """(K, 2) pixel coordinates of configured points, checking they fit in a width x height
+    frame; ValueError naming `what` (e.g. "lane 'lane1'") and the offending point."""
+    for x, y in points:
+        if coordinates == "normalized" and not (0 <= x <= 1 and 0 <= y <= 1):
+            raise ValueError(
+                f"{what}: point ({x:g}, {y:g}) is not in 0..1, but the stream uses normalized "
+                "coordinates (use `coordinates: pixels` for pixel values)")
+        if coordinates == "pixels" and not (0 <= x <= width and 0 <= y <= height):
+            raise ValueError(
+                f"{what}: point ({x:g}, {y:g}) is outside the {width}x{height} frame (pixel "
+                "coordinates; use `coordinates: normalized` for 0..1 values)")
+    scale = np.array([width, height], float) if coordinates == "normalized" else np.ones(2)
+    return np.asarray(points, float).reshape(-1, 2) * scale
+
+
 def resolve_lanes(
     specs: list[LaneSpec], coordinates: CoordinateMode, width: int, height: int
 ) -> list[Lane]:
@@ -143,29 +183,22 @@ def resolve_lanes(
 
     Raises ValueError naming the lane and the offending point.
     """
-    scale = np.array([width, height], float) if coordinates == "normalized" else np.ones(2)
     lanes = []
     for spec in specs:
-        for x, y in spec.points():
-            if coordinates == "normalized" and not (0 <= x <= 1 and 0 <= y <= 1):
-                raise ValueError(
-                    f"lane '{spec.name}': point ({x:g}, {y:g}) is not in 0..1, but the stream "
-                    "uses normalized coordinates (use `coordinates: pixels` for pixel values)"
-                )
-            if coordinates == "pixels" and not (0 <= x <= width and 0 <= y <= height):
-                raise ValueError(
-                    f"lane '{spec.name}': point ({x:g}, {y:g}) is outside the {width}x{height} "
-                    "frame (pixel coordinates; use `coordinates: normalized` for 0..1 values)"
-                )
+        what = f"lane '{spec.name}'"
+        to_pixels(spec.points(), coordinates, width, height, what)  # checks every point
         lanes.append(
             Lane(
                 name=spec.name,
-                polygon=None if spec.polygon is None else np.asarray(spec.polygon, float) * scale,
-                line=None if spec.line is None else np.asarray(spec.line, float) * scale,
+                polygon=None if spec.polygon is None else to_pixels(
+                    spec.polygon, coordinates, width, height, what),
+                line=None if spec.line is None else to_pixels(
+                    spec.line, coordinates, width, height, what),
                 direction=spec.direction,
                 in_label=spec.in_label,
                 out_label=spec.out_label,
                 congestion=spec.congestion,
+                max_dwell_s=spec.max_dwell_s,
             )
         )
     return lanes

@@ -15,23 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from lanewatch.trackers.geometry import signed_distance
 from lanewatch.trackers.ground import GroundPlane
-from lanewatch.trackers.lanes import Direction, Lane
-
-
-class WrongWaySettings(BaseModel):
-    """When a track counts as driving the wrong way (`counting.wrong_way:`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(True, description="watch one-way lanes (polygon + in/out line)")
-    min_distance_m: float = Field(
-        8.0, gt=0, description="distance against the lane's direction, calibrated streams")
-    min_distance_heights: float = Field(
-        2.0, gt=0, description="the same in heights of the vehicle's box, uncalibrated streams")
+from lanewatch.trackers.lanes import Direction, Lane, WrongWaySettings
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,184 @@
+"""report.html: a self-contained page of a review's results that opens offline.
+
+Plots are drawn with matplotlib (Agg) and inlined as SVG; the styles are inline too, so the
+file can be mailed or archived on its own. Sections appear when the stream has the data:
+flow per lane and class always, the movement matrix with `turning:`, the speed distribution
+with `calibration:`, wrong-way and dwell tables when there are any.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+_STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #1d2630; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { margin-top: 1.8em; font-size: 1.25em; }
+table { border-collapse: collapse; margin: .6em 0; }
+th, td { border: 1px solid #c9d1d9; padding: .25em .7em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #eef2f6; } figure { margin: 1em 0; } figcaption { color: #56606b; }
+.meta { color: #56606b; } .empty { color: #8a949e; font-style: italic; }
+"""
+
+
+def _svg(fig) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog: the SVG is inline
+
+
+def _figure(fig, caption: str, kind: str) -> str:
+    return (f'<figure class="plot" data-plot="{kind}">{_svg(fig)}'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    if not rows:
+        return '<p class="empty">none</p>'
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>"
+                                    for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def flow_plot(crossings, lanes: list[str], duration_s: float) -> str:
+    """Cumulative crossings over time, one line per lane, and totals per lane and class."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), width_ratios=(3, 2))
+    for lane in lanes:
+        times = sorted(e.time_s for e in crossings if e.lane == lane)
+        left.step([0.0, *times, max(duration_s, times[-1] if times else 0.0)],
+                  [0, *range(1, len(times) + 1), len(times)], where="post", label=lane)
+    left.set_xlabel("time (s)")
+    left.set_ylabel("crossings (cumulative)")
+    left.legend(fontsize=8, loc="upper left")
+    left.grid(alpha=0.3)
+    classes = sorted({e.class_name for e in crossings})
+    bottom = np.zeros(len(lanes))
+    for cls in classes:
+        n = np.array([sum(1 for e in crossings if e.lane == lane and e.class_name == cls)
+                      for lane in lanes])
+        right.bar(lanes, n, bottom=bottom, label=cls)
+        bottom += n
+    right.set_ylabel("crossings")
+    if classes:
+        right.legend(fontsize=8)
+    right.tick_params(axis="x", labelrotation=30)
+    return _figure(fig, "Flow per lane over time, and per lane and class", "flow")
+
+
+def movement_plot(zones: list[str], pairs: list[tuple[str, str, str, int]]) -> str:
+    """Origin x destination matrix of counted movements."""
+    index = {z: i for i, z in enumerate(zones)}
+    matrix = np.zeros((len(zones), len(zones)), int)
+    for _, origin, destination, n in pairs:
+        matrix[index[origin], index[destination]] += n
+    fig, ax = plt.subplots(figsize=(1.2 * len(zones) + 2.5, 1.0 * len(zones) + 1.5))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(zones)), zones)
+    ax.set_yticks(range(len(zones)), zones)
+    ax.set_xlabel("to")
+    ax.set_ylabel("from")
+    for (i, j), n in np.ndenumerate(matrix):
+        ax.text(j, i, str(n), ha="center", va="center",
+                color="white" if n > matrix.max() / 2 else "black")
+    return _figure(fig, "Turning movements: origin x destination", "movements")
+
+
+def speed_plot(crossings, lanes: list[str]) -> str:
+    """Distribution of spot speeds per lane, with the 85th percentile of all."""
+    speeds = [e for e in crossings if e.speed_kmh is not None]
+    values = [e.speed_kmh for e in speeds]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    bins = np.linspace(0, max(values) * 1.1 if values else 1.0, 20)
+    data = [[e.speed_kmh for e in speeds if e.lane == lane and e.speed_kmh is not None]
+            for lane in lanes]
+    ax.hist(data, bins=bins, stacked=True, label=lanes)
+    if values:
+        p85 = float(np.percentile(values, 85))
+        ax.axvline(p85, color="black", linestyle="--", label=f"85th percentile {p85:.0f} km/h")
+    ax.set_xlabel("speed at the counting line (km/h)")
+    ax.set_ylabel("vehicles")
+    ax.legend(fontsize=8)
+    return _figure(fig, "Spot speeds per lane", "speeds")
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything report.html shows (rows as the CSV tables have them)."""
+
+    summary: dict
+    crossings: list  # CrossingEvent
+    counts: list  # IntervalCount of lanes
+    movements: list  # IntervalCount of movements (lane = movement name)
+    movement_pairs: list[tuple[str, str, str, int]]  # (movement, from, to, total)
+    zones: list[str]
+    lane_speeds: list  # LaneSpeedRow
+    dwell: list  # DwellRow
+    wrong_way: list  # WrongWayEvent
+
+
+def write_report(path: Path, data: ReportData) -> None:
+    """Write report.html (see the module docstring)."""
+    summary = data.summary
+    lanes = list(summary["lanes"])
+    parts = [f"<h1>lanewatch report: {html.escape(summary['stream'])}</h1>",
+             f'<p class="meta">{html.escape(summary["video"])}: {summary["frames"]} frames, '
+             f'{summary["video_duration_s"]} s, status {html.escape(summary["status"])}; '
+             f'model {html.escape(Path(summary["model"]).name)}; intervals of '
+             f'{summary["interval_s"]:g} s</p>', "<h2>Counts</h2>"]
+    directions = sorted({d for v in summary["lanes"].values() for d in v["by_direction"]})
+    parts.append(_table(["lane", "total", *directions],
+                        [[lane, v["total"], *(v["by_direction"].get(d, "") for d in directions)]
+                         for lane, v in summary["lanes"].items()]))
+    parts.append(flow_plot(data.crossings, lanes, summary["video_duration_s"]))
+    parts.append("<h3>Per interval</h3>")
+    parts.append(_table(["interval start (s)", "end (s)", "lane", "class", "direction", "count"],
+                        [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane,
+                          r.class_name, r.direction, r.count] for r in data.counts if r.count]))
+    if "movements" in summary:
+        parts.append("<h2>Turning movements</h2>")
+        parts.append(movement_plot(data.zones, data.movement_pairs))
+        parts.append(_table(["movement", "from", "to", "total"],
+                            [list(p) for p in data.movement_pairs]))
+        parts.append(_table(["interval start (s)", "end (s)", "movement", "class", "count"],
+                            [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane,
+                              r.class_name, r.count] for r in data.movements if r.count]))
+        unfinished = ", ".join(f"{k} {v}" for k, v in summary["unfinished_by_origin"].items())
+        parts.append("<p>Tracks that entered but were never seen leaving, by origin: "
+                     f"{html.escape(unfinished or 'none')}</p>")
+    if "speeds" in summary:
+        s = summary["speeds"]
+        parts.append("<h2>Speeds</h2>")
+        parts.append(f"<p>{s['vehicles']} vehicles with a spot speed at the counting lines: "
+                     f"mean {s['mean_kmh']} km/h, 85th percentile {s['p85_kmh']} km/h; "
+                     f"{s['rejected']} implausible speeds rejected.</p>")
+        parts.append(speed_plot(data.crossings, lanes))
+        parts.append(_table(["interval start (s)", "lane", "vehicles", "mean km/h",
+                             "85th pct km/h", "rejected"],
+                            [[f"{r.interval_start_s:g}", r.lane, r.vehicles, r.mean_kmh,
+                              r.p85_kmh, r.rejected] for r in data.lane_speeds]))
+    parts.append("<h2>Dwell</h2>")
+    parts.append(_table(["interval start (s)", "lane or zone", "vehicles", "mean s", "max s"],
+                        [[f"{r.interval_start_s:g}", r.area, r.vehicles, round(r.mean_s, 1),
+                          round(r.max_s, 1)] for r in data.dwell]))
+    parts.append("<h2>Wrong-way driving</h2>")
+    parts.append(_table(["time (s)", "lane", "track", "class", "distance"],
+                        [[f"{e.time_s:.2f}", e.lane, e.track_id, e.class_name,
+                          f"{e.distance:g} {e.unit}"] for e in data.wrong_way]))
+    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>lanewatch report: {html.escape(summary['stream'])}</title>"
+            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    path.write_text(page, encoding="utf-8")
