@@ -10,10 +10,11 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-export)
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from lanewatch.trackers.analytics import CrossingEvent, LaneState
+from lanewatch.trackers.analytics import AnalyticsUpdate, CrossingEvent, LaneState
 
 # Stage timings of a CPU pipeline span 1 ms (tracking) to a few hundred ms (inference).
 _STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1)
+_SPEED_BUCKETS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 160, 200, 250)
 # Fine below 100 ms, where a CPU model's single-frame time (25-60 ms) and its multiples lie, so
 # that histogram_quantile's p50/p95/p99 are close to the real percentiles.
 _LATENCY_BUCKETS = (0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.07, 0.08,
@@ -49,6 +50,20 @@ class ServiceMetrics:
                                ["stream", "lane"], registry=r)
         self.ws_clients = Gauge("lanewatch_websocket_clients", "Connected WebSocket clients",
                                 registry=r)
+        self.queue = Gauge("lanewatch_lane_queue", "Stopped vehicles in the lane now",
+                           ["stream", "lane"], registry=r)
+        self.movements = Counter("lanewatch_movements", "Turning movements (origin to "
+                                 "destination zone)", ["stream", "movement", "class"],
+                                 registry=r)
+        self.speed = Histogram("lanewatch_speed_kmh", "Spot speed at the counting line",
+                               ["stream", "lane"], buckets=_SPEED_BUCKETS, registry=r)
+        self.speeds_rejected = Counter("lanewatch_speeds_rejected",
+                                       "Implausible speeds, not reported", ["stream", "lane"],
+                                       registry=r)
+        self.wrong_way = Counter("lanewatch_wrong_way", "Vehicles driving against the lane",
+                                 ["stream", "lane"], registry=r)
+        self.dwell_alerts = Counter("lanewatch_dwell_alerts", "Vehicles staying longer than "
+                                    "max_dwell_s", ["stream", "area"], registry=r)
 
     def set_state(self, stream: str, state: str, states: list[str]) -> None:
         """Record a stream's state (one series per possible state, the current one at 1)."""
@@ -62,10 +77,32 @@ class ServiceMetrics:
             self.crossings.labels(e.stream, e.lane, e.class_name, e.direction).inc()
 
     def observe_lanes(self, stream: str, lanes: tuple[LaneState, ...]) -> None:
-        """Set the lanes' occupancy and congestion gauges."""
+        """Set the lanes' occupancy, queue and congestion gauges."""
         for lane in lanes:
             self.occupancy.labels(stream, lane.name).set(lane.occupancy)
+            self.queue.labels(stream, lane.name).set(lane.queue)
             self.congested.labels(stream, lane.name).set(1 if lane.congested else 0)
+
+    def observe_update(self, stream: str, update: AnalyticsUpdate) -> None:
+        """Everything one frame's analytics changed."""
+        self.observe_crossings(update.crossings)
+        self.observe_lanes(stream, update.lanes)
+        for e in update.crossings:
+            if e.speed_kmh is not None:
+                self.speed.labels(e.stream, e.lane).observe(e.speed_kmh)
+            if e.speed_rejected:
+                self.speeds_rejected.labels(e.stream, e.lane).inc()
+        for m in update.movements:
+            self.movements.labels(m.stream, m.movement, m.class_name).inc()
+        for w in update.wrong_way:
+            self.wrong_way.labels(w.stream, w.lane).inc()
+        for d in update.dwell:
+            self.dwell_alerts.labels(d.stream, d.area).inc()
+
+    def restore_movements(self, stream: str, totals) -> None:
+        """Start the movement counters from stored totals (after a restart)."""
+        for name, _, _, class_name, n in totals:
+            self.movements.labels(stream, name, class_name).inc(n)
 
     def restore_crossings(self, stream: str, cumulative) -> None:
         """Start the crossing counters from stored totals (after a restart), so a counter never

@@ -22,7 +22,13 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from lanewatch.sinks.live_video import EncodedFrame, RateLimiter, rendition_width
-from lanewatch.sinks.reports import congestion_record, crossing_record
+from lanewatch.sinks.reports import (
+    congestion_record,
+    crossing_record,
+    dwell_record,
+    movement_record,
+    wrong_way_record,
+)
 from lanewatch.stream.pipeline import FrameResult
 
 log = logging.getLogger(__name__)
@@ -86,18 +92,24 @@ class WebSocketHub:
                 if c.video and not c.cut_off and stream in c.streams]
 
     def publish_result(self, result: FrameResult) -> None:
-        """Queue a frame's crossing events and congestion alerts for the clients."""
+        """Queue a frame's events (crossings, movements) and alerts (congestion, wrong-way,
+        long stays) for the clients."""
         if self.loop is None or not self._snapshot:
             return
-        analytics = result.analytics
-        if not (analytics.crossings or analytics.congestion):
+        a = result.analytics
+        events = [crossing_record(e) for e in a.crossings] + [
+            movement_record(e) for e in a.movements]
+        alerts = ([congestion_record(e) for e in a.congestion]
+                  + [wrong_way_record(e) for e in a.wrong_way]
+                  + [dwell_record(e) for e in a.dwell])
+        if not (events or alerts):
             return
         stream = result.frame.stream_id
         ts = time.time()
-        messages = [json.dumps({"type": "event", "stream": stream, "ts": ts,
-                                "event": crossing_record(e)}) for e in analytics.crossings]
-        messages += [json.dumps({"type": "alert", "stream": stream, "ts": ts,
-                                 "alert": congestion_record(e)}) for e in analytics.congestion]
+        messages = [json.dumps({"type": "event", "stream": stream, "ts": ts, "event": e})
+                    for e in events]
+        messages += [json.dumps({"type": "alert", "stream": stream, "ts": ts, "alert": e})
+                     for e in alerts]
         self.loop.call_soon_threadsafe(self._dispatch, stream, messages)
 
     def publish_frame(self, frame: EncodedFrame) -> None:

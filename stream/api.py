@@ -10,6 +10,8 @@
     GET  /api/streams/{id}/intervals       interval history (?since=&until= Unix seconds)
     GET  /api/streams/{id}/events          recent crossings (?limit=)
     GET  /api/streams/{id}/flow            crossings per lane in bins (?minutes=15&bin_s=30)
+    GET  /api/streams/{id}/movements       turning movements: totals and intervals (?since=&until=)
+    GET  /api/streams/{id}/speeds          spot speeds per lane and interval (?since=&until=)
     GET  /api/streams/{id}/lanes           the stream's lanes, in pixels of its frame
     GET  /api/streams/{id}/snapshot.jpg    the last processed camera frame, unannotated
     POST /api/streams/{id}/lanes/export    validate edited lanes; YAML for the config
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
+import numpy as np
 from aiohttp import web
 
 from lanewatch.sinks.metrics import CONTENT_TYPE
@@ -151,6 +154,45 @@ class Api:
         events = self.service.store.recent_crossings(sid, limit)
         return web.json_response([crossing_record(e) for e in events])
 
+    def _time_range(self, request: web.Request) -> tuple[float, float]:
+        """?since=&until= in Unix seconds (default: the last 24 hours); ValueError if bad."""
+        until = float(request.query.get("until", time.time()))
+        since = float(request.query.get("since", until - 86400))
+        return since, until
+
+    async def movements(self, request: web.Request) -> web.Response:
+        sid = self._runner(request).stream.id
+        try:
+            since, until = self._time_range(request)
+        except ValueError:
+            return _bad_query("since and until are Unix seconds")
+        store = self.service.store
+        return web.json_response({
+            "stream": sid,
+            "totals": [{"movement": m, "from": o, "to": d, "class": c, "count": n}
+                       for m, o, d, c, n in store.movement_totals(sid)],
+            "intervals": [{"interval_start_s": start,
+                           "interval_end_s": start + store.interval_s, "movement": m,
+                           "class": c, "count": n}
+                          for start, m, c, n in store.movement_intervals(sid, since, until)]})
+
+    async def speeds(self, request: web.Request) -> web.Response:
+        sid = self._runner(request).stream.id
+        try:
+            since, until = self._time_range(request)
+        except ValueError:
+            return _bad_query("since and until are Unix seconds")
+        store = self.service.store
+        groups: dict[tuple[float, str], list[float]] = {}
+        for t, lane, kmh in store.speeds(sid, since, until):
+            start = (t // store.interval_s) * store.interval_s
+            groups.setdefault((start, lane), []).append(kmh)
+        return web.json_response({"stream": sid, "intervals": [
+            {"interval_start_s": start, "interval_end_s": start + store.interval_s,
+             "lane": lane, "vehicles": len(v), "mean_kmh": round(float(np.mean(v)), 1),
+             "p85_kmh": round(float(np.percentile(v, 85)), 1)}
+            for (start, lane), v in sorted(groups.items())]})
+
     async def flow(self, request: web.Request) -> web.Response:
         runner = self._runner(request)
         try:
@@ -234,6 +276,8 @@ class Api:
             web.get("/api/streams/{id}/intervals", self.intervals),
             web.get("/api/streams/{id}/events", self.events),
             web.get("/api/streams/{id}/flow", self.flow),
+            web.get("/api/streams/{id}/movements", self.movements),
+            web.get("/api/streams/{id}/speeds", self.speeds),
             web.get("/api/streams/{id}/lanes", self.lanes),
             web.get("/api/streams/{id}/snapshot.jpg", self.snapshot),
             web.post("/api/streams/{id}/lanes/export", self.export_lanes),

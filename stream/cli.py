@@ -55,9 +55,19 @@ def _describe(config: Config) -> str:
                 c = lane.congestion
                 cond = " or ".join(x for x in (
                     f"occupancy>={c.min_occupancy}" if c.min_occupancy else "",
-                    f"dwell>={c.min_dwell_s:g}s" if c.min_dwell_s else "") if x)
+                    f"dwell>={c.min_dwell_s:g}s" if c.min_dwell_s else "",
+                    f"queue>={c.min_queue}" if c.min_queue else "") if x)
                 parts.append(f"congested when {cond} for {c.min_duration_s:g}s")
+            if lane.max_dwell_s is not None:
+                parts.append(f"alert after {lane.max_dwell_s:g}s in the lane")
             lines.append(f"      {lane.name}: " + "; ".join(parts))
+        if s.turning is not None:
+            t = s.turning
+            lines.append(f"      turning: zones {', '.join(z.name for z in t.zones)}; "
+                         f"{len(t.movements)} named movement(s)")
+        if s.calibration is not None:
+            lines.append(f"      calibration: {len(s.calibration.image_points)} ground points "
+                         f"(speeds up to {s.calibration.max_speed_kmh:g} km/h)")
     return "\n".join(lines)
 
 

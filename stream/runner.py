@@ -139,8 +139,11 @@ class StreamRunner:
         if self.store is not None:
             stored = self.store.cumulative(self.stream.id)
             processor.analytics.counts.restore(stored)
+            moved = self.store.movement_totals(self.stream.id)
+            processor.analytics.restore_movements(moved)
             if self.processor is None:
                 self.metrics.restore_crossings(self.stream.id, stored)
+                self.metrics.restore_movements(self.stream.id, moved)
         self.processor = processor
         return processor
 
@@ -157,21 +160,22 @@ class StreamRunner:
             if processor is None:
                 return  # a configuration error: this stream stops, the others go on
             result = processor.process(frame)
-            crossings = result.analytics.crossings
-            if crossings and self.store is not None:
+            update = result.analytics
+            crossings, movements = update.crossings, update.movements
+            if (crossings or movements) and self.store is not None:
                 try:
-                    self.store.record(crossings)
+                    self.store.record(crossings, movements)
                 except Exception as err:  # noqa: BLE001 - the store fails alone
-                    log.error("stream %s: cannot store %d crossings: %s", sid, len(crossings), err)
-                    self.metrics.dropped.labels(sid, "store").inc(len(crossings))
+                    log.error("stream %s: cannot store %d crossings and %d movements: %s", sid,
+                              len(crossings), len(movements), err)
+                    self.metrics.dropped.labels(sid, "store").inc(len(crossings) + len(movements))
             m = self.metrics
             m.frames.labels(sid).inc()
             t = result.timings
             m.stage_seconds.labels(sid, "detect").observe(t.detect_s)
             m.stage_seconds.labels(sid, "track").observe(t.track_s)
             m.stage_seconds.labels(sid, "analytics").observe(t.analytics_s)
-            m.observe_crossings(crossings)
-            m.observe_lanes(sid, result.analytics.lanes)
+            m.observe_update(sid, update)
             self.frames_processed += 1
             self.last_result = result
             if self.on_result is not None:

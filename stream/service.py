@@ -76,10 +76,20 @@ class Service:
             for key, n in book.cumulative.items():
                 if key.lane == lane.name:
                     by_class.setdefault(key.class_name, {})[key.direction] = n
-            lanes.append({"name": lane.name, "occupancy": lane.occupancy,
+            lanes.append({"name": lane.name, "occupancy": lane.occupancy, "queue": lane.queue,
                           "congested": lane.congested, "max_dwell_s": round(lane.max_dwell_s, 2),
                           "counts": lane.counts, "by_class": by_class})
         return lanes
+
+    def movement_snapshot(self, stream: str) -> list[dict[str, Any]]:
+        """Cumulative turning movements per movement and class (streams with `turning:`)."""
+        processor = self.runners[stream].processor
+        if processor is None or processor.analytics.turning is None:
+            return []
+        a = processor.analytics
+        return [{"movement": k.lane, "from": a.movement_pairs[k.lane][0],
+                 "to": a.movement_pairs[k.lane][1], "class": k.class_name, "count": n}
+                for k, n in sorted(a.movement_counts.cumulative.items())]
 
     def stats(self, stream: str) -> dict[str, Any]:
         return self.runners[stream].status()
@@ -91,7 +101,8 @@ class Service:
             now = time.time()
             for sid in self.runners:
                 self.hub.broadcast_json(sid, {"type": "counts", "stream": sid, "ts": now,
-                                              "lanes": self.lane_snapshot(sid)})
+                                              "lanes": self.lane_snapshot(sid),
+                                              "movements": self.movement_snapshot(sid)})
                 self.hub.broadcast_json(sid, {"type": "stats", "stream": sid, "ts": now,
                                               **self.stats(sid)})
 

@@ -122,6 +122,13 @@ class LaneAnalytics:
         return [CountKey(m.name, cls, MOVEMENT) for m in self.turning.movements
                 for cls in class_names]
 
+    def restore_movements(self, totals: list[tuple[str, str, str, str, int]]) -> None:
+        """Start from movement totals kept elsewhere (a store, after a restart):
+        (movement, origin, destination, class, count) rows."""
+        for name, origin, destination, class_name, n in totals:
+            self.movement_counts.cumulative[CountKey(name, class_name, MOVEMENT)] += n
+            self.movement_pairs[name] = (origin, destination)
+
     def update(self, tracks: Detections, time_s: float, frame_index: int,
                confirmed: np.ndarray | None = None) -> AnalyticsUpdate:
         """Process one frame's tracks (`confirmed`: the tracker's flag per row; default all)."""

@@ -39,7 +39,9 @@ const socket = new LiveSocket({
     if (message.stream && message.stream !== state.stream) return;
     if (message.type === "counts") renderCounts(message.lanes);
     else if (message.type === "stats") renderHealth(message);
-    else if (message.type === "event") chart.add(message.event.lane, message.event.time_s);
+    else if (message.type === "event" && message.event.type === "crossing") {
+      chart.add(message.event.lane, message.event.time_s);
+    }
     else if (message.type === "alert") addAlert(message.alert);
     else if (message.type === "error") console.warn("lanewatch:", message.code, message.message);
   },
@@ -107,9 +109,19 @@ function addAlert(alert) {
   }
   const item = document.createElement("li");
   const when = new Date(alert.time_s * 1000).toLocaleTimeString();
-  item.textContent = `${when} ${alert.lane}: ` +
-    (alert.congested ? `congested (${alert.occupancy} in the lane)` : "cleared");
-  item.className = alert.congested ? "jam" : "free";
+  let text = "";
+  let bad = true;
+  if (alert.type === "wrong_way") {
+    text = `${alert.lane}: ${alert.class} #${alert.track_id} driving the wrong way`;
+  } else if (alert.type === "dwell") {
+    text = `${alert.area}: ${alert.class} #${alert.track_id} stopped ${alert.dwell_s.toFixed(0)} s`;
+  } else {
+    text = `${alert.lane}: ` +
+      (alert.congested ? `congested (${alert.occupancy} in the lane)` : "cleared");
+    bad = alert.congested;
+  }
+  item.textContent = `${when} ${text}`;
+  item.className = bad ? "jam" : "free";
   list.prepend(item);
   while (list.children.length > 50) list.lastElementChild.remove();
 }
