@@ -22,9 +22,6 @@ from serving import start_serve, stop_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, detector_model, highway_video):
     folder = tmp_path_factory.mktemp("dashboard")
@@ -40,19 +37,6 @@ def served(tmp_path_factory, detector_model, highway_video):
     base, process = start_serve(path, port, folder / "serve.log")
     yield base, path
     stop_serve(process)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is not installed: run install.sh"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True,
-                                    args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def poll(page, expression, timeout_s=30.0):

@@ -98,7 +98,7 @@ class LaneAnalytics:
         self._speeds = speeds
         self._pixel_motion = TrackMotion()  # stopped vehicles when there is no ground plane
         self._wrong_way = WrongWayDetector(lanes, settings.wrong_way,
-                                           speeds.plane if speeds else None)
+                                           speeds.plane if speeds is not None else None)
         lane_areas = [Area(lane.name, lane.polygon, lane.max_dwell_s) for lane in lanes
                       if lane.polygon is not None]
         self.dwell = DwellTracker(lane_areas + list(zones), settings.interval_s, origin_s)
@@ -267,7 +267,7 @@ class LaneAnalytics:
                 self.unfinished[origin] += 1
             self._wrong_way.forget(tid)
             self.dwell.forget(tid, record.last_seen_s)
-            (self._speeds.motion if self._speeds else self._pixel_motion).forget(tid)
+            (self._speeds.motion if self._speeds is not None else self._pixel_motion).forget(tid)
 
     @property
     def has_speeds(self) -> bool:
