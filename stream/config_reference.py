@@ -75,7 +75,8 @@ def reference() -> str:
         for name, field in model.model_fields.items():
             nested = _nested_models(field.annotation)
             desc = field.description or (_summary(nested[0]) if nested else "")
-            rows.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | "
+            key = field.alias or name  # what the YAML says (e.g. `from` for from_zone)
+            rows.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | "
                         f"{desc} |")
             child = name if path == "(top level)" else f"{path}.{name}"
             if typing.get_origin(field.annotation) is list:

@@ -16,9 +16,11 @@ import cv2
 import numpy as np
 import pytest
 import websockets
+import yaml
 
 from lanewatch.sinks.websocket import parse_frame_message
 
+from conftest import CONFIGS
 from rtsp import free_port
 from serving import start_serve, stop_serve
 from test_review_footage import HIGHWAY_TRUTH
@@ -26,6 +28,19 @@ from test_review_footage import HIGHWAY_TRUTH
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 TOKEN = "s3cret-token-for-tests"
+
+
+# Speeds from configs/highway.yaml's calibration; one turning movement: from the far end of
+# the carriageway to its near end.
+_HIGHWAY = yaml.safe_load((CONFIGS / "highway.yaml").read_text())["streams"][0]
+TRAFFIC = textwrap.indent(yaml.safe_dump({
+    "calibration": _HIGHWAY["calibration"],
+    "turning": {"zones": [{"name": "far", "polygon": [[470, 100], [850, 100], [880, 200],
+                                                      [440, 200]]},
+                          {"name": "near", "polygon": [[200, 350], [1100, 350], [1250, 700],
+                                                       [50, 700]]}],
+                "movements": [{"name": "southbound", "from": "far", "to": "near"}]},
+}, default_flow_style=None), "    ")
 
 
 class Served:
@@ -46,7 +61,8 @@ class Served:
         """) + "".join(
             f"      - {{name: lane{i}, line: [[{a}, 250], [{b}, 250]], direction: in,"
             f" in_label: towards}}\n"
-            for i, (a, b) in enumerate([(395, 535), (535, 654), (654, 790), (790, 910)], 1)))
+            for i, (a, b) in enumerate([(395, 535), (535, 654), (654, 790), (790, 910)], 1))
+            + TRAFFIC)
         self.base, self.process = start_serve(self.config, self.port, tmp_path / "serve.log",
                                               token=TOKEN)
 
@@ -142,6 +158,29 @@ def test_final_counts_against_the_hand_count(served):
     assert 'lanewatch_frames_total{stream="highway"}' in metrics
     status_code, body = served.get("/readyz")
     assert status_code == 503 and json.loads(body)["streams"] == {"highway": "stopped"}
+
+
+def test_movements_and_speeds_in_the_api_and_metrics(served):
+    """After the clip: cars went from the far zone to the near one, and crossed the lines at
+    motorway speeds (the stored spot speeds, per lane and interval)."""
+    deadline = time.monotonic() + 60
+    while json.loads(served.get("/api/streams")[1])[0]["state"] != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    movements = json.loads(served.get("/api/streams/highway/movements")[1])
+    totals = {(m["movement"], m["from"], m["to"]): m["count"] for m in movements["totals"]}
+    assert set(totals) == {("southbound", "far", "near")}
+    assert 6 <= totals[("southbound", "far", "near")] <= 11
+    assert sum(r["count"] for r in movements["intervals"]) == sum(totals.values())
+    speeds = json.loads(served.get("/api/streams/highway/speeds")[1])["intervals"]
+    assert {r["lane"] for r in speeds} == {"lane1", "lane2", "lane3", "lane4"}
+    assert sum(r["vehicles"] for r in speeds) == 11
+    assert all(70 <= r["mean_kmh"] <= 150 for r in speeds), speeds
+    metrics = served.get("/metrics")[1].decode()
+    assert 'lanewatch_movements_total{class="car",movement="southbound",stream="highway"}' \
+        in metrics
+    assert 'lanewatch_speed_kmh_count{lane="lane3",stream="highway"} 5.0' in metrics
+    assert served.get("/api/streams/highway/speeds?since=soon")[0] == 400
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,8 @@ class CalibrationSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    image_points: list[Point] = Field(description="4+ pixel points on the road surface (x, y)")
+    image_points: list[Point] = Field(
+        description="4+ points on the road surface, in the stream's coordinates (x, y)")
     world_points: list[Point] = Field(description="the same points on the road, metres (X, Y)")
     speed_window_s: float = Field(
         1.0, gt=0, le=10, description="speed = slope of ground positions over this window")

@@ -33,7 +33,8 @@ class Direction(str, Enum):
 
 
 class CongestionSettings(BaseModel):
-    """When a lane is congested: occupancy or dwell above a threshold for a minimum time."""
+    """When a lane is congested: occupancy, dwell or queue above a threshold for a minimum
+    time."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
