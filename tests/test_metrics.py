@@ -3,7 +3,14 @@
 from prometheus_client.parser import text_string_to_metric_families
 
 from lanewatch.sinks.metrics import ServiceMetrics
-from lanewatch.trackers.analytics import CrossingEvent, LaneState
+from lanewatch.trackers.analytics import (
+    AnalyticsUpdate,
+    CrossingEvent,
+    DwellEvent,
+    LaneState,
+    MovementEvent,
+    WrongWayEvent,
+)
 from lanewatch.trackers.counts import CountKey
 
 
@@ -52,3 +59,30 @@ def test_restored_counters_and_separate_registries():
     key = (("class", "car"), ("direction", "in"), ("lane", "lane1"), ("stream", "cam"))
     assert samples(a)[("lanewatch_lane_crossings_total", key)] == 42
     assert ("lanewatch_lane_crossings_total", key) not in samples(b)
+
+
+def test_traffic_analytics_metrics():
+    m = ServiceMetrics()
+    update = AnalyticsUpdate(
+        lanes=(LaneState("lane1", 5, False, 2.0, {"in": 2}, queue=3),),
+        crossings=(CrossingEvent("cam", "lane1", 1, "car", "in", 1.0, 30, speed_kmh=87.0),
+                   CrossingEvent("cam", "lane1", 2, "car", "in", 1.5, 45, None, True)),
+        congestion=(),
+        movements=(MovementEvent("cam", "sb-left", "north", "east", 3, "bus", 2.0, 60),),
+        wrong_way=(WrongWayEvent("cam", "lane1", 4, "car", 9.0, "m", 2.0, 60),),
+        dwell=(DwellEvent("cam", "north", 5, "car", 300.0, 2.0, 60),))
+    m.observe_update("cam", update)
+    m.restore_movements("cam", [("sb-left", "north", "east", "bus", 4)])
+    s = samples(m)
+    lane = (("lane", "lane1"), ("stream", "cam"))
+    assert s[("lanewatch_lane_queue", lane)] == 3
+    assert s[("lanewatch_speed_kmh_count", lane)] == 1
+    assert s[("lanewatch_speed_kmh_bucket", (("lane", "lane1"), ("le", "90.0"),
+                                             ("stream", "cam")))] == 1
+    assert s[("lanewatch_speeds_rejected_total", lane)] == 1
+    assert s[("lanewatch_lane_crossings_total", (("class", "car"), ("direction", "in"),
+                                                 ("lane", "lane1"), ("stream", "cam")))] == 2
+    assert s[("lanewatch_movements_total", (("class", "bus"), ("movement", "sb-left"),
+                                            ("stream", "cam")))] == 5
+    assert s[("lanewatch_wrong_way_total", lane)] == 1
+    assert s[("lanewatch_dwell_alerts_total", (("area", "north"), ("stream", "cam")))] == 1

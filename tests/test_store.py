@@ -11,7 +11,7 @@ import time
 import pytest
 
 from lanewatch.sinks.store import CountStore, StoreError
-from lanewatch.trackers.analytics import CrossingEvent
+from lanewatch.trackers.analytics import CrossingEvent, MovementEvent
 from lanewatch.trackers.counts import CountBook, CountKey
 
 
@@ -90,3 +90,37 @@ def test_kill_9_loses_nothing_that_was_recorded(tmp_path):
     proc.wait(10)
     total = CountStore(path).cumulative("cam")[CountKey("A", "car", "in")]
     assert total >= acknowledged + 1  # every acknowledged crossing is there
+
+
+def test_movements_and_speeds_are_stored_with_the_crossings(tmp_path):
+    store = CountStore(tmp_path / "c.db", interval_s=60)
+    moves = [MovementEvent("cam", "sb-left", "north", "east", 1, "car", 10.0, 300),
+             MovementEvent("cam", "sb-left", "north", "east", 2, "car", 70.0, 2100),
+             MovementEvent("cam", "north->north", "north", "north", 3, "bus", 75.0, 2250)]
+    fast = CrossingEvent("cam", "A", 4, "car", "in", 12.0, 360, speed_kmh=98.5)
+    assert store.record([fast, event(13)], moves[:1]) == 2
+    assert store.record([], moves[1:]) == 0  # movements alone are a batch too
+    assert store.movement_totals("cam") == [("north->north", "north", "north", "bus", 1),
+                                            ("sb-left", "north", "east", "car", 2)]
+    assert store.movement_intervals("cam", 0, 120) == [(0.0, "sb-left", "car", 1),
+                                                      (60.0, "north->north", "bus", 1),
+                                                      (60.0, "sb-left", "car", 1)]
+    assert store.speeds("cam", 0, 100) == [(12.0, "A", 98.5)]  # crossings without one skipped
+    assert store.recent_crossings("cam", 1)[0].speed_kmh is None
+    store.close()
+
+
+def test_a_store_from_before_speeds_is_upgraded(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript("""CREATE TABLE crossings (id INTEGER PRIMARY KEY, stream TEXT NOT NULL,
+        lane TEXT NOT NULL, class TEXT NOT NULL, direction TEXT NOT NULL, time_s REAL NOT NULL,
+        track_id INTEGER NOT NULL, frame INTEGER NOT NULL);
+        INSERT INTO crossings VALUES (1, 'cam', 'A', 'car', 'in', 5.0, 1, 150);""")
+    db.close()
+    store = CountStore(path)
+    assert store.record([CrossingEvent("cam", "A", 2, "car", "in", 6.0, 180, 50.0)]) == 1
+    assert [e.speed_kmh for e in store.recent_crossings("cam")] == [50.0, None]
+    store.close()
