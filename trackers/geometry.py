@@ -45,8 +45,9 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
         return np.zeros(0, bool)
     x = points[:, 0][:, None]
     y = points[:, 1][:, None]
+    previous = np.concatenate([polygon[-1:], polygon[:-1]])  # each vertex's predecessor
     xi, yi = polygon[:, 0][None, :], polygon[:, 1][None, :]
-    xj, yj = np.roll(polygon[:, 0], 1)[None, :], np.roll(polygon[:, 1], 1)[None, :]
+    xj, yj = previous[:, 0][None, :], previous[:, 1][None, :]
     straddles = (yi > y) != (yj > y)
     with np.errstate(divide="ignore", invalid="ignore"):
         x_cross = (xj - xi) * (y - yi) / (yj - yi) + xi
