@@ -67,13 +67,14 @@ def measure_model(config: ModelConfig, frames: list[np.ndarray], seconds: float 
     if not isinstance(detector, OpenVINODetector):
         raise SystemExit(f"bench measures exported OpenVINO/ONNX models; {config.path} is not")
     tensors = [detector._prepare(image, None)[0] for image in frames]
-    compiled = detector._compiled_for(tensors[0].shape[1:3])
-    request = compiled.create_infer_request()
+    hw = tensors[0].shape[1:3]
+    request = detector._compiled_for(hw, "LATENCY").create_infer_request()  # as `detect`
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         request.infer({0: tensors[n % len(tensors)]})
         n += 1
     sync_fps = n / (time.perf_counter() - start)
+    compiled = detector._compiled_for(hw, "THROUGHPUT")  # as `detect_frames`
     queue = ov.AsyncInferQueue(compiled, detector.requests)
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:

@@ -130,7 +130,7 @@ class OpenVINODetector:
         self._device = device
         self._model, self.dynamic = self._prepare_model(model_file)
         self._input_size = (config.imgsz, config.imgsz)
-        self._compiled: dict[tuple[int, int], Any] = {}  # letterboxed (h, w) -> compiled model
+        self._compiled: dict[tuple, Any] = {}  # (letterboxed (h, w), hint) -> compiled model
         self._idle_requests: dict[tuple[int, int], list] = {}  # for `detect`, per input size
         self._lock = threading.Lock()  # guards the two dictionaries
         self.requests = requests or 0  # set from the runtime's optimum at the first compile
@@ -162,12 +162,16 @@ class OpenVINODetector:
             ColorFormat.RGB).scale(255.0)
         return ppp.build(), dynamic
 
-    def _compiled_for(self, hw: tuple[int, int]):
-        """The model compiled for one letterboxed input size. A dynamic export is compiled
-        with static shapes, once per size (a stream has one): the CPU plugin has crashed on
-        INT8 models with dynamic shapes on AMX CPUs (OpenVINO issue 37577), and static shapes
-        run faster anyway."""
-        compiled = self._compiled.get(hw)
+    def _compiled_for(self, hw: tuple[int, int], hint: str = "THROUGHPUT"):
+        """The model compiled for one letterboxed input size and performance hint. LATENCY
+        (one inference on every core) serves `detect`, one frame at a time: on a 2-core CPU it
+        halves the single-frame time against THROUGHPUT, at the same frames per second.
+        THROUGHPUT (one core per request) serves `detect_frames`, whose requests in flight
+        leave the caller's own work room between them. A dynamic export is compiled with
+        static shapes, once per size (a stream has one): the CPU plugin has crashed on INT8
+        models with dynamic shapes on AMX CPUs (OpenVINO issue 37577), and static shapes run
+        faster anyway."""
+        compiled = self._compiled.get((hw, hint))
         if compiled is None:
             import openvino as ov
 
@@ -177,14 +181,14 @@ class OpenVINODetector:
                 model.reshape({model.inputs[0]: ov.PartialShape([1, hw[0], hw[1], 3])})
             try:
                 compiled = ov.Core().compile_model(model, self._device,
-                                                   {"PERFORMANCE_HINT": "THROUGHPUT"})
+                                                   {"PERFORMANCE_HINT": hint})
             except RuntimeError as err:
                 raise ModelError(f"cannot compile {self.config.path} for {self._device}: "
                                  f"{str(err).splitlines()[0]}") from None
-            if not self.requests:
+            if hint == "THROUGHPUT" and not self.requests:
                 optimal = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
                 self.requests = max(1, min(int(optimal), 4))
-            self._compiled[hw] = compiled
+            self._compiled[(hw, hint)] = compiled
         return compiled
 
     # -- pre and post-processing ---------------------------------------------------------------
@@ -269,7 +273,7 @@ class OpenVINODetector:
         tensor, geometry = self._prepare(image, imgsz)
         hw = tensor.shape[1:3]
         with self._lock:
-            compiled = self._compiled_for(hw)
+            compiled = self._compiled_for(hw, "LATENCY")
             idle = self._idle_requests.setdefault(hw, [])
             request = idle.pop() if idle else compiled.create_infer_request()
         try:
