@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -93,7 +92,17 @@ def measure_model(config: ModelConfig, frames: list[np.ndarray], seconds: float 
         latency_p50_ms=float(np.percentile(latencies, 50) * 1000),
         latency_p95_ms=float(np.percentile(latencies, 95) * 1000),
         detections_per_frame=float(np.mean(found)),
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        peak_rss_mb=_peak_rss_mb())
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux carries
+    ru_maxrss across exec, so a child started from a big parent would report the parent's."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def measure_process(config: Config, video: Path, video_out: bool, every_nth_frame: int = 1,
@@ -238,9 +247,9 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
     def row(name: str, fps: float, note: str = "") -> None:
         vs_raw = f"{fps / raw.inflight_fps:5.2f}x"
         vs_counter = f"{fps / counter_fps:5.2f}x" if counter_fps else "     -"
-        say(f"  {name:<44}{fps:8.1f}   {vs_raw}   {vs_counter}   {note}")
+        say(f"  {name:<50}{fps:8.1f}   {vs_raw}   {vs_counter}   {note}")
 
-    say(f"\n  {'':<44}{'frames/s':>8}   {'vs raw':>6}   {'vs OC':>6}")
+    say(f"\n  {'':<50}{'frames/s':>8}   {'vs raw':>6}   {'vs OC':>6}")
     row("model alone, synchronous", raw.sync_fps)
     row(f"model alone, {raw.requests} requests in flight", raw.inflight_fps)
     total = sum(lanes.values())
