@@ -154,18 +154,21 @@ class Api:
         events = self.service.store.recent_crossings(sid, limit)
         return web.json_response([crossing_record(e) for e in events])
 
-    def _time_range(self, request: web.Request) -> tuple[float, float]:
-        """?since=&until= in Unix seconds (default: the last 24 hours); ValueError if bad."""
-        until = float(request.query.get("until", time.time()))
-        since = float(request.query.get("since", until - 86400))
+    @staticmethod
+    def _time_range(request: web.Request) -> tuple[float, float]:
+        """?since=&until= in Unix seconds (default: the last 24 hours); a 400 reply if bad."""
+        try:
+            until = float(request.query.get("until", time.time()))
+            since = float(request.query.get("since", until - 86400))
+        except ValueError:
+            raise web.HTTPBadRequest(text=json.dumps({
+                "error": "bad_query", "message": "since and until are Unix seconds"}),
+                content_type="application/json") from None
         return since, until
 
     async def movements(self, request: web.Request) -> web.Response:
         sid = self._runner(request).stream.id
-        try:
-            since, until = self._time_range(request)
-        except ValueError:
-            return _bad_query("since and until are Unix seconds")
+        since, until = self._time_range(request)
         store = self.service.store
         return web.json_response({
             "stream": sid,
@@ -178,10 +181,7 @@ class Api:
 
     async def speeds(self, request: web.Request) -> web.Response:
         sid = self._runner(request).stream.id
-        try:
-            since, until = self._time_range(request)
-        except ValueError:
-            return _bad_query("since and until are Unix seconds")
+        since, until = self._time_range(request)
         store = self.service.store
         groups: dict[tuple[float, str], list[float]] = {}
         for t, lane, kmh in store.speeds(sid, since, until):

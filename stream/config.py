@@ -27,6 +27,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _multiple_of_stride(imgsz: int | None) -> int | None:
+    """A network input size must be a multiple of the model stride."""
+    if imgsz is not None and imgsz % 32:
+        raise ValueError(f"must be a multiple of 32 (the model stride), got {imgsz}")
+    return imgsz
+
+
 class ModelConfig(_Strict):
     """The detector (`model:` section)."""
 
@@ -50,12 +57,7 @@ class ModelConfig(_Strict):
         None, ge=1, le=8, description="inferences in flight (openvino; default: the runtime's "
         "optimum for the device)")
 
-    @field_validator("imgsz")
-    @classmethod
-    def _stride(cls, v: int) -> int:
-        if v % 32:
-            raise ValueError(f"must be a multiple of 32 (the model stride), got {v}")
-        return v
+    _stride = field_validator("imgsz")(_multiple_of_stride)
 
     @field_validator("classes")
     @classmethod
@@ -96,12 +98,7 @@ class DetectionSettings(_Strict):
                 raise ValueError(f"[x1, y1, x2, y2] needs 0 <= x1 < x2 and 0 <= y1 < y2, got {v}")
         return v
 
-    @field_validator("imgsz")
-    @classmethod
-    def _stride(cls, v: int | None) -> int | None:
-        if v is not None and v % 32:
-            raise ValueError(f"must be a multiple of 32 (the model stride), got {v}")
-        return v
+    _stride = field_validator("imgsz")(_multiple_of_stride)
 
 
 class StreamConfig(_Strict):

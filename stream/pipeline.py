@@ -121,25 +121,24 @@ class StreamProcessor:
         """Track and count one frame whose detections are known (a pipelined detector ran),
         or None on a frame the plan skipped: the tracks' predicted boxes stand in."""
         t1 = time.perf_counter()
-        if detections is None:
+        detected = detections is not None
+        if detected:
+            if self._suppress_contained is not None:
+                detections = suppress_contained(detections, self._suppress_contained)
+            tracked = self.tracker.update(detections, frame.pts_s)
+            rows, confirmed = tracked.detections, tracked.confirmed
+            tracks = tracked.confirmed_detections
+            self._last_tracked = rows
+        else:
             prediction = self.tracker.predict(frame.pts_s)
             rows = self._predicted_rows(prediction.ids, prediction.xyxy)
-            tracks = rows.select(prediction.confirmed)
-            t2 = time.perf_counter()
-            update = self.analytics.update(rows, frame.pts_s, frame.index, prediction.confirmed)
-            t3 = time.perf_counter()
-            return FrameResult(frame, rows, tracks, update,
-                               StageTimings(detect_s, t2 - t1, t3 - t2), detected=False)
-        if self._suppress_contained is not None:
-            detections = suppress_contained(detections, self._suppress_contained)
-        tracked = self.tracker.update(detections, frame.pts_s)
-        self._last_tracked = tracked.detections
+            confirmed, detections = prediction.confirmed, rows
+            tracks = rows.select(confirmed)
         t2 = time.perf_counter()
-        update = self.analytics.update(tracked.detections, frame.pts_s, frame.index,
-                                       tracked.confirmed)
+        update = self.analytics.update(rows, frame.pts_s, frame.index, confirmed)
         t3 = time.perf_counter()
-        timings = StageTimings(detect_s, t2 - t1, t3 - t2)
-        return FrameResult(frame, detections, tracked.confirmed_detections, update, timings)
+        return FrameResult(frame, detections, tracks, update,
+                           StageTimings(detect_s, t2 - t1, t3 - t2), detected)
 
     def _predicted_rows(self, ids: np.ndarray, xyxy: np.ndarray) -> Detections:
         """The last tracked rows of these tracks (class, score), moved to their predicted
