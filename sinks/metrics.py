@@ -83,6 +83,28 @@ class ServiceMetrics:
             self.queue.labels(stream, lane.name).set(lane.queue)
             self.congested.labels(stream, lane.name).set(1 if lane.congested else 0)
 
+    def declare_stream(self, stream, classes: list[str] | None) -> None:
+        """Create a configured stream's analytics series at 0 (`stream`: its StreamConfig),
+        so that alerts on increase() fire on the first event and panels show zero, not
+        "no data": wrong-way per one-way lane, long stays per lane or zone with `max_dwell_s`,
+        rejected speeds per counting line on calibrated streams, named movements per class
+        (when the config lists the classes)."""
+        sid = stream.id
+        for lane in stream.lanes:
+            if lane.polygon is not None and lane.line is not None and lane.direction != "both":
+                self.wrong_way.labels(sid, lane.name)
+            if lane.polygon is not None and lane.max_dwell_s is not None:
+                self.dwell_alerts.labels(sid, lane.name)
+            if lane.line is not None and stream.calibration is not None:
+                self.speeds_rejected.labels(sid, lane.name)
+        if stream.turning is not None:
+            for zone in stream.turning.zones:
+                if zone.max_dwell_s is not None:
+                    self.dwell_alerts.labels(sid, zone.name)
+            for movement in stream.turning.movements:
+                for class_name in classes or []:
+                    self.movements.labels(sid, movement.name, class_name)
+
     def observe_update(self, stream: str, update: AnalyticsUpdate) -> None:
         """Everything one frame's analytics changed."""
         self.observe_crossings(update.crossings)

@@ -62,6 +62,7 @@ class StreamRunner:
         metrics.frames.labels(stream.id)
         metrics.reconnects.labels(stream.id)
         metrics.dropped.labels(stream.id, "source")
+        metrics.declare_stream(stream, config.model.classes)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> StreamRunner:

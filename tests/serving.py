@@ -7,9 +7,26 @@ import shutil
 import signal
 import socket
 import subprocess
+import textwrap
 import time
 import urllib.request
 from pathlib import Path
+
+import yaml
+
+# Stream settings for highway.mp4 services: speeds from configs/highway.yaml's calibration,
+# and one turning movement, from the far end of the carriageway to its near end (YAML, indented
+# to follow a stream's keys).
+_HIGHWAY_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "highway.yaml"
+_HIGHWAY = yaml.safe_load(_HIGHWAY_CONFIG.read_text())["streams"][0]
+TRAFFIC = textwrap.indent(yaml.safe_dump({
+    "calibration": _HIGHWAY["calibration"],
+    "turning": {"zones": [{"name": "far", "polygon": [[470, 100], [850, 100], [880, 200],
+                                                      [440, 200]]},
+                          {"name": "near", "polygon": [[200, 350], [1100, 350], [1250, 700],
+                                                       [50, 700]]}],
+                "movements": [{"name": "southbound", "from": "far", "to": "near"}]},
+}, default_flow_style=None), "    ")
 
 
 def wait_for(predicate, timeout: float, step: float = 0.2) -> bool:

@@ -17,7 +17,7 @@ import yaml
 
 from conftest import REPO
 from rtsp import free_port
-from serving import http_get, start_prometheus, start_serve, stop_serve, wait_for
+from serving import TRAFFIC, http_get, start_prometheus, start_serve, stop_serve, wait_for
 
 PROMETHEUS_DIR = REPO / "docker" / "prometheus"
 DASHBOARD = REPO / "docker" / "grafana" / "dashboards" / "lanewatch.json"
@@ -109,9 +109,10 @@ def service_and_prometheus(tmp_path_factory, detector_model, highway_video):
                 polygon: [[658, 120], [738, 120], [970, 700], [641, 700]]
                 line: [[654, 250], [790, 250]]
                 direction: in
+                max_dwell_s: 600
                 congestion: {{min_occupancy: 1, min_duration_s: 0.3}}
               - {{name: lane4, line: [[790, 250], [910, 250]], direction: in}}
-    """))
+    """) + TRAFFIC)
     base, service = start_serve(config, port, folder / "serve.log")
     prometheus, process = start_prometheus(folder, f"127.0.0.1:{port}",
                                            [PROMETHEUS_DIR / "alerts.yml"])
@@ -164,5 +165,5 @@ def test_every_query_runs_in_a_real_prometheus(service_and_prometheus):
     rules = json.loads(http_get(f"{prometheus}/api/v1/rules"))["data"]["groups"]
     assert {r["name"] for g in rules for r in g["rules"]} == {
         "LanewatchLaneCongested", "LanewatchStreamDown", "LanewatchFrameRateLow",
-        "LanewatchLatencyHigh", "LanewatchLaneSilent"}
+        "LanewatchLatencyHigh", "LanewatchLaneSilent", "LanewatchWrongWayDriver"}
     assert all(r["health"] == "ok" for g in rules for r in g["rules"])

@@ -16,31 +16,16 @@ import cv2
 import numpy as np
 import pytest
 import websockets
-import yaml
 
 from lanewatch.sinks.websocket import parse_frame_message
 
-from conftest import CONFIGS
 from rtsp import free_port
-from serving import start_serve, stop_serve
+from serving import TRAFFIC, start_serve, stop_serve
 from test_review_footage import HIGHWAY_TRUTH
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 TOKEN = "s3cret-token-for-tests"
-
-
-# Speeds from configs/highway.yaml's calibration; one turning movement: from the far end of
-# the carriageway to its near end.
-_HIGHWAY = yaml.safe_load((CONFIGS / "highway.yaml").read_text())["streams"][0]
-TRAFFIC = textwrap.indent(yaml.safe_dump({
-    "calibration": _HIGHWAY["calibration"],
-    "turning": {"zones": [{"name": "far", "polygon": [[470, 100], [850, 100], [880, 200],
-                                                      [440, 200]]},
-                          {"name": "near", "polygon": [[200, 350], [1100, 350], [1250, 700],
-                                                       [50, 700]]}],
-                "movements": [{"name": "southbound", "from": "far", "to": "near"}]},
-}, default_flow_style=None), "    ")
 
 
 class Served:
