@@ -105,13 +105,12 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def measure_process(config: Config, video: Path, video_out: bool, every_nth_frame: int = 1,
-                    preset: str | None = None) -> tuple[float, dict]:
-    """Our `process` end to end: (frames/s, per-lane totals); optionally with detection on
-    every Nth frame only, or another x264 preset."""
+def measure_process(config: Config, video: Path, every_nth_frame: int = 1,
+                    **output) -> tuple[float, dict]:
+    """Our `process` end to end: (frames/s, per-lane totals), with `output:` settings
+    overridden (video, video_preset, video_width) and detection on every Nth frame."""
     from lanewatch.stream.review import review_video
 
-    output = {"video": video_out} | ({"video_preset": preset} if preset else {})
     streams = [s.model_copy(update={"detection": s.detection.model_copy(
         update={"every_nth_frame": every_nth_frame})}) for s in config.streams]
     config = config.model_copy(update={"output": config.output.model_copy(update=output),
@@ -226,15 +225,18 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
     say(f"lanewatch bench: {video.name} ({info.width}x{info.height}, {info.frame_count} "
         f"frames), model {Path(config.model.path).name}, {os.cpu_count()} CPU threads")
     raw = measure_model(config.model, load_frames(video, 60))
-    counting, lanes = measure_process(config, video, video_out=False)
-    annotated, lanes_annotated = measure_process(config, video, video_out=True)
+    counting, lanes = measure_process(config, video, video=False)
+    annotated, lanes_annotated = measure_process(config, video, video=True)
     preset = config.output.video_preset
-    fastest, lanes_fastest = measure_process(config, video, video_out=True, preset="ultrafast")
-    skipping = {n: measure_process(config, video, video_out=False, every_nth_frame=n)
+    fastest, lanes_fastest = measure_process(config, video, video=True,
+                                             video_preset="ultrafast")
+    smaller, lanes_smaller = measure_process(config, video, video=True, video_width=640)
+    skipping = {n: measure_process(config, video, every_nth_frame=n, video=False)
                 for n in (2, 3)}
     figures: dict = {"raw": raw.__dict__, "process_counting_fps": counting,
                      "process_annotated_fps": annotated, "video_preset": preset,
-                     "process_annotated_ultrafast_fps": fastest, "lanes": lanes,
+                     "process_annotated_ultrafast_fps": fastest,
+                     "process_annotated_640_fps": smaller, "lanes": lanes,
                      "process_every_nth_frame": {n: {"fps": fps, "lanes": found}
                                                  for n, (fps, found) in skipping.items()}}
     track_fps = counter_fps = counter_total = None
@@ -259,6 +261,8 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
     row(f"process: counting + annotated H.264 ({preset})", annotated, same(lanes_annotated))
     if preset != "ultrafast":
         row("process: counting + annotated H.264 (ultrafast)", fastest, same(lanes_fastest))
+    row(f"process: counting + annotated H.264 at 640 px ({preset})", smaller,
+        same(lanes_smaller))
     for n, (fps, found) in skipping.items():
         row(f"process: counting, detection every {_ORDINAL[n]} frame", fps, same(found))
     if ultralytics:

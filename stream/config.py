@@ -145,6 +145,9 @@ class OutputConfig(_Strict):
     video_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = (
         Field("superfast", description="x264 speed/size trade-off: faster presets leave more "
               "CPU to the model, slower ones make smaller files"))
+    video_width: int | None = Field(
+        None, ge=64, le=7680, description="annotated video width in pixels (drawn at that "
+        "size; smaller is faster to draw and encode); default: the source's width")
     trail_seconds: float = Field(1.5, ge=0, le=10, description="length of motion trails")
     draw_masks: bool = Field(True, description="draw instance masks when the model segments")
 

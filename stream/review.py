@@ -72,9 +72,10 @@ def review_video(
         raise
     annotator = FrameAnnotator(processor.lanes, config.output.trail_seconds,
                                config.output.draw_masks, config.counting.anchor,
-                               (info.width, info.height))
+                               (info.width, info.height), config.output.video_width)
     reports = ReportWriter(outdir, processor.analytics, config.model.classes)
-    writer = _open_writer(outdir, config, info) if config.output.video else None
+    writer = (_open_writer(outdir, config, info.fps, annotator.output_size)
+              if config.output.video else None)
 
     frames, status, message, last_pts = 0, "complete", None, 0.0
     total = info.frame_count if max_frames is None else min(info.frame_count or max_frames,
@@ -130,9 +131,10 @@ def review_video(
     return ReviewResult(outdir, summary)
 
 
-def _open_writer(outdir: Path, config: Config, info) -> VideoWriter | None:
+def _open_writer(outdir: Path, config: Config, fps: float,
+                 size: tuple[int, int]) -> VideoWriter | None:
     try:
-        return VideoWriter(outdir / VIDEO_FILE, info.fps, info.width, info.height,
+        return VideoWriter(outdir / VIDEO_FILE, fps, *size,
                            crf=config.output.video_crf, preset=config.output.video_preset)
     except VideoWriteError as err:
         log.error("%s; continuing without the annotated video", err)

@@ -32,7 +32,8 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
     assert raw["inflight_fps"] > 0 and raw["sync_fps"] > 0
     assert 0 < raw["latency_p50_ms"] <= raw["latency_p95_ms"]
     for key in ("process_counting_fps", "process_annotated_fps",
-                "process_annotated_ultrafast_fps", "ultralytics_track_fps", "object_counter_fps"):
+                "process_annotated_ultrafast_fps", "process_annotated_640_fps",
+                "ultralytics_track_fps", "object_counter_fps"):
         assert figures[key] > 0, key
     hand = {}
     for _, lane in HIGHWAY_TRUTH:

@@ -72,7 +72,8 @@ function renderCounts(lanes) {
         detail.append(pill);
       }
     }
-    row.append(detail, cell(String(lane.occupancy)),
+    const queue = lane.queue ? ` (${lane.queue} stopped)` : "";
+    row.append(detail, cell(String(lane.occupancy) + queue),
                cell(lane.congested ? "CONGESTED" : "free", lane.congested ? "jam" : "free"));
     return row;
   }));
