@@ -105,7 +105,7 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def measure_process(config: Config, video: Path, every_nth_frame: int = 1,
+def measure_process(config: Config, clip: Path, every_nth_frame: int = 1,
                     **output) -> tuple[float, dict]:
     """Our `process` end to end: (frames/s, per-lane totals), with `output:` settings
     overridden (video, video_preset, video_width) and detection on every Nth frame."""
@@ -116,7 +116,7 @@ def measure_process(config: Config, video: Path, every_nth_frame: int = 1,
     config = config.model_copy(update={"output": config.output.model_copy(update=output),
                                        "streams": streams})
     with tempfile.TemporaryDirectory() as out:
-        result = review_video(video, config, Path(out), progress=False)
+        result = review_video(clip, config, Path(out), progress=False)
     lanes = {name: lane["total"] for name, lane in result.summary["lanes"].items()}
     return result.summary["fps_achieved"], lanes
 
@@ -249,9 +249,9 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
     def row(name: str, fps: float, note: str = "") -> None:
         vs_raw = f"{fps / raw.inflight_fps:5.2f}x"
         vs_counter = f"{fps / counter_fps:5.2f}x" if counter_fps else "     -"
-        say(f"  {name:<50}{fps:8.1f}   {vs_raw}   {vs_counter}   {note}")
+        say(f"  {name:<58}{fps:8.1f}   {vs_raw}   {vs_counter}   {note}")
 
-    say(f"\n  {'':<50}{'frames/s':>8}   {'vs raw':>6}   {'vs OC':>6}")
+    say(f"\n  {'':<58}{'frames/s':>8}   {'vs raw':>6}   {'vs OC':>6}")
     row("model alone, synchronous", raw.sync_fps)
     row(f"model alone, {raw.requests} requests in flight", raw.inflight_fps)
     total = sum(lanes.values())

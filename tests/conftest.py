@@ -60,9 +60,11 @@ def highway_run(tmp_path_factory, highway_video):
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium, headless, driven by Playwright (no browser download)."""
+    """Debian's Chromium, headless, driven by Playwright (no browser download). Module scope:
+    while Playwright's sync API runs, it owns an event loop on the main thread, and the other
+    modules' asyncio.run() would fail."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")
