@@ -58,6 +58,7 @@ class StreamProcessor:
         frame_size: tuple[int, int],
         fps: float,
         origin_s: float = 0.0,
+        retain_intervals: int | None = None,
     ):
         self.stream = stream
         self.frame_size = frame_size
@@ -81,7 +82,7 @@ class StreamProcessor:
         zones, speeds = self._scene(stream, frame_size)
         self.analytics = LaneAnalytics(stream.id, self.lanes, config.counting, frame_size,
                                        origin_s=origin_s, zones=zones, turning=stream.turning,
-                                       speeds=speeds)
+                                       speeds=speeds, retain_intervals=retain_intervals)
         self._last_tracked = Detections.empty(detector.class_names)
 
     @staticmethod

@@ -130,8 +130,10 @@ class StreamRunner:
         if self.processor is not None and self.processor.frame_size == frame_size:
             return self.processor
         try:
+            # The store keeps the interval history: memory holds only the last few intervals.
             processor = StreamProcessor(self.stream, self.config, self.detector, frame_size,
-                                        self.source.fps or 30.0, origin_s=0.0)
+                                        self.source.fps or 30.0, origin_s=0.0,
+                                        retain_intervals=2)
         except ConfigError as err:
             self.error = str(err)
             log.error("stream %s: %s", self.stream.id, err)

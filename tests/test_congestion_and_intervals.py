@@ -116,3 +116,15 @@ def test_interval_origin():
 def test_interval_must_be_positive():
     with pytest.raises(ValueError):
         CountBook(0)
+
+
+def test_interval_history_in_memory_is_bounded_when_asked():
+    """A live service keeps 2 intervals in memory (the store has the rest); totals are kept."""
+    book = CountBook(interval_s=60, retain_intervals=2)
+    key = CountKey("A", "car", "in")
+    for minute in range(100):
+        book.add(key, minute * 60 + 1)
+    assert book.cumulative[key] == 100
+    assert sorted({k for k, _ in book._intervals}) == [97, 98, 99]
+    book.observe_time(200 * 60)
+    assert not book._intervals

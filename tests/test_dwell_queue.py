@@ -92,3 +92,11 @@ def test_queue_counts_stopped_vehicles(calibrated, speeds_px_s, queue):
     assert lane.queue == queue and lane.occupancy == 3
     assert lane.congested is (queue >= 2)
     assert [c.congested for c in congestion] == ([True] if queue >= 2 else [])
+
+
+def test_dwell_statistics_in_memory_are_bounded_when_asked():
+    dwell = DwellTracker([Area("a", SQUARE)], interval_s=10, retain_intervals=1)
+    for tid in range(50):
+        dwell.update("a", np.array([tid]), np.array([True]), tid * 10.0)
+        dwell.update("a", np.array([tid]), np.array([False]), tid * 10.0 + 5)
+    assert [r.interval_start_s for r in dwell.table()] == [480, 490]

@@ -68,19 +68,20 @@ class LaneAnalytics:
     """Traffic analytics state of one stream.
 
     `zones` and `turning` enable turning movements (and zone dwell); `speeds` (a calibrated
-    ground plane) enables speeds and metric distances.
+    ground plane) enables speeds and metric distances. `retain_intervals` bounds the interval
+    history held in memory (live services; a review keeps it all for its reports).
     """
 
     def __init__(self, stream_id: str, lanes: list[Lane], settings: CountingSettings,
                  frame_size: tuple[int, int], origin_s: float = 0.0, *,
                  zones: list[Area] = (), turning: TurningSettings | None = None,
-                 speeds: SpeedEstimator | None = None):
+                 speeds: SpeedEstimator | None = None, retain_intervals: int | None = None):
         self.stream_id = stream_id
         self.lanes = lanes
         self.settings = settings
-        self.counts = CountBook(settings.interval_s, origin_s)
+        self.counts = CountBook(settings.interval_s, origin_s, retain_intervals)
         # Movement counts: key lane = movement name, direction = MOVEMENT.
-        self.movement_counts = CountBook(settings.interval_s, origin_s)
+        self.movement_counts = CountBook(settings.interval_s, origin_s, retain_intervals)
         self.unfinished: Counter[str] = Counter()  # origin zone -> tracks with no destination
         self.movement_pairs: dict[str, tuple[str, str]] = {}  # movement -> (origin, dest)
         self.speeds_rejected = 0
@@ -101,7 +102,8 @@ class LaneAnalytics:
                                            speeds.plane if speeds is not None else None)
         lane_areas = [Area(lane.name, lane.polygon, lane.max_dwell_s) for lane in lanes
                       if lane.polygon is not None]
-        self.dwell = DwellTracker(lane_areas + list(zones), settings.interval_s, origin_s)
+        self.dwell = DwellTracker(lane_areas + list(zones), settings.interval_s, origin_s,
+                                  retain_intervals)
         self._zones = list(zones)
         self._tracks: dict[int, _TrackRecord] = {}
         self.class_names: dict[int, str] = {}

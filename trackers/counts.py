@@ -31,14 +31,18 @@ class IntervalCount:
 class CountBook:
     """Counts per key, cumulative and binned into fixed intervals of `interval_s` seconds.
 
-    Interval k covers [origin + k*interval_s, origin + (k+1)*interval_s).
+    Interval k covers [origin + k*interval_s, origin + (k+1)*interval_s). With
+    `retain_intervals`, bins older than that many intervals are dropped as time moves on (a
+    live service keeps its history in the store; its memory must not grow with uptime).
     """
 
-    def __init__(self, interval_s: float = 60.0, origin_s: float = 0.0):
+    def __init__(self, interval_s: float = 60.0, origin_s: float = 0.0,
+                 retain_intervals: int | None = None):
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {interval_s}")
         self.interval_s = interval_s
         self.origin_s = origin_s
+        self.retain_intervals = retain_intervals
         self.cumulative: Counter[CountKey] = Counter()
         self._intervals: Counter[tuple[int, CountKey]] = Counter()
         self._last_interval = -1
@@ -52,7 +56,7 @@ class CountBook:
         k = self.interval_of(time_s)
         self.cumulative[key] += n
         self._intervals[(k, key)] += n
-        self._last_interval = max(self._last_interval, k)
+        self._reach(k)
 
     def restore(self, cumulative: Counter[CountKey]) -> None:
         """Start from counts kept elsewhere (a store, after a restart): cumulative totals are
@@ -61,7 +65,16 @@ class CountBook:
 
     def observe_time(self, time_s: float) -> None:
         """Note that time has reached `time_s` (so empty trailing intervals are reported)."""
-        self._last_interval = max(self._last_interval, self.interval_of(time_s))
+        self._reach(self.interval_of(time_s))
+
+    def _reach(self, k: int) -> None:
+        if k <= self._last_interval:
+            return
+        self._last_interval = k
+        if self.retain_intervals is not None:
+            oldest = k - self.retain_intervals
+            for old in [b for b in self._intervals if b[0] < oldest]:
+                del self._intervals[old]
 
     def total(self, lane: str | None = None, direction: str | None = None,
               class_name: str | None = None) -> int:

@@ -47,10 +47,12 @@ class LongStay:
 class DwellTracker:
     """Visits of one stream's tracks to its areas, and their statistics per interval."""
 
-    def __init__(self, areas: list[Area], interval_s: float, origin_s: float = 0.0):
+    def __init__(self, areas: list[Area], interval_s: float, origin_s: float = 0.0,
+                 retain_intervals: int | None = None):
         self.areas = {a.name: a for a in areas}
         self.interval_s = interval_s
         self.origin_s = origin_s
+        self.retain_intervals = retain_intervals  # as CountBook: bounded memory when live
         self._entered: dict[tuple[int, str], float] = {}
         self._alerted: set[tuple[int, str]] = set()
         self._stats: dict[tuple[int, str], list[float]] = {}  # (interval, area) -> n, sum, max
@@ -84,6 +86,10 @@ class DwellTracker:
         self._alerted.discard(key)
         stay = time_s - entered
         k = math.floor((time_s - self.origin_s) / self.interval_s)
+        if self.retain_intervals is not None and (k, key[1]) not in self._stats:
+            oldest = k - self.retain_intervals
+            for old in [b for b in self._stats if b[0] < oldest]:
+                del self._stats[old]
         stats = self._stats.setdefault((k, key[1]), [0, 0.0, 0.0])
         stats[0] += 1
         stats[1] += stay
