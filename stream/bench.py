@@ -67,7 +67,7 @@ def measure_model(config: ModelConfig, frames: list[np.ndarray], seconds: float 
         raise SystemExit(f"bench measures exported OpenVINO/ONNX models; {config.path} is not")
     tensors = [detector._prepare(image, None)[0] for image in frames]
     hw = tensors[0].shape[1:3]
-    request = detector._compiled_for(hw, "LATENCY").create_infer_request()  # as `detect`
+    request = detector._compiled_for(hw, "LATENCY").create_infer_request()  # as one stream
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         request.infer({0: tensors[n % len(tensors)]})

@@ -76,16 +76,16 @@ def detect_frames(detector: Detector, frames: Iterable[Frame], plan: DetectionPl
         yield pending.popleft()[0], None
 
 
-def create_detector(config: ModelConfig) -> Detector:
+def create_detector(config: ModelConfig, callers: int = 1) -> Detector:
     """The detector for `model:`: OpenVINO Runtime directly for OpenVINO/ONNX exports on
-    CPU/Intel devices (backend auto or openvino), Ultralytics for everything else."""
+    CPU/Intel devices (backend auto or openvino), Ultralytics for everything else. `callers`:
+    how many threads will call `detect` at once (a live service: one per stream)."""
     from lanewatch.stream.openvino_detector import OpenVINODetector, exported_model_files
 
-    if config.backend == "openvino":
-        return OpenVINODetector(config, config.requests)
-    if config.backend == "auto" and config.device.lower().startswith(("cpu", "intel")) \
-            and exported_model_files(config.path) is not None:
-        return OpenVINODetector(config, config.requests)
+    if config.backend == "openvino" or (
+            config.backend == "auto" and config.device.lower().startswith(("cpu", "intel"))
+            and exported_model_files(config.path) is not None):
+        return OpenVINODetector(config, config.requests, callers)
     return UltralyticsDetector(config)
 
 

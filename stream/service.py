@@ -38,7 +38,7 @@ class Service:
         self.config_path = config_path  # the file the lane editor exports a new version of
         self.metrics = ServiceMetrics()
         self.store = CountStore(config.store.path, config.counting.interval_s)
-        self.detector = detector or create_detector(config.model)
+        self.detector = detector or create_detector(config.model, len(config.streams))
         s = config.server
         self.hub = WebSocketHub([st.id for st in config.streams], s.client_queue,
                                 s.slow_client_drops, s.max_message_bytes, self.metrics,
