@@ -79,6 +79,17 @@ class _StreamVideo:
         self.annotators: dict[tuple[int, tuple[int, int]], FrameAnnotator] = {}
         self.thread = threading.Thread(target=self._run, name=f"video-{stream}", daemon=True)
         self.frames_encoded = 0
+        self.stopping = threading.Event()  # this stream only (removed at run time)
+
+    def stop(self, timeout: float) -> None:
+        self.stopping.set()
+        with self.wakeup:
+            self.wakeup.notify()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+
+    def _stopped(self) -> bool:
+        return self.stopping.is_set() or self.feed.stopping.is_set()
 
     def offer(self, result: FrameResult) -> None:
         with self.wakeup:
@@ -86,9 +97,9 @@ class _StreamVideo:
             self.wakeup.notify()
 
     def _run(self) -> None:
-        while not self.feed.stopping.is_set():
+        while not self._stopped():
             with self.wakeup:
-                while self.pending is None and not self.feed.stopping.is_set():
+                while self.pending is None and not self._stopped():
                     self.wakeup.wait(0.5)
                 result, self.pending = self.pending, None
             if result is None:
@@ -147,19 +158,30 @@ class LiveVideo:
         self.make_annotator = make_annotator
         self.stopping = threading.Event()
         self._streams = {sid: _StreamVideo(sid, self) for sid in stream_ids}
+        self._started = False
 
     def start(self) -> LiveVideo:
-        for video in self._streams.values():
+        self._started = True
+        for video in list(self._streams.values()):
             video.thread.start()
         return self
 
+    def add(self, stream: str) -> None:
+        """A stream added at run time gets its video thread."""
+        video = self._streams[stream] = _StreamVideo(stream, self)
+        if self._started:
+            video.thread.start()
+
+    def remove(self, stream: str, timeout: float = 5.0) -> None:
+        """A stream removed at run time: its video thread ends."""
+        video = self._streams.pop(stream, None)
+        if video is not None:
+            video.stop(timeout)
+
     def stop(self, timeout: float = 5.0) -> None:
         self.stopping.set()
-        for video in self._streams.values():
-            with video.wakeup:
-                video.wakeup.notify()
-            if video.thread.is_alive():
-                video.thread.join(timeout)
+        for video in list(self._streams.values()):
+            video.stop(timeout)
 
     def offer(self, result: FrameResult) -> None:
         """Called by a stream's worker with each result; returns at once."""

@@ -15,6 +15,7 @@
     GET  /api/streams/{id}/lanes           the stream's lanes, in pixels of its frame
     GET  /api/streams/{id}/snapshot.jpg    the last processed camera frame, unannotated
     POST /api/streams/{id}/lanes/export    validate edited lanes; YAML for the config
+    POST /api/streams, PUT|DELETE /api/streams/{id}   streams at run time (stream_admin.py)
 
 With `server.auth_token` set, /ws and /api need `Authorization: Bearer TOKEN` (or
 `?token=TOKEN`); /metrics and the health checks too when `protect_metrics` / `protect_health`.

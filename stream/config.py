@@ -268,7 +268,7 @@ def format_validation_error(err: ValidationError, data: Any, source: str) -> str
     return "\n".join(lines)
 
 
-def _resolve_path(value: str, base: Path) -> str:
+def resolve_path(value: str, base: Path) -> str:
     """Config-relative path if that exists; otherwise the value as given (URL, hub name)."""
     if "://" in value or Path(value).is_absolute():
         return value
@@ -288,8 +288,8 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
         raise ConfigError(format_validation_error(err, data, source)) from None
     if base_dir is None:
         return config
-    model = config.model.model_copy(update={"path": _resolve_path(config.model.path, base_dir)})
-    streams = [s.model_copy(update={"source": _resolve_path(s.source, base_dir)})
+    model = config.model.model_copy(update={"path": resolve_path(config.model.path, base_dir)})
+    streams = [s.model_copy(update={"source": resolve_path(s.source, base_dir)})
                for s in config.streams]
     store_path = Path(config.store.path)
     store = config.store.model_copy(update={

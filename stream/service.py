@@ -21,10 +21,13 @@ from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
 from lanewatch.sinks.websocket import WebSocketHub
 from lanewatch.stream.api import Api
-from lanewatch.stream.config import Config
+from lanewatch.stream.config import Config, StreamConfig
 from lanewatch.stream.detector import Detector, create_detector
+from lanewatch.stream.live import StreamState
 from lanewatch.stream.pipeline import FrameResult
 from lanewatch.stream.runner import StreamRunner
+from lanewatch.stream.stream_admin import StreamAdmin
+from lanewatch.stream.stream_registry import StreamRegistry
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +41,57 @@ class Service:
         self.config_path = config_path  # the file the lane editor exports a new version of
         self.metrics = ServiceMetrics()
         self.store = CountStore(config.store.path, config.counting.interval_s)
-        self.detector = detector or create_detector(config.model, len(config.streams))
+        self.registry = StreamRegistry(config.store.path)
+        streams = self.registry.apply(config.streams)  # with the changes made at run time
+        self.detector = detector or create_detector(config.model, max(len(streams), 1))
         s = config.server
-        self.hub = WebSocketHub([st.id for st in config.streams], s.client_queue,
+        self.hub = WebSocketHub([st.id for st in streams], s.client_queue,
                                 s.slow_client_drops, s.max_message_bytes, self.metrics,
                                 s.max_clients)
-        self.runners = {
-            st.id: StreamRunner(st, config, self.detector, self.metrics, self.store,
-                                on_result=self._on_result, source_settings=st.source_options)
-            for st in config.streams
-        }
+        self.runners = {st.id: self._runner(st) for st in streams}
         self.video = LiveVideo(list(self.runners), self.hub.video_requests,
                                self.hub.publish_frame, self._make_annotator)
         self._pusher: asyncio.Task | None = None
+
+    def _runner(self, stream: StreamConfig) -> StreamRunner:
+        return StreamRunner(stream, self.config, self.detector, self.metrics, self.store,
+                            on_result=self._on_result, source_settings=stream.source_options)
+
+    # -- streams added, changed and removed at run time (on the event loop) ----------------------
+    def add_stream(self, stream: StreamConfig) -> StreamRunner:
+        """Start a new stream now and keep it across restarts; the others are not touched."""
+        if stream.id in self.runners:
+            raise ValueError(f"stream '{stream.id}' already exists (PUT updates it)")
+        runner = self.runners[stream.id] = self._runner(stream)
+        self.hub.stream_ids.append(stream.id)
+        self.video.add(stream.id)
+        if self.hub.loop is not None:  # serving: start now (otherwise with the app)
+            runner.start()
+        self.registry.save(stream)
+        self.hub.broadcast_json(None, {"type": "streams", "streams": list(self.runners),
+                                       "ts": time.time()})
+        return runner
+
+    async def update_stream(self, stream: StreamConfig) -> StreamRunner:
+        """Restart one stream with new settings (lanes, thresholds, source); its cumulative
+        counts resume from the store."""
+        old = self.runners[stream.id]
+        await asyncio.to_thread(old.stop, 5)
+        runner = self.runners[stream.id] = self._runner(stream)
+        runner.start()
+        self.registry.save(stream)
+        return runner
+
+    async def remove_stream(self, stream_id: str) -> None:
+        """Stop a stream for good; its counts stay in the store."""
+        runner = self.runners.pop(stream_id)
+        self.hub.stream_ids.remove(stream_id)
+        await asyncio.to_thread(runner.stop, 5)
+        await asyncio.to_thread(self.video.remove, stream_id)
+        self.metrics.set_state(stream_id, "stopped", [s.value for s in StreamState])
+        self.registry.remove(stream_id)
+        self.hub.broadcast_json(None, {"type": "streams", "streams": list(self.runners),
+                                       "ts": time.time()})
 
     # -- results from the stream threads -------------------------------------------------------
     def _on_result(self, result: FrameResult) -> None:
@@ -99,7 +140,7 @@ class Service:
         while True:
             await asyncio.sleep(period)
             now = time.time()
-            for sid in self.runners:
+            for sid in list(self.runners):
                 self.hub.broadcast_json(sid, {"type": "counts", "stream": sid, "ts": now,
                                               "lanes": self.lane_snapshot(sid),
                                               "movements": self.movement_snapshot(sid)})
@@ -110,7 +151,8 @@ class Service:
         """The aiohttp application (starts and stops the streams with itself)."""
         api = Api(self)
         app = web.Application(middlewares=[api.auth])
-        app.add_routes([web.get("/ws", self.hub.handle), *api.routes()])
+        app.add_routes([web.get("/ws", self.hub.handle), *api.routes(),
+                        *StreamAdmin(self).routes()])
         app.on_startup.append(self._start)
         app.on_shutdown.append(self._shutdown)
         return app
@@ -129,9 +171,10 @@ class Service:
         await self.hub.close_all()
         await asyncio.to_thread(self._stop_runners)
         self.store.close()
+        self.registry.close()
 
     def _stop_runners(self) -> None:
-        for runner in self.runners.values():
+        for runner in list(self.runners.values()):
             runner.stop(timeout=5)
         self.video.stop()
 
