@@ -248,35 +248,25 @@ def test_per_stream_input_size_on_a_dynamic_model(segment_model, pedestrians_vid
         assert (inter / (area - inter)).max() > 0.5
 
 
-def test_static_model_rejects_another_input_size(tmp_path, detector_model):
+@pytest.mark.parametrize("detection, messages", [
+    ("{imgsz: 320}", ("streams(s).detection.imgsz", "fixed 640x640 input", "dynamic=True")),
+    ("{region: [0, 0, 400, 100]}",
+     ("streams(s).detection.region", "outside the 320x240 frame")),
+])
+def test_detection_settings_the_stream_cannot_use_fail_clearly(tmp_path, detector_model,
+                                                               detection, messages):
+    """A static 640x640 export cannot run at 320; a region must fit the 320x240 frame."""
     config = tmp_path / "c.yaml"
     config.write_text(textwrap.dedent(f"""
         model: {{path: {detector_model}}}
         streams:
           - id: s
             source: x.mp4
-            detection: {{imgsz: 320}}
+            detection: {detection}
             lanes: [{{name: l, line: [[0, 100], [320, 100]]}}]
     """))
     video = write_video(tmp_path / "v.mp4", frames=2)
-    proc = run_process(video, config, tmp_path / "out")
-    assert_clean_error(proc, "streams(s).detection.imgsz", "fixed 640x640 input",
-                       "dynamic=True")
-
-
-def test_region_outside_the_frame_is_a_config_error(tmp_path, detector_model):
-    config = tmp_path / "c.yaml"
-    config.write_text(textwrap.dedent(f"""
-        model: {{path: {detector_model}}}
-        streams:
-          - id: s
-            source: x.mp4
-            detection: {{region: [0, 0, 400, 100]}}
-            lanes: [{{name: l, line: [[0, 100], [320, 100]]}}]
-    """))
-    video = write_video(tmp_path / "v.mp4", frames=2)
-    proc = run_process(video, config, tmp_path / "out")
-    assert_clean_error(proc, "streams(s).detection.region", "outside the 320x240 frame")
+    assert_clean_error(run_process(video, config, tmp_path / "out"), *messages)
 
 
 def test_stream_config_accepts_detection_section():
