@@ -56,6 +56,9 @@ class SourceSettings(BaseModel):
     realtime: bool | None = Field(
         None, description="pace files at their frame rate (default: on for files in serve)")
     loop: bool = Field(False, description="restart a file at its end")
+    max_fps: float | None = Field(
+        None, gt=0, description="process at most this many frames per second (serve); the "
+        "frames between are dropped and counted. Caps what one camera takes of a shared box")
 
     @model_validator(mode="after")
     def _backoff_order(self) -> SourceSettings:

@@ -152,7 +152,15 @@ class StreamRunner:
 
     def _run(self) -> None:
         sid = self.stream.id
+        max_fps = self.source.settings.max_fps
+        next_due = 0.0  # monotonic time the next frame may be processed (max_fps)
         while not self._stop.is_set():
+            if max_fps is not None:
+                # The frames arriving while we wait are replaced by newer ones at the source
+                # (dropped and counted): the stream takes no more of the model than its cap.
+                if self._stop.wait(max(next_due - time.monotonic(), 0.0)):
+                    return
+                next_due = max(next_due, time.monotonic()) + 1 / max_fps
             frame = self.source.latest(timeout=0.5)
             self._sync_source_metrics()
             if frame is None:

@@ -104,3 +104,25 @@ def test_a_misconfigured_stream_fails_alone(tmp_path, config, detector):
     finally:
         good.stop()
         broken.stop()
+
+
+@pytest.mark.timeout(120)
+def test_frame_rate_cap_limits_what_a_stream_takes(config, detector):
+    """`source_options.max_fps: 5` on a 30 frames/s camera: about 5 frames/s are processed,
+    the rest are dropped and counted, and the stream still counts its vehicles."""
+    stream = config.streams[0]
+    options = stream.source_options.model_copy(update={"max_fps": 5.0})
+    runner = StreamRunner(stream, config, detector, ServiceMetrics(),
+                          source_settings=options).start()
+    try:
+        assert wait_for(lambda: runner.source.state is StreamState.STOPPED
+                        and not runner._thread.is_alive(), timeout=90), runner.status()
+    finally:
+        runner.stop()
+    status = runner.status()
+    seconds = 335 / (30000 / 1001)
+    print(f"\ncapped at 5 frames/s: {status['frames_processed']} frames processed in "
+          f"{seconds:.1f} s of video")
+    assert 5 * seconds * 0.7 <= status["frames_processed"] <= 5 * seconds + 2
+    assert status["frames_processed"] + status["frames_dropped"] == 335
+    assert runner.processor.analytics.counts.total() >= 8  # most vehicles at 1/6 of the frames
