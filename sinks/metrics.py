@@ -50,6 +50,9 @@ class ServiceMetrics:
                                ["stream", "lane"], registry=r)
         self.ws_clients = Gauge("lanewatch_websocket_clients", "Connected WebSocket clients",
                                 registry=r)
+        self.batch = Histogram("lanewatch_batch_frames", "Frames per inference batch "
+                               "(model.batch_size > 1)", buckets=(1, 2, 3, 4, 6, 8, 12, 16,
+                                                                  24, 32, 48, 64), registry=r)
         self.queue = Gauge("lanewatch_lane_queue", "Stopped vehicles in the lane now",
                            ["stream", "lane"], registry=r)
         self.movements = Counter("lanewatch_movements", "Turning movements (origin to "

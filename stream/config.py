@@ -56,6 +56,12 @@ class ModelConfig(_Strict):
     requests: int | None = Field(
         None, ge=1, le=8, description="inferences in flight (openvino; default: the runtime's "
         "optimum for the device)")
+    batch_size: int = Field(
+        1, ge=1, le=64, description="serve: frames of different streams inferred together "
+        "(dynamic batching; 1: each stream calls the model itself)")
+    batch_timeout_ms: float = Field(
+        5.0, ge=0, le=1000, description="how long a batch waits for more frames after its "
+        "first")
 
     _stride = field_validator("imgsz")(_multiple_of_stride)
 

@@ -46,6 +46,11 @@ class Detector(Protocol):
         """ModelError (saying what to change) when the model cannot run at `imgsz`."""
         ...
 
+    def detect_batch(self, images: list[np.ndarray], imgsz: int | None = None
+                     ) -> list[Detections]:
+        """Objects in several images, inferred together."""
+        ...
+
 
 def detect_frames(detector: Detector, frames: Iterable[Frame], plan: DetectionPlan
                   ) -> Iterator[tuple[Frame, Detections | None]]:
@@ -169,10 +174,15 @@ class UltralyticsDetector:
 
     def detect(self, image: np.ndarray, imgsz: int | None = None) -> Detections:
         """Run the model on one BGR image; boxes and masks at the image's resolution."""
+        return self.detect_batch([image], imgsz)[0]
+
+    def detect_batch(self, images: list[np.ndarray], imgsz: int | None = None
+                     ) -> list[Detections]:
+        """Several BGR images in one `predict` call (one batch on a GPU)."""
         c = self.config
         with self._lock:  # an Ultralytics model is not safe to call from two threads
-            result = self._model.predict(
-                image,
+            results = self._model.predict(
+                list(images),
                 imgsz=imgsz or c.imgsz,
                 conf=c.confidence,
                 iou=c.iou,
@@ -181,7 +191,10 @@ class UltralyticsDetector:
                 half=c.half,
                 retina_masks=True,  # masks at frame resolution, aligned with the boxes
                 verbose=False,
-            )[0]
+            )
+        return [self._detections(r, image) for r, image in zip(results, images)]
+
+    def _detections(self, result, image: np.ndarray) -> Detections:
         boxes = result.boxes
         masks = None
         if self.task == "segment":

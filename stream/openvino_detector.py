@@ -132,6 +132,7 @@ class OpenVINODetector:
         self._input_size = (config.imgsz, config.imgsz)
         self._compiled: dict[tuple, Any] = {}  # (letterboxed (h, w), hint) -> compiled model
         self._idle_requests: dict[tuple[int, int], list] = {}  # for `detect`, per input size
+        self._batch_queues: dict[tuple[int, int], Any] = {}  # for `detect_batch`
         self._lock = threading.Lock()  # guards the two dictionaries
         self.requests = requests or 0  # set from the runtime's optimum at the first compile
         # `detect` for one caller: LATENCY (every core on the frame); for several callers at
@@ -289,6 +290,31 @@ class OpenVINODetector:
             with self._lock:
                 idle.append(request)
         return self._postprocess(candidates, geometry)
+
+    def detect_batch(self, images: list[np.ndarray], imgsz: int | None = None
+                     ) -> list[Detections]:
+        """Several images inferred together (all in flight at once on the THROUGHPUT-compiled
+        model), for one caller at a time: the batching detector's dispatcher."""
+        import openvino as ov
+
+        prepared = [self._prepare(image, imgsz) for image in images]
+        found: list = [None] * len(images)
+        for i, (tensor, _) in enumerate(prepared):
+            hw = tensor.shape[1:3]
+            queue = self._batch_queues.get(hw)
+            if queue is None:
+                queue = self._batch_queues[hw] = ov.AsyncInferQueue(
+                    self._compiled_for(hw, "THROUGHPUT"), self.requests)
+                queue.set_callback(self._store_candidates)
+            queue.start_async({0: tensor}, (found, i))
+        for queue in self._batch_queues.values():
+            queue.wait_all()
+        return [self._postprocess(c, geometry) for c, (_, geometry) in zip(found, prepared)]
+
+    def _store_candidates(self, request, userdata) -> None:
+        found, i = userdata
+        found[i] = self._candidates([request.get_output_tensor(k).data
+                                     for k in range(len(request.model_outputs))])
 
     def detect_frames(self, frames: Iterable[Frame], imgsz: int | None = None
                       ) -> Iterator[tuple[Frame, Detections]]:

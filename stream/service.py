@@ -21,6 +21,7 @@ from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
 from lanewatch.sinks.websocket import WebSocketHub
 from lanewatch.stream.api import Api
+from lanewatch.stream.batching import BatchingDetector
 from lanewatch.stream.config import Config, StreamConfig
 from lanewatch.stream.detector import Detector, create_detector
 from lanewatch.stream.live import StreamState
@@ -44,6 +45,10 @@ class Service:
         self.registry = StreamRegistry(config.store.path)
         streams = self.registry.apply(config.streams)  # with the changes made at run time
         self.detector = detector or create_detector(config.model, max(len(streams), 1))
+        if config.model.batch_size > 1:  # the streams' frames go to the model together
+            self.detector = BatchingDetector(self.detector, config.model.batch_size,
+                                             config.model.batch_timeout_ms / 1000,
+                                             self.metrics.batch.observe)
         s = config.server
         self.hub = WebSocketHub([st.id for st in streams], s.client_queue,
                                 s.slow_client_drops, s.max_message_bytes, self.metrics,
@@ -172,6 +177,8 @@ class Service:
         await asyncio.to_thread(self._stop_runners)
         self.store.close()
         self.registry.close()
+        if isinstance(self.detector, BatchingDetector):
+            self.detector.close()
 
     def _stop_runners(self) -> None:
         for runner in list(self.runners.values()):
