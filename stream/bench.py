@@ -10,6 +10,8 @@ One run, one clip, one model, measured in turn (never concurrently):
   `solutions.ObjectCounter` (the counting lines joined into its one region);
 - live: the clip paced like a camera through the live worker, capture-to-publish latency
   percentiles against the model's single-frame inference time;
+- many cameras (`--streams N`): N paced copies of the stream in one process with a batched
+  model, in one process without batching, and in N processes (stream/bench_streams.py);
 - a model comparison table over the models given (each measured in a child process, so peak
   memory is its own).
 
@@ -215,7 +217,8 @@ def model_table(paths: list[str], base: ModelConfig, video: Path) -> list[dict]:
 
 
 def run(config: Config, video: Path, models: list[str], live_seconds: float,
-        ultralytics: bool = True, out=sys.stdout) -> dict:
+        ultralytics: bool = True, out=sys.stdout, streams: int = 0,
+        streams_seconds: float = 15.0) -> dict:
     """Measure everything and print the report; returns the figures (for --json)."""
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)
@@ -285,6 +288,13 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
             f"capture to publish p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms; "
             f"single-frame inference p50 {raw.latency_p50_ms:.1f} ms; target p99 < 2x: "
             f"{p99 / raw.latency_p50_ms:.2f}x")
+
+    if streams > 0:
+        from lanewatch.stream import bench_streams
+
+        many = bench_streams.measure_streams(config, streams, streams_seconds)
+        figures["many_streams"] = many
+        bench_streams.report(many, say)
 
     if models:
         rows = model_table(models, config.model, video)

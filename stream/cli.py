@@ -106,7 +106,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if not video.is_file():
         raise LanewatchError(f"bench needs a video file: {video} is not one (give VIDEO)")
     figures = bench.run(config, video, args.models, args.live_seconds,
-                        ultralytics=not args.no_ultralytics)
+                        ultralytics=not args.no_ultralytics, streams=args.streams,
+                        streams_seconds=args.streams_seconds)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
@@ -208,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="models for the comparison table (exported OpenVINO/ONNX)")
     e.add_argument("--live-seconds", type=float, default=20.0,
                    help="how long to measure live latency (0: skip)")
+    e.add_argument("--streams", type=int, default=4, metavar="N",
+                   help="cameras for the many-streams comparison (0: skip)")
+    e.add_argument("--streams-seconds", type=float, default=15.0,
+                   help="how long each many-streams set-up is measured")
     e.add_argument("--no-ultralytics", action="store_true",
                    help="skip Ultralytics' model.track and ObjectCounter")
     e.add_argument("--json", type=Path, help="also write the figures to this file")

@@ -20,7 +20,8 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [shutil.which("lanewatch"), "bench", "-c", str(CONFIGS / "highway.yaml"),
-         "--live-seconds", "6", "--models", str(detector_model), str(segment_model),
+         "--live-seconds", "6", "--streams", "2", "--streams-seconds", "4",
+         "--models", str(detector_model), str(segment_model),
          "--json", str(out)],
         capture_output=True, text=True, timeout=850, cwd=REPO)
     print(proc.stdout)
@@ -48,6 +49,12 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
     assert live["frames"] > 60  # 6 s of a 30 frames/s clip, minus warm-up
     assert 0 < live["p50"] <= live["p95"] <= live["p99"]
 
+    many = figures["many_streams"]
+    assert many["streams"] == 2
+    for key in ("one_process_batched_fps", "one_process_unbatched_fps",
+                "separate_processes_fps"):
+        assert many[key] > 10, key  # two cameras of 30 frames/s keep the model busy
+
     models = {row["model"]: row for row in figures["models"]}
     assert set(models) == {detector_model.name, segment_model.name}
     for row in models.values():
@@ -60,7 +67,8 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
                      "process: counting + annotated H.264 (superfast)", "same counts",
                      "detection every 2nd frame",
                      "Ultralytics solutions.ObjectCounter", "targets: counting >= 0.85x raw",
-                     "capture to publish p50", "dets/frame"):
+                     "capture to publish p50", "one batched model", "separate processes",
+                     "dets/frame"):
         assert fragment in text, fragment
 
 
