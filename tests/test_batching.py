@@ -123,7 +123,18 @@ def test_four_live_streams_on_one_batched_model_count_exactly(tmp_path, detector
                 break
             time.sleep(0.5)
         assert set(states.values()) == {"stopped"}, states
+        # A source reports "stopped" at the end of its file while its worker may still be on
+        # the last frame: wait for the counters to settle.
         metrics = http_get(base + "/metrics")
+        for _ in range(20):
+            time.sleep(0.5)
+            again = http_get(base + "/metrics")
+            frame_lines = [line for line in again.splitlines()
+                           if line.startswith(("lanewatch_frames_total", "lanewatch_batch"))]
+            if frame_lines == [line for line in metrics.splitlines()
+                               if line.startswith(("lanewatch_frames_total", "lanewatch_batch"))]:
+                break
+            metrics = again
         expected = {}
         for _, lane in HIGHWAY_TRUTH:
             expected[lane] = expected.get(lane, 0) + 1
