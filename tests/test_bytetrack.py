@@ -216,3 +216,17 @@ def test_settings_validation():
         ByteTrackSettings(low_threshold=0.6, high_threshold=0.5)
     with pytest.raises(ValueError):
         ByteTrack(frame_rate=0)
+
+
+def test_warm_up_loads_every_compiled_kernel():
+    """A kernel compiled for the first time mid-stream holds the interpreter for seconds and
+    every live stream of the process drops frames (and misses vehicles): warm_up must reach
+    them all."""
+    from lanewatch.trackers import association, kalman
+    from lanewatch.trackers.bytetrack import warm_up
+
+    warm_up()
+    kernels = {f"{m.__name__}.{name}": getattr(m, name) for m in (kalman, association)
+               for name in dir(m) if hasattr(getattr(m, name), "signatures")}
+    assert kernels
+    assert [k for k, f in kernels.items() if not f.signatures] == []

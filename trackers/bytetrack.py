@@ -252,11 +252,14 @@ class ByteTrack:
 
 
 def warm_up() -> None:
-    """Load (or compile, on first use after installation) the tracker's compiled kernels now,
-    so that a live stream does not drop its first second of frames while that happens."""
+    """Load (or compile, on first use after installation) every compiled kernel of the tracker
+    now, so that a live stream does not stall for seconds the first time a path is taken (a
+    compile holds the interpreter: every stream of the process would drop frames)."""
     tracker = ByteTrack(ByteTrackSettings(min_hits=1))
-    for t in range(3):
-        boxes = np.array([[10.0 + t, 10, 50 + t, 40], [100, 100, 140, 160]], np.float32)
-        tracker.update(Detections(boxes, np.array([0.9, 0.2], np.float32),
-                                  np.zeros(2, np.int32)), t / 30)
-    tracker.update(Detections.empty(), 10.0)  # lost tracks, gap replay, expiry
+    boxes = np.array([[10.0, 10, 50, 40], [100, 100, 140, 160]], np.float32)
+    scores = np.array([0.9, 0.2], np.float32)
+    for t in range(3):  # association stages, Kalman predict and update, new tracks
+        tracker.update(Detections(boxes + t, scores, np.zeros(2, np.int32)), t / 30)
+    tracker.update(Detections.empty(), 3 / 30)  # both tracks lost
+    tracker.update(Detections(boxes + 6, scores, np.zeros(2, np.int32)), 6 / 30)  # gap replay
+    tracker.update(Detections.empty(), 10.0)  # expiry
