@@ -218,15 +218,32 @@ def test_settings_validation():
         ByteTrack(frame_rate=0)
 
 
-def test_warm_up_loads_every_compiled_kernel():
+def test_nothing_compiles_after_warm_up():
     """A kernel compiled for the first time mid-stream holds the interpreter for seconds and
-    every live stream of the process drops frames (and misses vehicles): warm_up must reach
-    them all."""
+    every live stream of the process drops frames (and misses vehicles): after warm_up, a
+    tracker going through every path (new, tentative, lost, re-found after a gap, expired,
+    duplicates) must not compile anything."""
     from lanewatch.trackers import association, kalman
     from lanewatch.trackers.bytetrack import warm_up
 
+    def compiled():
+        return {f"{m.__name__}.{name}": len(getattr(m, name).signatures)
+                for m in (kalman, association) for name in dir(m)
+                if hasattr(getattr(m, name), "signatures")}
+
     warm_up()
-    kernels = {f"{m.__name__}.{name}": getattr(m, name) for m in (kalman, association)
-               for name in dir(m) if hasattr(getattr(m, name), "signatures")}
-    assert kernels
-    assert [k for k, f in kernels.items() if not f.signatures] == []
+    before = compiled()
+    tracker = ByteTrack(ByteTrackSettings(), frame_rate=30)
+    rng = np.random.default_rng(3)
+    cars = rng.uniform(0, 400, (6, 2))  # six objects moving steadily, plus clutter
+    for t in range(120):
+        n = int(rng.integers(0, 6))
+        xy = np.concatenate([cars + 3 * t, rng.uniform(0, 600, (n, 2))])
+        boxes = np.concatenate([xy, xy + 50], axis=1)
+        if t % 17 in (5, 6, 7):  # everything lost for a few frames, then found again
+            boxes = boxes[:0]
+        tracker.update(Detections(boxes.astype(np.float32),
+                                  np.r_[np.full(6, 0.9), rng.uniform(0.05, 1, n)][
+                                      :len(boxes)].astype(np.float32),
+                                  np.zeros(len(boxes), np.int32)), t / 30)
+    assert compiled() == before
