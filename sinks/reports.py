@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from lanewatch.trackers.analytics import (
     MovementEvent,
     WrongWayEvent,
 )
+
+log = logging.getLogger(__name__)
 
 EVENTS_FILE = "events.jsonl"
 COUNTS_FILE = "counts.csv"
@@ -177,9 +180,13 @@ class ReportWriter:
         pairs = [(name, *a.movement_pairs[name], n)
                  for name, n in sorted(_totals(a.movement_counts.cumulative).items())]
         zones = [z.name for z in a.turning.zones] if a.turning else []
-        write_report(self.outdir / REPORT_FILE, ReportData(
-            summary, self.crossings, counts, movements, pairs, zones, lane_speeds, dwell,
-            self.wrong_way))
+        try:
+            write_report(self.outdir / REPORT_FILE, ReportData(
+                summary, self.crossings, counts, movements, pairs, zones, lane_speeds, dwell,
+                self.wrong_way))
+        except Exception as err:  # noqa: BLE001 - the page fails alone; the tables are written
+            log.error("cannot write %s: %s; the CSV files and summary.json are complete",
+                      self.outdir / REPORT_FILE, err)
         return summary
 
     def _write(self, name: str, header: list[str], rows: list[list]) -> None:

@@ -173,3 +173,25 @@ def test_highway_report_opens_offline_with_its_plots(highway_run, browser, tmp_p
     assert [p["kind"] for p in plots] == ["flow", "speeds"]  # no turning zones on a motorway
     assert all(p["width"] > 300 and p["shapes"] > 10 for p in plots), plots
     assert len(requests) == 1
+
+
+def test_a_failing_report_page_loses_nothing_else(tmp_path, monkeypatch, caplog):
+    """report.html is drawn last; if drawing fails, the CSVs and summary.json still stand."""
+    import lanewatch.sinks.report_html as report_html
+
+    def broken(path, data):
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(report_html, "write_report", broken)
+    analytics = intersection_analytics()
+    writer = ReportWriter(tmp_path, analytics, ["car", "truck"])
+    drive(analytics, writer)
+    summary = writer.finish(RunInfo(video="synthetic", stream="junction", model="m",
+                                    status="complete", frames=200, video_fps=FPS,
+                                    video_duration_s=8.0, elapsed_s=1.0))
+    assert summary["total_crossings"] == 4
+    assert json.loads((tmp_path / "summary.json").read_text())["total_crossings"] == 4
+    for name in ("counts.csv", "movements.csv", "speeds.csv", "dwell.csv", "events.jsonl"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert not (tmp_path / "report.html").exists()
+    assert "cannot write" in caplog.text and "no fonts" in caplog.text
