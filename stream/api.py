@@ -91,14 +91,17 @@ class Api:
         return runners[sid]
 
     @staticmethod
-    def _frame_size(runner: StreamRunner) -> tuple[int, int]:
-        if runner.processor is None:
-            raise web.HTTPServiceUnavailable(
-                text=json.dumps({"error": "no_frame_yet",
-                                 "message": f"stream {runner.stream.id} has not delivered a "
-                                            f"frame yet (state: {runner.state.value})"}),
-                content_type="application/json", headers={"Retry-After": "2"})
-        return runner.processor.frame_size
+    def _no_frame_yet(runner: StreamRunner) -> web.HTTPException:
+        return web.HTTPServiceUnavailable(
+            text=json.dumps({"error": "no_frame_yet",
+                             "message": f"stream {runner.stream.id} has not delivered a "
+                                        f"frame yet (state: {runner.state.value})"}),
+            content_type="application/json", headers={"Retry-After": "2"})
+
+    def _frame_size(self, runner: StreamRunner) -> tuple[int, int]:
+        if runner.frame_size is None:
+            raise self._no_frame_yet(runner)
+        return runner.frame_size
 
     # -- plain endpoints ---------------------------------------------------------------------
     async def metrics(self, request: web.Request) -> web.Response:
@@ -219,7 +222,7 @@ class Api:
         runner = self._runner(request)
         width, height = self._frame_size(runner)
         lanes = []
-        for lane in runner.processor.lanes:
+        for lane in runner.lanes or ():
             lanes.append({
                 "name": lane.name, "direction": lane.direction.value,
                 "in_label": lane.in_label, "out_label": lane.out_label,
@@ -233,8 +236,9 @@ class Api:
 
     async def snapshot(self, request: web.Request) -> web.Response:
         runner = self._runner(request)
-        self._frame_size(runner)
-        image = runner.last_result.frame.image
+        image = await asyncio.to_thread(runner.latest_image)
+        if image is None:
+            raise self._no_frame_yet(runner)
         ok, buf = await asyncio.to_thread(cv2.imencode, ".jpg", image,
                                           [cv2.IMWRITE_JPEG_QUALITY, 90])
         return web.Response(body=buf.tobytes(), content_type="image/jpeg",

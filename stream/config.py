@@ -179,6 +179,35 @@ class StoreConfig(_Strict):
     """Where live counts persist (`store:` section)."""
 
     path: str = Field("lanewatch.db", description="SQLite file (relative: to the config file)")
+    url: str | None = Field(
+        None, description="PostgreSQL database instead of the SQLite file, shared by a cluster: "
+                          "postgresql://user:${PGPASSWORD}@host:5432/lanewatch")
+
+    @field_validator("url")
+    @classmethod
+    def _postgres(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^postgres(ql)?://", url):
+            raise ValueError("must be a PostgreSQL URL, postgresql://user:password@host:port/"
+                             "database (for a SQLite file use store.path)")
+        return url
+
+    @property
+    def target(self) -> str:
+        """What the store opens: the PostgreSQL URL if set, else the SQLite file."""
+        return self.url or self.path
+
+
+class ClusterConfig(_Strict):
+    """Each stream's pipeline as a Ray actor, `serve` as the gateway (`cluster:` section)."""
+
+    enabled: bool = Field(False, description="run the streams on a Ray cluster")
+    address: str | None = Field(
+        None, description="Ray cluster to join: auto (the one this machine belongs to) or "
+                          "ray://head:10001; unset: start a Ray instance in this process")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs reserved for each stream's actor")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per stream actor (0.25: four per GPU)")
+    max_restarts: int = Field(-1, ge=-1,
+                              description="restarts of a stream actor that died (-1: always)")
 
 
 class Config(_Strict):
@@ -190,7 +219,16 @@ class Config(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     streams: list[StreamConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _shared_store_for_clusters(self) -> Config:
+        if self.cluster.enabled and self.store.url is None:
+            raise ValueError("cluster.enabled needs a store every node reaches: set store.url "
+                             "to a PostgreSQL database (postgresql://...); a SQLite file is "
+                             "local to one machine")
+        return self
 
     @model_validator(mode="after")
     def _unique_streams(self) -> Config:

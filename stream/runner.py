@@ -27,13 +27,60 @@ from lanewatch.stream.errors import ConfigError
 from lanewatch.stream.live import LiveSource, SourceSettings, StreamState, redact
 from lanewatch.stream.pipeline import FrameResult, StreamProcessor
 from lanewatch.trackers.bytetrack import warm_up
+from lanewatch.trackers.lanes import Lane
 
 log = logging.getLogger(__name__)
 
 LATENCY_WINDOW = 900  # frames behind the API's latency percentiles (30 s of a 30 f/s camera)
 
 
-class StreamRunner:
+class ResultPublisher:
+    """What a stream does with each processed frame, wherever it ran: metrics, then the
+    listener (WebSocket hub, live video), then the frame's capture-to-publish latency. Shared
+    by `StreamRunner` (this process) and `RemoteStream` (a cluster actor's results)."""
+
+    stream: StreamConfig
+    metrics: ServiceMetrics
+    on_result: Callable[[FrameResult], None] | None
+
+    def _init_publisher(self) -> None:
+        self.frames_processed = 0
+        self.last_result: FrameResult | None = None
+        self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
+
+    def _publish(self, result: FrameResult) -> None:
+        """Publish a frame whose crossings are in the store already."""
+        sid, m = self.stream.id, self.metrics
+        m.frames.labels(sid).inc()
+        t = result.timings
+        m.stage_seconds.labels(sid, "detect").observe(t.detect_s)
+        m.stage_seconds.labels(sid, "track").observe(t.track_s)
+        m.stage_seconds.labels(sid, "analytics").observe(t.analytics_s)
+        m.observe_update(sid, result.analytics)
+        self.frames_processed += 1
+        self.last_result = result
+        if self.on_result is not None:
+            try:
+                self.on_result(result)
+            except Exception:  # noqa: BLE001 - a listener's failure is not the stream's
+                log.exception("stream %s: result listener failed", sid)
+                m.dropped.labels(sid, "listener").inc()
+        # Capture to publish: the results are in the store, the metrics and the hub.
+        latency = max(time.time() - result.frame.wall_time, 0.0)
+        m.latency.labels(sid).observe(latency)
+        self._latencies.append(latency)
+
+    def latency_percentiles(self) -> dict[str, float] | None:
+        """Capture-to-publish p50/p95/p99 in ms over the last `LATENCY_WINDOW` frames."""
+        recent = np.fromiter(tuple(self._latencies), float)
+        if not len(recent):
+            return None
+        p50, p95, p99 = np.percentile(recent, (50, 95, 99)) * 1000
+        return {"p50": round(float(p50), 1), "p95": round(float(p95), 1),
+                "p99": round(float(p99), 1), "frames": len(recent)}
+
+
+class StreamRunner(ResultPublisher):
     """Runs one configured stream until stopped."""
 
     def __init__(self, stream: StreamConfig, config: Config, detector: Detector,
@@ -51,9 +98,7 @@ class StreamRunner:
                                  on_state=self._on_state)
         self.processor: StreamProcessor | None = None
         self.error: str | None = None  # a configuration problem found at run time
-        self.frames_processed = 0
-        self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
-        self.last_result: FrameResult | None = None
+        self._init_publisher()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen_reconnects = 0
@@ -103,14 +148,29 @@ class StreamRunner:
             "latency_ms": self.latency_percentiles(),
         }
 
-    def latency_percentiles(self) -> dict[str, float] | None:
-        """Capture-to-publish p50/p95/p99 in ms over the last `LATENCY_WINDOW` frames."""
-        recent = np.fromiter(tuple(self._latencies), float)
-        if not len(recent):
-            return None
-        p50, p95, p99 = np.percentile(recent, (50, 95, 99)) * 1000
-        return {"p50": round(float(p50), 1), "p95": round(float(p95), 1),
-                "p99": round(float(p99), 1), "frames": len(recent)}
+    # -- what the API and the dashboard read --------------------------------------------------
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) of the stream's frames, once the first one arrived."""
+        return None if self.processor is None else self.processor.frame_size
+
+    @property
+    def lanes(self) -> tuple[Lane, ...] | None:
+        """The stream's lanes in pixels, once the frame size is known."""
+        return None if self.processor is None else tuple(self.processor.lanes)
+
+    def latest_image(self) -> np.ndarray | None:
+        """The last processed frame (BGR), for snapshots."""
+        result = self.last_result
+        return None if result is None else result.frame.image
+
+    def lane_snapshot(self) -> list[dict[str, Any]]:
+        """Per lane: occupancy, queue, congestion, longest stay, interval and all-time counts."""
+        return lane_snapshot(self.processor, self.last_result)
+
+    def movement_snapshot(self) -> list[dict[str, Any]]:
+        """Cumulative turning movements per movement and class (streams with `turning:`)."""
+        return movement_snapshot(self.processor)
 
     # -- worker ------------------------------------------------------------------------------
     def _on_state(self, stream_id: str, state: StreamState) -> None:
@@ -180,22 +240,32 @@ class StreamRunner:
                     log.error("stream %s: cannot store %d crossings and %d movements: %s", sid,
                               len(crossings), len(movements), err)
                     self.metrics.dropped.labels(sid, "store").inc(len(crossings) + len(movements))
-            m = self.metrics
-            m.frames.labels(sid).inc()
-            t = result.timings
-            m.stage_seconds.labels(sid, "detect").observe(t.detect_s)
-            m.stage_seconds.labels(sid, "track").observe(t.track_s)
-            m.stage_seconds.labels(sid, "analytics").observe(t.analytics_s)
-            m.observe_update(sid, update)
-            self.frames_processed += 1
-            self.last_result = result
-            if self.on_result is not None:
-                try:
-                    self.on_result(result)
-                except Exception:  # noqa: BLE001 - a listener's failure is not the stream's
-                    log.exception("stream %s: result listener failed", sid)
-                    m.dropped.labels(sid, "listener").inc()
-            # Capture to publish: the results are in the store, the metrics and the hub.
-            latency = max(time.time() - frame.wall_time, 0.0)
-            m.latency.labels(sid).observe(latency)
-            self._latencies.append(latency)
+            self._publish(result)
+
+
+def lane_snapshot(processor: StreamProcessor | None,
+                  result: FrameResult | None) -> list[dict[str, Any]]:
+    """The lanes' live state after `result`, with the processor's all-time counts per class."""
+    if result is None or processor is None:
+        return []
+    book = processor.analytics.counts
+    lanes = []
+    for lane in result.analytics.lanes:
+        by_class: dict[str, dict[str, int]] = {}
+        for key, n in book.cumulative.items():
+            if key.lane == lane.name:
+                by_class.setdefault(key.class_name, {})[key.direction] = n
+        lanes.append({"name": lane.name, "occupancy": lane.occupancy, "queue": lane.queue,
+                      "congested": lane.congested, "max_dwell_s": round(lane.max_dwell_s, 2),
+                      "counts": lane.counts, "by_class": by_class})
+    return lanes
+
+
+def movement_snapshot(processor: StreamProcessor | None) -> list[dict[str, Any]]:
+    """Cumulative turning movements per movement and class."""
+    if processor is None or processor.analytics.turning is None:
+        return []
+    a = processor.analytics
+    return [{"movement": k.lane, "from": a.movement_pairs[k.lane][0],
+             "to": a.movement_pairs[k.lane][1], "class": k.class_name, "count": n}
+            for k, n in sorted(a.movement_counts.cumulative.items())]

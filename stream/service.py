@@ -22,6 +22,7 @@ from lanewatch.sinks.store import CountStore
 from lanewatch.sinks.websocket import WebSocketHub
 from lanewatch.stream.api import Api
 from lanewatch.stream.batching import BatchingDetector
+from lanewatch.stream.cluster import RemoteStream, connect
 from lanewatch.stream.config import Config, StreamConfig
 from lanewatch.stream.detector import Detector, create_detector
 from lanewatch.stream.live import StreamState
@@ -41,11 +42,15 @@ class Service:
         self.config = config
         self.config_path = config_path  # the file the lane editor exports a new version of
         self.metrics = ServiceMetrics()
-        self.store = CountStore(config.store.path, config.counting.interval_s)
-        self.registry = StreamRegistry(config.store.path)
+        self.store = CountStore(config.store.target, config.counting.interval_s)
+        self.registry = StreamRegistry(config.store.target)
         streams = self.registry.apply(config.streams)  # with the changes made at run time
-        self.detector = detector or create_detector(config.model, max(len(streams), 1))
-        if config.model.batch_size > 1:  # the streams' frames go to the model together
+        self.detector: Detector | None = None
+        if config.cluster.enabled:  # each stream's actor has its own detector
+            connect(config.cluster)
+        else:
+            self.detector = detector or create_detector(config.model, max(len(streams), 1))
+        if config.model.batch_size > 1 and self.detector is not None:  # frames batched
             self.detector = BatchingDetector(self.detector, config.model.batch_size,
                                              config.model.batch_timeout_ms / 1000,
                                              self.metrics.batch.observe)
@@ -58,7 +63,10 @@ class Service:
                                self.hub.publish_frame, self._make_annotator)
         self._pusher: asyncio.Task | None = None
 
-    def _runner(self, stream: StreamConfig) -> StreamRunner:
+    def _runner(self, stream: StreamConfig) -> StreamRunner | RemoteStream:
+        if self.config.cluster.enabled:
+            return RemoteStream(stream, self.config, self.metrics, on_result=self._on_result,
+                                wants_image=lambda: bool(self.hub.video_requests(stream.id)))
         return StreamRunner(stream, self.config, self.detector, self.metrics, self.store,
                             on_result=self._on_result, source_settings=stream.source_options)
 
@@ -101,41 +109,21 @@ class Service:
     # -- results from the stream threads -------------------------------------------------------
     def _on_result(self, result: FrameResult) -> None:
         self.hub.publish_result(result)
-        self.video.offer(result)  # drawn and encoded on the stream's video thread, if watched
+        if result.frame.image.size:  # a cluster actor sends images only while someone watches
+            self.video.offer(result)  # drawn and encoded on the stream's video thread
 
     def _make_annotator(self, stream: str, frame_size: tuple[int, int],
                         width: int) -> FrameAnnotator:
         out = self.config.output
-        return FrameAnnotator(self.runners[stream].processor.lanes, out.trail_seconds,
+        return FrameAnnotator(self.runners[stream].lanes, out.trail_seconds,
                               out.draw_masks, self.config.counting.anchor, frame_size, width)
 
     # -- snapshots for the API and the periodic push -------------------------------------------
     def lane_snapshot(self, stream: str) -> list[dict[str, Any]]:
-        runner = self.runners[stream]
-        result = runner.last_result
-        if result is None or runner.processor is None:
-            return []
-        book = runner.processor.analytics.counts
-        lanes = []
-        for lane in result.analytics.lanes:
-            by_class: dict[str, dict[str, int]] = {}
-            for key, n in book.cumulative.items():
-                if key.lane == lane.name:
-                    by_class.setdefault(key.class_name, {})[key.direction] = n
-            lanes.append({"name": lane.name, "occupancy": lane.occupancy, "queue": lane.queue,
-                          "congested": lane.congested, "max_dwell_s": round(lane.max_dwell_s, 2),
-                          "counts": lane.counts, "by_class": by_class})
-        return lanes
+        return self.runners[stream].lane_snapshot()
 
     def movement_snapshot(self, stream: str) -> list[dict[str, Any]]:
-        """Cumulative turning movements per movement and class (streams with `turning:`)."""
-        processor = self.runners[stream].processor
-        if processor is None or processor.analytics.turning is None:
-            return []
-        a = processor.analytics
-        return [{"movement": k.lane, "from": a.movement_pairs[k.lane][0],
-                 "to": a.movement_pairs[k.lane][1], "class": k.class_name, "count": n}
-                for k, n in sorted(a.movement_counts.cumulative.items())]
+        return self.runners[stream].movement_snapshot()
 
     def stats(self, stream: str) -> dict[str, Any]:
         return self.runners[stream].status()

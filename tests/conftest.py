@@ -74,3 +74,22 @@ def browser():
                                     args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (Debian's package) for the session, on a loopback port."""
+    from postgres import start_postgres
+    from rtsp import free_port
+
+    server = start_postgres(free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path):
+    """Where a count store lives: a SQLite file, or a fresh database on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return tmp_path / "c.db"
+    return request.getfixturevalue("postgres").new_database()

@@ -1,4 +1,5 @@
-"""The SQLite count store: batches, intervals, history, and durability across kill -9."""
+"""The count store on SQLite and on a real PostgreSQL server: batches, intervals, history, and
+durability across kill -9."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def event(t, lane="A", cls="car", direction="in", track=1, stream="cam"):
     return CrossingEvent(stream, lane, track, cls, direction, t, int(t * 30))
 
 
-def test_counts_intervals_and_history(tmp_path):
-    store = CountStore(tmp_path / "c.db", interval_s=60)
+def test_counts_intervals_and_history(store_target):
+    store = CountStore(store_target, interval_s=60)
     assert store.record([event(10), event(20, cls="truck"), event(70, track=2)]) == 3
     assert store.record([event(75, lane="B", direction="out", track=3),
                          event(80, stream="other")]) == 2
@@ -43,15 +44,15 @@ def test_counts_intervals_and_history(tmp_path):
     (15, 30, {"A": {0: 1, 1: 1}, "B": {2: 1}}),  # 10 s is before the window
     (100, 30, {}),
 ])
-def test_flow_bins_crossings_per_lane(tmp_path, since, bin_s, expected):
-    store = CountStore(tmp_path / "c.db")
+def test_flow_bins_crossings_per_lane(store_target, since, bin_s, expected):
+    store = CountStore(store_target)
     store.record([event(10), event(20, cls="truck"), event(70, track=2),
                   event(75, lane="B", track=3), event(80, stream="other")])
     assert store.flow("cam", since, bin_s) == expected
 
 
-def test_reopening_resumes_and_restores_a_count_book(tmp_path):
-    path = tmp_path / "c.db"
+def test_reopening_resumes_and_restores_a_count_book(store_target):
+    path = store_target
     store = CountStore(path)
     store.record([event(1), event(2, track=2)])
     store.close()
@@ -92,8 +93,8 @@ def test_kill_9_loses_nothing_that_was_recorded(tmp_path):
     assert total >= acknowledged + 1  # every acknowledged crossing is there
 
 
-def test_movements_and_speeds_are_stored_with_the_crossings(tmp_path):
-    store = CountStore(tmp_path / "c.db", interval_s=60)
+def test_movements_and_speeds_are_stored_with_the_crossings(store_target):
+    store = CountStore(store_target, interval_s=60)
     moves = [MovementEvent("cam", "sb-left", "north", "east", 1, "car", 10.0, 300),
              MovementEvent("cam", "sb-left", "north", "east", 2, "car", 70.0, 2100),
              MovementEvent("cam", "north->north", "north", "north", 3, "bus", 75.0, 2250)]
@@ -124,3 +125,47 @@ def test_a_store_from_before_speeds_is_upgraded(tmp_path):
     assert store.record([CrossingEvent("cam", "A", 2, "car", "in", 6.0, 180, 50.0)]) == 1
     assert [e.speed_kmh for e in store.recent_crossings("cam")] == [50.0, None]
     store.close()
+
+
+def test_a_broken_postgres_connection_is_reopened(postgres):
+    """The server drops the store's connection (restart, fail-over): the next write fails
+    cleanly, the one after reconnects; nothing committed is lost."""
+    import psycopg
+
+    url = postgres.new_database()
+    store = CountStore(url)
+    store.record([event(1)])
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    for _ in range(2):  # the first call may only find out that the connection is gone
+        try:
+            store.record([event(2, track=2)])
+            break
+        except StoreError as err:
+            assert "cannot write to database postgresql://postgres@" in str(err)
+    assert store.cumulative("cam") == {CountKey("A", "car", "in"): 2}
+    store.close()
+
+
+def test_unreachable_postgres_is_a_clear_error_without_the_password():
+    from rtsp import free_port
+
+    with pytest.raises(StoreError, match="cannot open database") as caught:
+        CountStore(f"postgresql://counter:s3cret@127.0.0.1:{free_port()}/lanewatch")
+    assert "s3cret" not in str(caught.value) and "counter:***@" in str(caught.value)
+
+
+def test_stream_registry_on_postgres(postgres):
+    from lanewatch.stream.config import StreamConfig
+    from lanewatch.stream.stream_registry import StreamRegistry
+
+    url = postgres.new_database()
+    lane = {"name": "l", "line": [[0, 1], [2, 1]]}
+    a = StreamConfig.model_validate({"id": "a", "source": "a.mp4", "lanes": [lane]})
+    b = StreamConfig.model_validate({"id": "b", "source": "b.mp4", "lanes": [lane]})
+    registry = StreamRegistry(url)
+    registry.save(b)
+    registry.remove("a")
+    registry.close()
+    assert [s.id for s in StreamRegistry(url).apply([a])] == ["b"]

@@ -1,0 +1,331 @@
+"""Cluster mode: each stream's pipeline runs as a Ray actor; `lanewatch serve` is the gateway.
+
+    gateway (lanewatch serve)                         Ray actor per stream (any node)
+    HTTP API, /ws, /metrics, dashboard                StreamActor: a StreamRunner with its own
+    RemoteStream per stream: a thread long-polls  <-  detector, source and store connection;
+      its actor, publishes each result exactly as    results kept in a bounded buffer, the
+      StreamRunner does in single-process mode       newest frame's image only when asked for
+
+Crossings are committed to the shared PostgreSQL store by the actor before the gateway sees
+them. An actor that dies (its process killed, its node lost) is restarted by Ray
+(`cluster.max_restarts`); the new incarnation resumes its counts from the store and the
+gateway's poller reconnects, marking the stream `reconnecting` meanwhile. Every batch carries
+the stream's all-time counts as of its last result, so the gateway's counters catch up with
+crossings a dead incarnation committed but never delivered, and never run backwards.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from lanewatch.sinks.metrics import ServiceMetrics
+from lanewatch.sinks.store import CountStore
+from lanewatch.stream.config import ClusterConfig, Config, StreamConfig
+from lanewatch.stream.live import StreamState, redact
+from lanewatch.stream.pipeline import FrameResult
+from lanewatch.stream.runner import ResultPublisher, StreamRunner, lane_snapshot, movement_snapshot
+from lanewatch.trackers.counts import CountKey
+from lanewatch.trackers.lanes import Lane
+
+log = logging.getLogger(__name__)
+
+BUFFER = 600  # results an actor keeps for the gateway (20 s of a 30 f/s camera)
+POLL_WAIT_S = 0.5  # an actor answers a poll at its next result, or after this long
+MIN_POLL_PERIOD_S = 0.02  # results of a fast stream travel in small batches, not one by one
+CALL_TIMEOUT_S = 30.0
+_NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamBatch:
+    """An actor's answer to a poll: the results since the gateway's last one, and its state."""
+
+    incarnation: str  # changes when Ray restarts the actor
+    last_seq: int  # sequence number of the last result (0: none yet)
+    results: tuple[FrameResult, ...]  # images dropped, except the last one's when asked for
+    missed: int  # results that left the buffer before the gateway collected them
+    cumulative: dict[CountKey, int]  # all-time lane counts as of the last result
+    movements: dict[CountKey, int]  # all-time turning movements as of the last result
+    status: dict[str, Any]
+    lane_snapshot: list[dict[str, Any]]
+    movement_snapshot: list[dict[str, Any]]
+    frame_size: tuple[int, int] | None
+    lanes: tuple[Lane, ...] | None  # sent when the gateway has none from this incarnation
+    worker: dict[str, Any]  # node and process of the actor
+
+
+@dataclasses.dataclass(frozen=True)
+class _Buffered:
+    seq: int
+    result: FrameResult  # with its image: dropped when sent (unless the newest is asked for)
+    cumulative: dict[CountKey, int]
+    movements: dict[CountKey, int]
+
+
+class StreamActor:
+    """One stream's pipeline inside a Ray worker process (wrapped by `ray.remote` at start)."""
+
+    def __init__(self, stream: StreamConfig, config: Config):
+        from lanewatch.stream.detector import create_detector  # heavy: in the worker only
+
+        self.incarnation = uuid.uuid4().hex
+        self.store = CountStore(config.store.target, config.counting.interval_s)
+        self._cond = threading.Condition()
+        self._buffer: collections.deque[_Buffered] = collections.deque(maxlen=BUFFER)
+        self._seq = 0
+        self.runner = StreamRunner(stream, config, create_detector(config.model, 1),
+                                   ServiceMetrics(), self.store, on_result=self._keep,
+                                   source_settings=stream.source_options)
+        self.runner.start()
+        log.warning("stream %s: actor %s started (pid %d)", stream.id, self.incarnation[:8],
+                    os.getpid())
+
+    def _keep(self, result: FrameResult) -> None:
+        """Runs on the stream's thread after each frame (its crossings are stored)."""
+        analytics = self.runner.processor.analytics
+        entry = _Buffered(0, result, dict(analytics.counts.cumulative),
+                          dict(analytics.movement_counts.cumulative))
+        with self._cond:
+            self._seq += 1
+            self._buffer.append(dataclasses.replace(entry, seq=self._seq))
+            self._cond.notify_all()
+
+    def poll(self, incarnation: str | None, after: int, want_image: bool,
+             wait_s: float = POLL_WAIT_S) -> StreamBatch:
+        """Results after `after` (of `incarnation`; all buffered ones after a restart), waiting
+        up to `wait_s` for the first."""
+        if incarnation != self.incarnation:
+            after = 0
+        with self._cond:
+            self._cond.wait_for(lambda: self._seq > after, timeout=wait_s)
+            entries = [e for e in self._buffer if e.seq > after]
+            oldest = self._buffer[0].seq if self._buffer else self._seq + 1
+        missed = max(oldest - after - 1, 0) if entries else max(self._seq - after, 0)
+        results = tuple(dataclasses.replace(e.result, frame=dataclasses.replace(
+            e.result.frame, image=_NO_IMAGE)) for e in entries)
+        if want_image and entries:
+            results = (*results[:-1], entries[-1].result)
+        last = entries[-1] if entries else None
+        runner = self.runner
+        return StreamBatch(
+            incarnation=self.incarnation, last_seq=last.seq if last else after,
+            results=results, missed=missed,
+            cumulative=last.cumulative if last else {}, movements=last.movements if last else {},
+            status=runner.status(),
+            lane_snapshot=lane_snapshot(runner.processor, runner.last_result),
+            movement_snapshot=movement_snapshot(runner.processor),
+            frame_size=runner.frame_size,
+            lanes=runner.lanes if incarnation != self.incarnation else None,
+            worker={"node": socket.gethostname(), "pid": os.getpid(),
+                    "actor": self.incarnation[:8]})
+
+    def latest_image(self) -> np.ndarray | None:
+        return self.runner.latest_image()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.runner.stop(timeout)
+        self.store.close()
+
+
+def connect(cluster: ClusterConfig) -> None:
+    """Join (or start) the Ray cluster, once per process."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=True,
+                 logging_level=logging.WARNING)
+
+
+class RemoteStream(ResultPublisher):
+    """The gateway's side of one stream running as a Ray actor; looks like a `StreamRunner`
+    to the service, the API and the dashboard."""
+
+    def __init__(self, stream: StreamConfig, config: Config, metrics: ServiceMetrics,
+                 on_result: Callable[[FrameResult], None] | None = None,
+                 wants_image: Callable[[], bool] = lambda: False):
+        self.stream = stream
+        self.config = config
+        self.metrics = metrics
+        self.on_result = on_result
+        self.wants_image = wants_image
+        self._init_publisher()
+        self.actor: Any = None
+        self.batch: StreamBatch | None = None
+        self.restarts = 0  # incarnations seen after the first
+        self.unreachable: str | None = None  # why the last poll failed
+        self._lanes: tuple[Lane, ...] | None = None
+        self._published: Counter[CountKey] = Counter()  # crossing counters as exported
+        self._published_moves: Counter[CountKey] = Counter()
+        self._seen_reconnects = self._seen_drops = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        metrics.frames.labels(stream.id)
+        metrics.reconnects.labels(stream.id)
+        metrics.dropped.labels(stream.id, "source")
+        metrics.declare_stream(stream, config.model.classes)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> RemoteStream:
+        import ray
+
+        c = self.config.cluster
+        actor_class = ray.remote(StreamActor).options(
+            num_cpus=c.num_cpus, num_gpus=c.num_gpus, max_restarts=c.max_restarts,
+            max_concurrency=4, name=f"lanewatch-{self.stream.id}-{uuid.uuid4().hex[:6]}")
+        self.actor = actor_class.remote(self.stream, self.config)
+        self._set_state(StreamState.STARTING)
+        self._thread = threading.Thread(target=self._run, name=f"gateway-{self.stream.id}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the actor's stream (its crossings are stored), then the actor and the poller."""
+        import ray
+
+        self._stop.set()
+        if self.actor is not None:
+            try:
+                ray.get(self.actor.stop.remote(timeout / 2), timeout=timeout)
+            except ray.exceptions.RayError as err:
+                log.warning("stream %s: actor did not stop cleanly: %s", self.stream.id, err)
+            ray.kill(self.actor, no_restart=True)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._set_state(StreamState.STOPPED)
+
+    # -- the poller --------------------------------------------------------------------------
+    def _run(self) -> None:
+        import ray
+
+        incarnation, after = None, 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                batch: StreamBatch = ray.get(
+                    self.actor.poll.remote(incarnation, after, self.wants_image()),
+                    timeout=CALL_TIMEOUT_S)
+            except ray.exceptions.RayError as err:
+                self._lost(err)
+                self._stop.wait(0.5)
+                continue
+            if batch.incarnation != incarnation:
+                if incarnation is not None:
+                    self.restarts += 1
+                    log.warning("stream %s: actor restarted (%s on %s, pid %s)",
+                                self.stream.id, batch.worker["actor"], batch.worker["node"],
+                                batch.worker["pid"])
+                incarnation, self._seen_reconnects, self._seen_drops = batch.incarnation, 0, 0
+                self._lanes = batch.lanes
+            self.unreachable = None
+            self._apply(batch)
+            after = batch.last_seq
+            self._stop.wait(max(MIN_POLL_PERIOD_S - (time.monotonic() - started), 0.0))
+
+    def _lost(self, err: Exception) -> None:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if self.unreachable is None:
+            log.error("stream %s: actor unreachable (Ray restarts it): %s", self.stream.id,
+                      reason)
+        self.unreachable = reason
+        self._set_state(StreamState.RECONNECTING)
+
+    def _apply(self, batch: StreamBatch) -> None:
+        """Publish a batch exactly as a local stream publishes its results."""
+        sid, m = self.stream.id, self.metrics
+        if self._lanes is None and batch.lanes is not None:
+            self._lanes = batch.lanes
+        for result in batch.results:
+            for e in result.analytics.crossings:
+                self._published[CountKey(e.lane, e.class_name, e.direction)] += 1
+            for mv in result.analytics.movements:
+                self._published_moves[CountKey(mv.movement, mv.class_name, "")] += 1
+            self._publish(result)
+        if batch.missed:
+            log.warning("stream %s: %d results left the actor's buffer before the gateway "
+                        "collected them (their counts are in the store)", sid, batch.missed)
+            m.dropped.labels(sid, "gateway").inc(batch.missed)
+        # Catch up with crossings stored but never delivered (a dead incarnation's last ones,
+        # the counts it resumed from): the counters follow the store, never backwards.
+        for key, n in batch.cumulative.items():
+            if n > self._published[key]:
+                m.crossings.labels(sid, key.lane, key.class_name, key.direction).inc(
+                    n - self._published[key])
+                self._published[key] = n
+        for key, n in batch.movements.items():
+            mkey = CountKey(key.lane, key.class_name, "")
+            if n > self._published_moves[mkey]:
+                m.movements.labels(sid, key.lane, key.class_name).inc(
+                    n - self._published_moves[mkey])
+                self._published_moves[mkey] = n
+        self.batch = batch
+        status = batch.status
+        self._set_state(StreamState(status["state"]))
+        if status["reconnects"] > self._seen_reconnects:
+            m.reconnects.labels(sid).inc(status["reconnects"] - self._seen_reconnects)
+            self._seen_reconnects = status["reconnects"]
+        if status["frames_dropped"] > self._seen_drops:
+            m.dropped.labels(sid, "source").inc(status["frames_dropped"] - self._seen_drops)
+            self._seen_drops = status["frames_dropped"]
+
+    def _set_state(self, state: StreamState) -> None:
+        self.metrics.set_state(self.stream.id, state.value, [s.value for s in StreamState])
+
+    # -- what the API and the dashboard read (as StreamRunner) --------------------------------
+    @property
+    def state(self) -> StreamState:
+        if self._stop.is_set():
+            return StreamState.STOPPED
+        if self.unreachable is not None:
+            return StreamState.RECONNECTING
+        return StreamState(self.batch.status["state"]) if self.batch else StreamState.STARTING
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        return None if self.batch is None else self.batch.frame_size
+
+    @property
+    def lanes(self) -> tuple[Lane, ...] | None:
+        return self._lanes
+
+    def status(self) -> dict[str, Any]:
+        batch = self.batch
+        base = batch.status if batch else {
+            "id": self.stream.id, "source": redact(self.stream.source), "error": None,
+            "frames_received": 0, "frames_dropped": 0, "reconnects": 0, "frame_size": None,
+            "fps": None}
+        return {**base, "state": self.state.value,
+                "error": (f"stream actor unreachable: {self.unreachable}" if self.unreachable
+                          else base["error"]),
+                "frames_processed": self.frames_processed,
+                "latency_ms": self.latency_percentiles(),
+                "worker": {**(batch.worker if batch else {}), "restarts": self.restarts}}
+
+    def latest_image(self) -> np.ndarray | None:
+        import ray
+
+        try:
+            return ray.get(self.actor.latest_image.remote(), timeout=CALL_TIMEOUT_S)
+        except ray.exceptions.RayError:
+            return None
+
+    def lane_snapshot(self) -> list[dict[str, Any]]:
+        return [] if self.batch is None else self.batch.lane_snapshot
+
+    def movement_snapshot(self) -> list[dict[str, Any]]:
+        return [] if self.batch is None else self.batch.movement_snapshot
