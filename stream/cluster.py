@@ -221,6 +221,8 @@ class RemoteStream(ResultPublisher):
                     self.actor.poll.remote(incarnation, after, self.wants_image()),
                     timeout=CALL_TIMEOUT_S)
             except ray.exceptions.RayError as err:
+                if self._stop.is_set():
+                    return  # stopped: the actor is gone on purpose
                 self._lost(err)
                 self._stop.wait(0.5)
                 continue
