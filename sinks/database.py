@@ -18,10 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lanewatch.stream.errors import LanewatchError
+
 _POSTGRES_URL = re.compile(r"^postgres(ql)?://", re.I)
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(LanewatchError):
     """A database cannot be opened, read or written (the message says which and why)."""
 
 

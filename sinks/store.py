@@ -57,7 +57,7 @@ class CountStore:
             if "speed_kmh" not in self._db.columns("crossings"):  # written before speeds
                 self._db.execute("ALTER TABLE crossings ADD COLUMN speed_kmh REAL")
         except DatabaseError as err:
-            raise StoreError(f"cannot open count store: {err}") from None
+            raise StoreError(f"count store: {err}") from None
 
     def close(self) -> None:
         """Close the database (further calls fail)."""

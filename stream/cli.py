@@ -16,9 +16,12 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from lanewatch.sinks.database import is_postgres_url
 from lanewatch.stream import __version__
 from lanewatch.stream.config import Config, load_config
-from lanewatch.stream.errors import LanewatchError
+from lanewatch.stream.errors import ConfigError, LanewatchError
 
 # Names of lanewatch.trackers.benchmark.TRACKERS, listed here so `--help` needs no heavy import.
 _BENCH_TRACKERS = ("lanewatch", "roboflow-bytetrack", "roboflow-sort", "roboflow-ocsort",
@@ -117,9 +120,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from lanewatch.stream.service import serve  # heavy imports only when needed
 
     config = load_config(args.config)
-    if args.store is not None:
-        config = config.model_copy(
-            update={"store": config.store.model_copy(update={"path": str(args.store)})})
+    updates: dict = {}
+    if args.store is not None:  # a PostgreSQL URL or a SQLite file
+        key = "url" if is_postgres_url(args.store) else "path"
+        updates["store"] = config.store.model_copy(update={key: args.store})
+    if args.cluster is not None:
+        updates["cluster"] = config.cluster.model_copy(update={
+            "enabled": True, "address": None if args.cluster == "local" else args.cluster})
+    if updates:  # validated again: cluster mode needs a PostgreSQL store
+        try:
+            config = Config.model_validate(
+                config.model_copy(update=updates).model_dump(by_alias=True))
+        except ValidationError as err:
+            message = err.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"{args.config} with --store/--cluster: {message}") from None
     serve(config, args.host, args.port, config_path=Path(args.config).resolve())
     return 0
 
@@ -185,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-c", "--config", type=Path, required=True, help="YAML config file")
     v.add_argument("--host", help="listen address (default: server.host)")
     v.add_argument("--port", type=int, help="listen port (default: server.port)")
-    v.add_argument("--store", type=Path, help="SQLite count store (default: store.path)")
+    v.add_argument("--store", help="count store: a SQLite file or a postgresql:// URL "
+                   "(default: store.url or store.path)")
+    v.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the streams as Ray actors: auto (the Ray cluster this machine "
+                   "belongs to), ray://head:10001, or local (default: the cluster: section)")
     v.set_defaults(func=_cmd_serve)
 
     b = sub.add_parser("bench-tracker",

@@ -220,3 +220,59 @@ def test_killed_stream_actor_is_restarted_and_resumes_its_counts_from_postgres(
     assert max(gaps) < 3.0, f"stream b stalled for {max(gaps):.1f} s during the restart"
     counts_b = {m["stream"] for m in messages if m["type"] == "counts"}
     assert counts_b == {"a", "b"}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_streams_added_and_removed_at_run_time_become_and_stop_being_actors(
+        ray_instance, postgres, detector_model, highway_video):
+    import urllib.request
+
+    url = postgres.new_database()
+    port = free_port()
+    gateway = Gateway(Service(cluster_config(detector_model, highway_video, url, port, ("a",))),
+                      port)
+
+    def call(method: str, path: str, body: dict | None = None) -> int:
+        request = urllib.request.Request(gateway.base + path, method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status
+
+    try:
+        body = {"id": "c", "source": str(highway_video), "source_options": {"loop": True},
+                "lanes": [LANE]}
+        assert call("POST", "/api/streams", body) == 201
+        assert wait_for(lambda: gateway.status("c")["state"] == "running"
+                        and gateway.status("c")["frames_processed"] > 5, 120)
+        actor = gateway.service.runners["c"].actor
+        assert ray_instance.get(actor.pid.remote(), timeout=30) == \
+            gateway.status("c")["worker"]["pid"]
+        frames_a = gateway.status("a")["frames_processed"]
+        assert call("DELETE", "/api/streams/c") == 200
+        with pytest.raises(ray_instance.exceptions.RayActorError):
+            ray_instance.get(actor.pid.remote(), timeout=30)  # the actor is gone for good
+        assert wait_for(lambda: gateway.status("a")["frames_processed"] > frames_a + 10, 30)
+        assert [s["id"] for s in json.loads(http_get(gateway.base + "/api/streams"))] == ["a"]
+    finally:
+        gateway.stop()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--cluster", "auto"], "with --store/--cluster: cluster.enabled needs a store every node "
+                            "reaches: set store.url"),
+    (["--store", "postgresql://counter:s3cret@127.0.0.1:9/lanewatch"],
+     "count store: cannot open database postgresql://counter:***@127.0.0.1:9/lanewatch"),
+])
+def test_serve_flags_fail_clearly(flags, message):
+    import shutil
+    import subprocess
+
+    from conftest import CONFIGS
+
+    proc = subprocess.run([shutil.which("lanewatch"), "serve", "-c",
+                           str(CONFIGS / "highway.yaml"), *flags],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "s3cret" not in proc.stderr and "Traceback" not in proc.stderr

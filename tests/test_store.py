@@ -65,7 +65,7 @@ def test_reopening_resumes_and_restores_a_count_book(store_target):
 def test_unwritable_location_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(StoreError, match="cannot open count store"):
+    with pytest.raises(StoreError, match="count store: cannot open database"):
         CountStore(blocker / "c.db")
 
 
