@@ -51,6 +51,9 @@ class BatchingDetector:
     def check_input_size(self, imgsz: int) -> None:
         self.inner.check_input_size(imgsz)
 
+    def set_callers(self, callers: int) -> None:
+        """The dispatcher is the model's only caller, whatever the number of streams."""
+
     def detect(self, image: np.ndarray, imgsz: int | None = None) -> Detections:
         """Objects in one BGR image, inferred in a batch with other streams' frames."""
         request = _Request(image, imgsz)

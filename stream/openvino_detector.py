@@ -131,13 +131,11 @@ class OpenVINODetector:
         self._model, self.dynamic = self._prepare_model(model_file)
         self._input_size = (config.imgsz, config.imgsz)
         self._compiled: dict[tuple, Any] = {}  # (letterboxed (h, w), hint) -> compiled model
-        self._idle_requests: dict[tuple[int, int], list] = {}  # for `detect`, per input size
+        self._idle_requests: dict[tuple, list] = {}  # for `detect`, per input size and hint
         self._batch_queues: dict[tuple[int, int], Any] = {}  # for `detect_batch`
         self._lock = threading.Lock()  # guards the two dictionaries
         self.requests = requests or 0  # set from the runtime's optimum at the first compile
-        # `detect` for one caller: LATENCY (every core on the frame); for several callers at
-        # once (live streams): THROUGHPUT, one request per core side by side.
-        self._detect_hint = "LATENCY" if callers <= 1 else "THROUGHPUT"
+        self.set_callers(callers)
         self.check_input_size(config.imgsz)
         try:
             self.detect(np.zeros((config.imgsz, config.imgsz, 3), np.uint8))
@@ -271,6 +269,13 @@ class OpenVINODetector:
             out[i] = (full > 0) & (xs >= x1) & (xs < x2) & (ys >= y1) & (ys < y2)
         return out
 
+    def set_callers(self, callers: int) -> None:
+        """How many threads call `detect` at once (a live service: one per stream; changes
+        when streams are added or removed at run time). One caller: the LATENCY compilation
+        (every core on the frame); several: THROUGHPUT, one request per core side by side.
+        Requests in flight finish on the compilation they started on."""
+        self._detect_hint = "LATENCY" if callers <= 1 else "THROUGHPUT"
+
     # -- inference -----------------------------------------------------------------------------
     def detect(self, image: np.ndarray, imgsz: int | None = None) -> Detections:
         """Objects in one BGR image (one request, waits for it), at input size `imgsz`
@@ -279,8 +284,9 @@ class OpenVINODetector:
         tensor, geometry = self._prepare(image, imgsz)
         hw = tensor.shape[1:3]
         with self._lock:
-            compiled = self._compiled_for(hw, self._detect_hint)
-            idle = self._idle_requests.setdefault(hw, [])
+            hint = self._detect_hint
+            compiled = self._compiled_for(hw, hint)
+            idle = self._idle_requests.setdefault((hw, hint), [])
             request = idle.pop() if idle else compiled.create_infer_request()
         try:
             request.infer({0: tensor})

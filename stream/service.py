@@ -76,6 +76,7 @@ class Service:
         if stream.id in self.runners:
             raise ValueError(f"stream '{stream.id}' already exists (PUT updates it)")
         runner = self.runners[stream.id] = self._runner(stream)
+        self._callers_changed()
         self.hub.stream_ids.append(stream.id)
         self.video.add(stream.id)
         if self.hub.loop is not None:  # serving: start now (otherwise with the app)
@@ -98,6 +99,7 @@ class Service:
     async def remove_stream(self, stream_id: str) -> None:
         """Stop a stream for good; its counts stay in the store."""
         runner = self.runners.pop(stream_id)
+        self._callers_changed()
         self.hub.stream_ids.remove(stream_id)
         await asyncio.to_thread(runner.stop, 5)
         await asyncio.to_thread(self.video.remove, stream_id)
@@ -105,6 +107,13 @@ class Service:
         self.registry.remove(stream_id)
         self.hub.broadcast_json(None, {"type": "streams", "streams": list(self.runners),
                                        "ts": time.time()})
+
+    def _callers_changed(self) -> None:
+        """Tell the shared model how many streams call it now (OpenVINO compiles for one
+        caller's latency or for several callers' throughput)."""
+        set_callers = getattr(self.detector, "set_callers", None)
+        if set_callers is not None:
+            set_callers(len(self.runners))
 
     # -- results from the stream threads -------------------------------------------------------
     def _on_result(self, result: FrameResult) -> None:

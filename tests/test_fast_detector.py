@@ -86,6 +86,21 @@ def test_frames_in_flight_come_back_in_order_with_the_same_detections(detector_m
     assert list(detector.detect_frames(iter([]))) == []
 
 
+def test_callers_added_at_run_time_switch_to_the_throughput_compilation(detector_model,
+                                                                      highway_video):
+    """A service that gains streams at run time recompiles the shared model for throughput
+    (and back for one stream); the detections do not change."""
+    detector = OpenVINODetector(ModelConfig(path=str(detector_model), imgsz=640), callers=1)
+    image = frames(highway_video, every=200)[1].image
+    alone = detector.detect(image)
+    detector.set_callers(3)
+    shared = detector.detect(image)
+    detector.set_callers(1)
+    assert_same(alone, shared, box_iou=0.98, score=0.02)
+    assert_same(alone, detector.detect(image))
+    assert {hint for _, hint in detector._compiled} == {"LATENCY", "THROUGHPUT"}
+
+
 def test_backend_choice_and_errors(detector_model, tmp_path):
     assert isinstance(create_detector(ModelConfig(path=str(detector_model))), OpenVINODetector)
     assert isinstance(create_detector(ModelConfig(path=str(detector_model),

@@ -153,3 +153,28 @@ def test_add_update_remove_while_another_stream_runs(tmp_path, detector_model, h
         assert wait_for(lambda: frames(base, "c") > 0, 60)
     finally:
         stop_serve(process)
+
+
+def test_the_shared_model_is_told_how_many_streams_call_it(tmp_path, highway_video):
+    """Adding or removing a stream at run time re-tunes the shared model (OpenVINO: latency
+    for one stream, throughput for several)."""
+    import asyncio
+
+    from lanewatch.stream.config import parse_config
+    from lanewatch.stream.service import Service
+
+    class CountingDetector:
+        def __init__(self):
+            self.callers: list[int] = []
+
+        def set_callers(self, n: int) -> None:
+            self.callers.append(n)
+
+    config = parse_config({"model": {"path": "m.pt"}, "store": {"path": str(tmp_path / "c.db")},
+                           "streams": [stream_body("a", highway_video)]})
+    detector = CountingDetector()
+    service = Service(config, detector=detector)
+    service.add_stream(parse_config({"model": {"path": "m.pt"},
+                                     "streams": [stream_body("b", highway_video)]}).streams[0])
+    asyncio.run(service.remove_stream("b"))
+    assert detector.callers == [2, 1]
