@@ -157,12 +157,13 @@ class RemoteStream(ResultPublisher):
 
     def __init__(self, stream: StreamConfig, config: Config, metrics: ServiceMetrics,
                  on_result: Callable[[FrameResult], None] | None = None,
-                 wants_image: Callable[[], bool] = lambda: False):
+                 video_fps: Callable[[], float] = lambda: 0.0):
         self.stream = stream
         self.config = config
         self.metrics = metrics
         self.on_result = on_result
-        self.wants_image = wants_image
+        self.video_fps = video_fps  # the highest rate a client watches this stream at (0: none)
+        self._image_due = 0.0  # monotonic time the next image is wanted
         self._init_publisher()
         self.actor: Any = None
         self.batch: StreamBatch | None = None
@@ -218,7 +219,7 @@ class RemoteStream(ResultPublisher):
             started = time.monotonic()
             try:
                 batch: StreamBatch = ray.get(
-                    self.actor.poll.remote(incarnation, after, self.wants_image()),
+                    self.actor.poll.remote(incarnation, after, self._wants_image(started)),
                     timeout=CALL_TIMEOUT_S)
             except ray.exceptions.RayError as err:
                 if self._stop.is_set():
@@ -238,6 +239,14 @@ class RemoteStream(ResultPublisher):
             self._apply(batch)
             after = batch.last_seq
             self._stop.wait(max(MIN_POLL_PERIOD_S - (time.monotonic() - started), 0.0))
+
+    def _wants_image(self, now: float) -> bool:
+        """Images travel only while someone watches, at most at the fastest client's rate."""
+        fps = self.video_fps()
+        if fps <= 0 or now < self._image_due:
+            return False
+        self._image_due = max(self._image_due + 1 / fps, now)
+        return True
 
     def _lost(self, err: Exception) -> None:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -8,6 +8,7 @@ video threads, and starts and stops them with the aiohttp application; the route
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from pathlib import Path
@@ -66,9 +67,13 @@ class Service:
     def _runner(self, stream: StreamConfig) -> StreamRunner | RemoteStream:
         if self.config.cluster.enabled:
             return RemoteStream(stream, self.config, self.metrics, on_result=self._on_result,
-                                wants_image=lambda: bool(self.hub.video_requests(stream.id)))
+                                video_fps=functools.partial(self._video_fps, stream.id))
         return StreamRunner(stream, self.config, self.detector, self.metrics, self.store,
                             on_result=self._on_result, source_settings=stream.source_options)
+
+    def _video_fps(self, stream_id: str) -> float:
+        """The highest frame rate a client watches a stream's video at (0: nobody)."""
+        return max((fps for fps, _ in self.hub.video_requests(stream_id)), default=0.0)
 
     # -- streams added, changed and removed at run time (on the event loop) ----------------------
     def add_stream(self, stream: StreamConfig) -> StreamRunner:

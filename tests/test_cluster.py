@@ -19,6 +19,7 @@ from websockets.sync.client import connect as ws_connect
 
 from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
+from lanewatch.sinks.websocket import parse_frame_message
 from lanewatch.stream.cluster import RemoteStream, StreamBatch
 from lanewatch.stream.config import ConfigError, parse_config
 from lanewatch.stream.service import Service
@@ -162,14 +163,22 @@ def test_killed_stream_actor_is_restarted_and_resumes_its_counts_from_postgres(
                 pass
             stop.wait(0.25)
 
-    def listen():  # a dashboard client of both streams
-        with ws_connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10) as ws:
-            ws.send(json.dumps({"type": "subscribe", "streams": "*"}))
+    def listen():  # a dashboard client of both streams, watching the video too
+        with ws_connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10, max_size=None) as ws:
+            ws.send(json.dumps({"type": "subscribe", "streams": "*", "video": True,
+                                "max_fps": 4, "max_width": 640}))
             while not stop.is_set():
                 try:
-                    messages.append({**json.loads(ws.recv(timeout=1)), "at": time.monotonic()})
+                    data = ws.recv(timeout=1)
                 except TimeoutError:
                     continue
+                if isinstance(data, bytes):  # an annotated frame, drawn on the gateway
+                    header, jpeg = parse_frame_message(data)
+                    messages.append({"type": "frame", "stream": header["stream"],
+                                     "width": header["width"], "jpeg": jpeg[:2],
+                                     "at": time.monotonic()})
+                else:
+                    messages.append({**json.loads(data), "at": time.monotonic()})
 
     threads = [threading.Thread(target=f, daemon=True) for f in (sample, listen)]
 
@@ -234,8 +243,14 @@ def test_killed_stream_actor_is_restarted_and_resumes_its_counts_from_postgres(
     rises = [t for (t, f, _), (_, g, _) in zip(window, window[1:]) if g > f]
     gaps = [b - a for a, b in zip([window[0][0], *rises], [*rises, window[-1][0]])]
     assert max(gaps) < 3.0, f"stream b stalled for {max(gaps):.1f} s during the restart"
-    counts_b = {m["stream"] for m in messages if m["type"] == "counts"}
-    assert counts_b == {"a", "b"}
+    assert {m["stream"] for m in messages if m["type"] == "counts"} == {"a", "b"}
+    frames = [m for m in messages if m["type"] == "frame"]
+    assert {m["stream"] for m in frames} == {"a", "b"}
+    assert all(m["jpeg"] == b"\xff\xd8" and m["width"] <= 640 for m in frames)
+    frames_b = [m["at"] for m in frames if m["stream"] == "b"]
+    rate = (len(frames_b) - 1) / (frames_b[-1] - frames_b[0])
+    print(f"stream b's video at the client: {rate:.1f} frames/s (asked for 4)")
+    assert rate <= 4.5
 
 
 @pytest.mark.integration
