@@ -70,13 +70,13 @@ def rss_mb(pid: int) -> float:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
 
 
-def start_serve(config: Path, port: int, log: Path,
-                token: str | None = None) -> tuple[str, subprocess.Popen]:
-    """Start `lanewatch serve -c config` (listening on `port`); returns (base URL, process)
-    once /healthz answers (with `token` when health checks are protected), failing with the
-    server's log if it does not come up."""
+def start_serve(config: Path, port: int, log: Path, token: str | None = None,
+                args: tuple[str, ...] = ()) -> tuple[str, subprocess.Popen]:
+    """Start `lanewatch serve -c config [args]` (listening on `port`); returns (base URL,
+    process) once /healthz answers (with `token` when health checks are protected), failing
+    with the server's log if it does not come up."""
     out = open(log, "a")
-    process = subprocess.Popen([shutil.which("lanewatch"), "serve", "-c", str(config)],
+    process = subprocess.Popen([shutil.which("lanewatch"), "serve", "-c", str(config), *args],
                                stdout=out, stderr=subprocess.STDOUT)
     out.close()  # the child keeps its own handle
     base = f"http://127.0.0.1:{port}"

@@ -94,6 +94,47 @@ def test_a_stream_ray_cannot_place_yet_is_starting_with_the_reason():
     assert remote.status()["error"] == "stream actor unreachable: The actor died unexpectedly"
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_serve_cluster_local_from_the_command_line(postgres, detector_model, highway_video,
+                                                  tmp_path):
+    """`lanewatch serve --cluster local --store postgresql://...`: a Ray instance in the serve
+    process, the stream as an actor; SIGTERM stops everything (exit 0, no actor left behind).
+    Runs before this module's other Ray instance exists."""
+    import subprocess
+    import textwrap
+
+    from serving import start_serve, stop_serve
+
+    port = free_port()
+    config = tmp_path / "serve.yaml"
+    config.write_text(textwrap.dedent(f"""
+        model: {{path: {detector_model}, classes: [car, truck, bus, motorcycle]}}
+        server: {{port: {port}}}
+        streams:
+          - id: a
+            source: {highway_video}
+            source_options: {{loop: true}}
+            lanes: [{{name: lane3, line: [[654, 250], [790, 250]], direction: in}}]
+    """))
+    log = tmp_path / "serve.log"
+    base, process = start_serve(config, port, log,
+                                args=("--cluster", "local", "--store", postgres.new_database()))
+    try:
+        def status():
+            return json.loads(http_get(base + "/api/streams/a"))
+        assert wait_for(lambda: status()["state"] == "running"
+                        and status()["frames_processed"] > 10, 180), log.read_text()[-3000:]
+        assert status()["worker"]["pid"] != process.pid  # the pipeline is not in serve
+    finally:
+        code = stop_serve(process)
+    assert code == 0, log.read_text()[-3000:]
+    assert "Traceback" not in log.read_text()
+    left = subprocess.run(["pgrep", "-f", "ray::StreamActor"], capture_output=True, text=True)
+    assert wait_for(lambda: subprocess.run(["pgrep", "-f", "ray::StreamActor"],
+                                           capture_output=True).returncode == 1, 30), left.stdout
+
+
 class Gateway:
     """`Service.app()` served on its own event loop in a thread (the Ray driver is this test
     process, as `ray.init` must be inside the test)."""
