@@ -175,10 +175,6 @@ class RemoteStream(ResultPublisher):
         self._seen_reconnects = self._seen_drops = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        metrics.frames.labels(stream.id)
-        metrics.reconnects.labels(stream.id)
-        metrics.dropped.labels(stream.id, "source")
-        metrics.declare_stream(stream, config.model.classes)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> RemoteStream:

@@ -40,10 +40,18 @@ class ResultPublisher:
     by `StreamRunner` (this process) and `RemoteStream` (a cluster actor's results)."""
 
     stream: StreamConfig
+    config: Config
     metrics: ServiceMetrics
     on_result: Callable[[FrameResult], None] | None
 
     def _init_publisher(self) -> None:
+        """Call at the end of `__init__`, with `stream`, `config` and `metrics` set."""
+        # Series exist from the start at 0, so rate() and dashboards see "none yet", not "no data".
+        sid = self.stream.id
+        self.metrics.frames.labels(sid)
+        self.metrics.reconnects.labels(sid)
+        self.metrics.dropped.labels(sid, "source")
+        self.metrics.declare_stream(self.stream, self.config.model.classes)
         self.frames_processed = 0
         self.last_result: FrameResult | None = None
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
@@ -103,11 +111,6 @@ class StreamRunner(ResultPublisher):
         self._thread: threading.Thread | None = None
         self._seen_reconnects = 0
         self._seen_drops = 0
-        # Series exist from the start at 0, so rate() and dashboards see "none yet", not "no data".
-        metrics.frames.labels(stream.id)
-        metrics.reconnects.labels(stream.id)
-        metrics.dropped.labels(stream.id, "source")
-        metrics.declare_stream(stream, config.model.classes)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> StreamRunner:
