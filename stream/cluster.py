@@ -69,13 +69,25 @@ class StreamBatch:
 @dataclasses.dataclass(frozen=True)
 class _Buffered:
     seq: int
-    result: FrameResult  # with its image: dropped when sent (unless the newest is asked for)
+    result: FrameResult  # without its image and masks
     cumulative: dict[CountKey, int]
     movements: dict[CountKey, int]
 
 
+def _light(result: FrameResult) -> FrameResult:
+    """A result without the pixels (image, masks): what the gateway needs for everything but
+    drawing, a few kilobytes instead of megabytes."""
+    return dataclasses.replace(
+        result, frame=dataclasses.replace(result.frame, image=_NO_IMAGE),
+        detections=dataclasses.replace(result.detections, masks=None),
+        tracks=dataclasses.replace(result.tracks, masks=None))
+
+
 class StreamActor:
-    """One stream's pipeline inside a Ray worker process (wrapped by `ray.remote` at start)."""
+    """One stream's pipeline inside a Ray worker process (wrapped by `ray.remote` at start).
+
+    Results wait in a bounded buffer until the gateway acknowledges them (the `after` of its
+    next poll), without their pixels; only the newest result keeps its image, for the video."""
 
     def __init__(self, stream: StreamConfig, config: Config):
         from lanewatch.stream.detector import create_detector  # heavy: in the worker only
@@ -85,6 +97,7 @@ class StreamActor:
         self._cond = threading.Condition()
         self._buffer: collections.deque[_Buffered] = collections.deque(maxlen=BUFFER)
         self._seq = 0
+        self._newest: tuple[int, FrameResult] | None = None  # with its image
         self.runner = StreamRunner(stream, config, create_detector(config.model, 1),
                                    ServiceMetrics(), self.store, on_result=self._keep,
                                    source_settings=stream.source_options)
@@ -95,32 +108,35 @@ class StreamActor:
     def _keep(self, result: FrameResult) -> None:
         """Runs on the stream's thread after each frame (its crossings are stored)."""
         analytics = self.runner.processor.analytics
-        entry = _Buffered(0, result, dict(analytics.counts.cumulative),
-                          dict(analytics.movement_counts.cumulative))
+        light = _light(result)
+        cumulative = dict(analytics.counts.cumulative)
+        movements = dict(analytics.movement_counts.cumulative)
         with self._cond:
             self._seq += 1
-            self._buffer.append(dataclasses.replace(entry, seq=self._seq))
+            self._buffer.append(_Buffered(self._seq, light, cumulative, movements))
+            self._newest = (self._seq, result)
             self._cond.notify_all()
 
     def poll(self, incarnation: str | None, after: int, want_image: bool,
              wait_s: float = POLL_WAIT_S) -> StreamBatch:
         """Results after `after` (of `incarnation`; all buffered ones after a restart), waiting
-        up to `wait_s` for the first."""
+        up to `wait_s` for the first. Results up to `after` were received: they are dropped."""
         if incarnation != self.incarnation:
             after = 0
         with self._cond:
+            while self._buffer and self._buffer[0].seq <= after:
+                self._buffer.popleft()
             self._cond.wait_for(lambda: self._seq > after, timeout=wait_s)
             entries = [e for e in self._buffer if e.seq > after]
-            oldest = self._buffer[0].seq if self._buffer else self._seq + 1
-        missed = max(oldest - after - 1, 0) if entries else max(self._seq - after, 0)
-        results = tuple(dataclasses.replace(e.result, frame=dataclasses.replace(
-            e.result.frame, image=_NO_IMAGE)) for e in entries)
-        if want_image and entries:
-            results = (*results[:-1], entries[-1].result)
+            newest, seq = self._newest, self._seq
+        missed = entries[0].seq - after - 1 if entries else 0
+        results = tuple(e.result for e in entries)
+        if want_image and entries and newest is not None and newest[0] == entries[-1].seq:
+            results = (*results[:-1], newest[1])
         last = entries[-1] if entries else None
         runner = self.runner
         return StreamBatch(
-            incarnation=self.incarnation, last_seq=last.seq if last else after,
+            incarnation=self.incarnation, last_seq=last.seq if last else max(after, seq),
             results=results, missed=missed,
             cumulative=last.cumulative if last else {}, movements=last.movements if last else {},
             status=runner.status(),

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 
+import psutil
 import pytest
 from aiohttp import web
 from websockets.sync.client import connect as ws_connect
@@ -76,6 +77,76 @@ def test_gateway_counters_follow_the_store_and_never_run_backwards():
         assert exported() == expected
     assert metrics.reconnects.labels("a")._value.get() == 2
     assert remote.state.value == "running" and remote.frame_size == (1280, 720)
+
+
+class _StandInRunner:
+    """What `StreamActor.poll` reads of its runner, without a source or a model."""
+
+    processor = None
+    last_result = None
+    frame_size = (1280, 720)
+    lanes = ()
+
+    def __init__(self):
+        from collections import Counter
+
+        counts = Counter({CountKey("l1", "car", "in"): 0})
+        self.analytics = type("A", (), {"counts": type("B", (), {"cumulative": counts})(),
+                                        "movement_counts": type("B", (), {
+                                            "cumulative": Counter()})()})()
+        self.processor = type("P", (), {"analytics": self.analytics})()
+
+    def status(self):
+        return {"state": "running", "reconnects": 0, "frames_dropped": 0}
+
+
+def _actor(monkeypatch, buffer: int = 600):
+    """A StreamActor around a stand-in runner (the buffer logic, no Ray, no video)."""
+    import collections
+
+    from lanewatch.stream import cluster
+
+    monkeypatch.setattr(cluster, "lane_snapshot", lambda processor, result: [])
+    monkeypatch.setattr(cluster, "movement_snapshot", lambda processor: [])
+    actor = object.__new__(cluster.StreamActor)
+    actor.incarnation, actor._seq, actor._newest = "one", 0, None
+    actor._cond = threading.Condition()
+    actor._buffer = collections.deque(maxlen=buffer)
+    actor.runner = _StandInRunner()
+    return actor
+
+
+def test_actor_results_travel_without_pixels_until_acknowledged(monkeypatch):
+    from test_live_video import result
+
+    actor = _actor(monkeypatch)
+    for i in range(3):
+        actor.runner.analytics.counts.cumulative[CountKey("l1", "car", "in")] = i
+        actor._keep(result(i, masks=True))
+    first = actor.poll("one", 0, want_image=False, wait_s=0)
+    assert [r.frame.index for r in first.results] == [0, 1, 2] and first.last_seq == 3
+    assert all(r.frame.image.size == 0 and r.tracks.masks is None for r in first.results)
+    assert first.cumulative == {CountKey("l1", "car", "in"): 2} and first.missed == 0
+    again = actor.poll("one", 0, want_image=True, wait_s=0)  # the answer was lost: resent
+    assert [r.frame.index for r in again.results] == [0, 1, 2]
+    assert again.results[-1].frame.image.shape == (720, 1280, 3)  # the newest, for video
+    assert again.results[-1].tracks.masks is not None
+    assert actor.poll("one", 3, want_image=True, wait_s=0).results == ()  # acknowledged
+    assert len(actor._buffer) == 0
+    restarted = actor.poll("another incarnation", 3, want_image=False, wait_s=0)
+    assert restarted.last_seq == 3 and restarted.results == ()  # nothing left to resend
+
+
+def test_actor_buffer_overflow_is_reported_as_missed(monkeypatch):
+    from test_live_video import result
+
+    actor = _actor(monkeypatch, buffer=4)
+    for i in range(10):
+        actor._keep(result(i))
+    batch = actor.poll("one", 0, want_image=False, wait_s=0)
+    assert [r.frame.index for r in batch.results] == [6, 7, 8, 9] and batch.missed == 6
+    held = sum(r.frame.image.nbytes for r in batch.results) + actor._newest[1].frame.image.nbytes
+    assert held == 1280 * 720 * 3  # one image in memory, however many results wait
 
 
 def test_a_stream_ray_cannot_place_yet_is_starting_with_the_reason():
@@ -265,6 +336,10 @@ def test_killed_stream_actor_is_restarted_and_resumes_its_counts_from_postgres(
         for s in "ab":
             assert wait_for(lambda s=s: exported(s) == counted(s), 30), (s, exported(s),
                                                                          counted(s))
+        # An actor holds one image, not one per result waiting for the gateway.
+        rss_mb = psutil.Process(gateway.status("b")["worker"]["pid"]).memory_info().rss / 2**20
+        print(f"stream b's actor: {rss_mb:.0f} MB resident")
+        assert rss_mb < 700  # ~470 here; holding every waiting image took 1.2 GB
         events_after = [m for m in messages if m["type"] == "event" and m["stream"] == "a"
                         and m["at"] > restarted_at]
         assert wait_for(lambda: any(m["type"] == "event" and m["stream"] == "a"
