@@ -158,6 +158,14 @@ class StreamActor:
         self.store.close()
 
 
+def _failed_to_start(err: Exception) -> bool:
+    """The actor died in its constructor: dead for good, whatever `max_restarts` says."""
+    import ray
+
+    return (isinstance(err, ray.exceptions.ActorDiedError)
+            and "error raised in its creation task" in str(err))
+
+
 def connect(cluster: ClusterConfig) -> None:
     """Join (or start) the Ray cluster, once per process."""
     import ray
@@ -185,6 +193,7 @@ class RemoteStream(ResultPublisher):
         self.batch: StreamBatch | None = None
         self.restarts = 0  # incarnations seen after the first
         self.unreachable: str | None = None  # why the last poll failed
+        self.failure: str | None = None  # why the actor could not start (for good)
         self._lanes: tuple[Lane, ...] | None = None
         self._published: Counter[CountKey] = Counter()  # crossing counters as exported
         self._published_moves: Counter[CountKey] = Counter()
@@ -213,10 +222,12 @@ class RemoteStream(ResultPublisher):
 
         self._stop.set()
         if self.actor is not None:
-            try:
-                ray.get(self.actor.stop.remote(timeout / 2), timeout=timeout)
-            except ray.exceptions.RayError as err:
-                log.warning("stream %s: actor did not stop cleanly: %s", self.stream.id, err)
+            if self.failure is None:  # a failed actor has nothing to stop
+                try:
+                    ray.get(self.actor.stop.remote(timeout / 2), timeout=timeout)
+                except ray.exceptions.RayError as err:
+                    log.warning("stream %s: actor did not stop cleanly: %s", self.stream.id,
+                                str(err).strip().splitlines()[0])
             ray.kill(self.actor, no_restart=True)
         if self._thread is not None:
             self._thread.join(timeout)
@@ -236,6 +247,9 @@ class RemoteStream(ResultPublisher):
             except ray.exceptions.RayError as err:
                 if self._stop.is_set():
                     return  # stopped: the actor is gone on purpose
+                if _failed_to_start(err):
+                    self._fail(err)
+                    return
                 self._lost(err)
                 self._stop.wait(0.5)
                 continue
@@ -259,6 +273,12 @@ class RemoteStream(ResultPublisher):
             return False
         self._image_due = max(self._image_due + 1 / fps, now)
         return True
+
+    def _fail(self, err: Exception) -> None:
+        """The actor's start raised (model, store, config): Ray does not retry that."""
+        self.failure = str(err).strip().splitlines()[-1].split(": ", 1)[-1]
+        log.error("stream %s: cannot start on the cluster: %s", self.stream.id, self.failure)
+        self._set_state(StreamState.FAILED)
 
     def _lost(self, err: Exception) -> None:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -316,6 +336,8 @@ class RemoteStream(ResultPublisher):
     # -- what the API and the dashboard read (as StreamRunner) --------------------------------
     @property
     def state(self) -> StreamState:
+        if self.failure is not None:
+            return StreamState.FAILED
         if self._stop.is_set():
             return StreamState.STOPPED
         if self.batch is None:
@@ -339,12 +361,19 @@ class RemoteStream(ResultPublisher):
             "frames_received": 0, "frames_dropped": 0, "reconnects": 0, "frame_size": None,
             "fps": None}
         return {**base, "state": self.state.value,
-                "error": (self.unreachable if self.batch is None
-                          else f"stream actor unreachable: {self.unreachable}"
-                          if self.unreachable else base["error"]),
+                "error": self._error(base.get("error")),
                 "frames_processed": self.frames_processed,
                 "latency_ms": self.latency_percentiles(),
                 "worker": {**(batch.worker if batch else {}), "restarts": self.restarts}}
+
+    def _error(self, reported: str | None) -> str | None:
+        if self.failure is not None:
+            return self.failure
+        if self.unreachable is None:
+            return reported  # the actor's own (source errors, lanes outside the frame)
+        if self.batch is None:
+            return self.unreachable  # waiting to be placed
+        return f"stream actor unreachable: {self.unreachable}"
 
     def latest_image(self) -> np.ndarray | None:
         import ray

@@ -406,6 +406,27 @@ def test_streams_added_and_removed_at_run_time_become_and_stop_being_actors(
         gateway.stop()
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_a_stream_whose_actor_cannot_start_fails_alone_with_the_reason(
+        ray_instance, postgres, tmp_path, highway_video):
+    """The model is missing where the actor runs: the stream is `failed` with the actor's
+    own error (Ray does not restart a constructor that raised); the gateway serves on."""
+    port = free_port()
+    missing = tmp_path / "nowhere_openvino_model"
+    gateway = Gateway(Service(cluster_config(missing, highway_video, postgres.new_database(),
+                                             port, ("a",))), port)
+    try:
+        assert wait_for(lambda: gateway.status("a")["state"] == "failed", 120), \
+            gateway.status("a")
+        error = gateway.status("a")["error"]
+        assert str(missing) in error and "Traceback" not in error, error
+        assert gateway.metric("lanewatch_stream_up", "a") == 0
+        assert json.loads(http_get(gateway.base + "/healthz"))["status"] == "ok"
+    finally:
+        gateway.stop()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--cluster", "auto"], "with --store/--cluster: cluster.enabled needs a store every node "
                             "reaches: set store.url"),
