@@ -3,10 +3,15 @@
 Frames are queued (bounded; the producer waits, so no frame is lost) and encoded by a worker
 thread, overlapping encoding with inference. An encoder failure is kept and re-raised as
 `VideoWriteError` at the next `write` or at `close`, so the caller can isolate it.
+
+The encoder is x264 on the CPU, or a hardware encoder of PyAV's FFmpeg (NVIDIA NVENC, Intel
+Quick Sync) that takes the encoding off the cores the model needs. A hardware encoder is opened
+once at start-up to see whether this machine has it; if not, the video is written with x264.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from fractions import Fraction
@@ -17,28 +22,75 @@ import cv2
 import numpy as np
 
 _STOP = object()
+HARDWARE_ENCODERS = ("h264_nvenc", "h264_qsv")  # tried in this order by `auto`
+_PIXEL_FORMATS = {"h264_qsv": "nv12"}  # what each encoder takes (default yuv420p)
+
+log = logging.getLogger(__name__)
 
 
 class VideoWriteError(RuntimeError):
     """The annotated video could not be written."""
 
 
+def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    """Quality and speed options of an encoder (constant quality near x264's `crf`)."""
+    if codec == "h264_nvenc":
+        return {"preset": "p2", "rc": "vbr", "cq": str(crf)}
+    if codec == "h264_qsv":
+        return {"preset": "veryfast", "global_quality": str(crf)}
+    return {"crf": str(crf), "preset": preset}
+
+
+def _opens(codec: str, width: int, height: int, rate: Fraction,
+           options: dict[str, str]) -> str | None:
+    """None if this machine can open the encoder, else why not."""
+    try:
+        context = av.CodecContext.create(codec, "w")
+        context.width, context.height = width, height
+        context.pix_fmt = _PIXEL_FORMATS.get(codec, "yuv420p")
+        context.time_base, context.framerate = 1 / rate, rate
+        context.options = options
+        context.open()
+        context.close()
+        return None
+    except Exception as err:  # noqa: BLE001 - FFmpeg errors, missing drivers, unknown codecs
+        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def choose_encoder(wanted: str, width: int, height: int, rate: Fraction, crf: int = 23,
+                   preset: str = "superfast") -> str:
+    """The encoder to use for `wanted` (auto, libx264 or a hardware encoder): a hardware
+    encoder this machine cannot open falls back to libx264, saying why."""
+    if wanted == "libx264":
+        return "libx264"
+    for codec in HARDWARE_ENCODERS if wanted == "auto" else (wanted,):
+        reason = _opens(codec, width, height, rate, encoder_options(codec, crf, preset))
+        if reason is None:
+            log.info("annotated video: hardware encoder %s", codec)
+            return codec
+        (log.info if wanted == "auto" else log.warning)(
+            "annotated video: %s cannot be used on this machine (%s); encoding with libx264 "
+            "on the CPU instead", codec, reason)
+    return "libx264"
+
+
 class VideoWriter:
     """Writes BGR frames of a fixed size to an H.264 MP4 at a constant frame rate."""
 
     def __init__(self, path: Path, fps: float, width: int, height: int, crf: int = 23,
-                 queue_size: int = 8, preset: str = "superfast"):
+                 queue_size: int = 8, preset: str = "superfast", encoder: str = "libx264"):
         self.path = Path(path)
         # H.264 with yuv420p needs even dimensions; odd sizes are padded by one pixel.
         self.width, self.height = width + width % 2, height + height % 2
         try:
-            self._container = av.open(str(self.path), mode="w")
             rate = Fraction(fps).limit_denominator(1001)
+            self.codec = choose_encoder(encoder, self.width, self.height, rate, crf, preset)
+            self._container = av.open(str(self.path), mode="w")
             self._time_base = 1 / rate  # one tick per frame: constant frame rate
-            self._stream = self._container.add_stream("libx264", rate=rate)
+            self._stream = self._container.add_stream(self.codec, rate=rate)
             self._stream.width, self._stream.height = self.width, self.height
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(crf), "preset": preset}
+            self._stream.pix_fmt = _PIXEL_FORMATS.get(self.codec, "yuv420p")
+            self._stream.options = encoder_options(self.codec, crf, preset)
         except (av.error.FFmpegError, ValueError) as err:
             raise VideoWriteError(f"cannot create {self.path}: {err}") from None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -63,6 +115,8 @@ class VideoWriter:
                 # would run inside encode) on the encoder thread's budget.
                 frame = av.VideoFrame.from_ndarray(cv2.cvtColor(item, cv2.COLOR_BGR2YUV_I420),
                                                    format="yuv420p")
+                if self._stream.pix_fmt != "yuv420p":
+                    frame = frame.reformat(format=self._stream.pix_fmt)
                 frame.pts = self.frames_written
                 frame.time_base = self._time_base
                 for packet in self._stream.encode(frame):

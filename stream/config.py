@@ -151,6 +151,10 @@ class OutputConfig(_Strict):
     video_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = (
         Field("superfast", description="x264 speed/size trade-off: faster presets leave more "
               "CPU to the model, slower ones make smaller files"))
+    video_encoder: Literal["libx264", "auto", "h264_nvenc", "h264_qsv"] = Field(
+        "libx264", description="H.264 encoder: libx264 (CPU), h264_nvenc (NVIDIA), h264_qsv "
+        "(Intel Quick Sync), or auto (the first hardware one this machine has, else libx264); "
+        "a hardware encoder that cannot open falls back to libx264")
     video_width: int | None = Field(
         None, ge=64, le=7680, description="annotated video width in pixels (drawn at that "
         "size; smaller is faster to draw and encode); default: the source's width")

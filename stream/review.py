@@ -135,7 +135,8 @@ def _open_writer(outdir: Path, config: Config, fps: float,
                  size: tuple[int, int]) -> VideoWriter | None:
     try:
         return VideoWriter(outdir / VIDEO_FILE, fps, *size,
-                           crf=config.output.video_crf, preset=config.output.video_preset)
+                           crf=config.output.video_crf, preset=config.output.video_preset,
+                           encoder=config.output.video_encoder)
     except VideoWriteError as err:
         log.error("%s; continuing without the annotated video", err)
         return None
