@@ -52,8 +52,12 @@ class Database:
     def _connect(self) -> None:
         try:
             if self.postgres:
-                import psycopg  # only cluster deployments need the PostgreSQL driver
-
+                try:
+                    import psycopg  # only cluster deployments need the PostgreSQL driver
+                except ImportError:
+                    raise DatabaseError(
+                        f"cannot open database {self.name}: the PostgreSQL driver is not "
+                        "installed (pip install 'lanewatch[cluster]')") from None
                 self._errors = (psycopg.Error,)
                 self._conn = psycopg.connect(str(self.target), autocommit=True,
                                              connect_timeout=10)

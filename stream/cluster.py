@@ -33,6 +33,7 @@ import numpy as np
 from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
 from lanewatch.stream.config import ClusterConfig, Config, StreamConfig
+from lanewatch.stream.errors import ConfigError
 from lanewatch.stream.live import StreamState, redact
 from lanewatch.stream.pipeline import FrameResult
 from lanewatch.stream.runner import ResultPublisher, StreamRunner, lane_snapshot, movement_snapshot
@@ -168,11 +169,22 @@ def _failed_to_start(err: Exception) -> bool:
 
 def connect(cluster: ClusterConfig) -> None:
     """Join (or start) the Ray cluster, once per process."""
-    import ray
-
-    if not ray.is_initialized():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("cluster.enabled needs Ray: pip install 'lanewatch[cluster]'"
+                          ) from None
+    if ray.is_initialized():
+        return
+    try:
         ray.init(address=cluster.address, include_dashboard=False, log_to_driver=True,
                  logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = cluster.address or "a local Ray instance"
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cluster.address: cannot join {where}: {reason} (start the head "
+                          "node with `ray start --head`, or leave cluster.address unset for "
+                          "a Ray instance in this process)") from None
 
 
 class RemoteStream(ResultPublisher):

@@ -76,7 +76,7 @@ class Service:
         return max((fps for fps, _ in self.hub.video_requests(stream_id)), default=0.0)
 
     # -- streams added, changed and removed at run time (on the event loop) ----------------------
-    def add_stream(self, stream: StreamConfig) -> StreamRunner:
+    def add_stream(self, stream: StreamConfig) -> StreamRunner | RemoteStream:
         """Start a new stream now and keep it across restarts; the others are not touched."""
         if stream.id in self.runners:
             raise ValueError(f"stream '{stream.id}' already exists (PUT updates it)")
@@ -91,7 +91,7 @@ class Service:
                                        "ts": time.time()})
         return runner
 
-    async def update_stream(self, stream: StreamConfig) -> StreamRunner:
+    async def update_stream(self, stream: StreamConfig) -> StreamRunner | RemoteStream:
         """Restart one stream with new settings (lanes, thresholds, source); its cumulative
         counts resume from the store."""
         old = self.runners[stream.id]

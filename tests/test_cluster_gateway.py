@@ -158,3 +158,16 @@ def test_serve_flags_fail_clearly(flags, message):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert "s3cret" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_unreachable_ray_cluster_is_a_clear_error():
+    """`cluster.address: auto` on a machine that is not part of a Ray cluster (this one)."""
+    import ray
+
+    from lanewatch.stream.cluster import connect
+    from lanewatch.stream.config import ClusterConfig
+
+    assert not ray.is_initialized()
+    with pytest.raises(ConfigError, match=r"cluster.address: cannot join auto: .*\(start the "
+                       r"head node with `ray start --head`"):
+        connect(ClusterConfig(enabled=True, address="auto"))
