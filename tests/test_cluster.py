@@ -83,8 +83,10 @@ class Gateway:
     """`Service.app()` served on its own event loop in a thread (the Ray driver is this test
     process, as `ray.init` must be inside the test)."""
 
-    def __init__(self, service: Service, port: int):
-        self.service, self.port = service, port
+    def __init__(self, model, video, store_url: str, streams=("a", "b")):
+        self.port = port = free_port()
+        self.store_url = store_url
+        self.service = Service(cluster_config(model, video, store_url, port, streams))
         self.base = f"http://127.0.0.1:{port}"
         self.loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -131,10 +133,8 @@ def ray_instance():
 @pytest.mark.timeout(600)
 def test_killed_stream_actor_is_restarted_and_resumes_its_counts_from_postgres(
         ray_instance, postgres, detector_model, highway_video):
-    url = postgres.new_database()
-    port = free_port()
-    gateway = Gateway(Service(cluster_config(detector_model, highway_video, url, port)), port)
-    store = CountStore(url)
+    gateway = Gateway(detector_model, highway_video, postgres.new_database())
+    port, store = gateway.port, CountStore(gateway.store_url)
     samples: list[tuple[float, float, float]] = []  # (time, b's frames, b up)
     messages: list[dict] = []
     stop = threading.Event()
@@ -248,10 +248,7 @@ def test_streams_added_and_removed_at_run_time_become_and_stop_being_actors(
         ray_instance, postgres, detector_model, highway_video):
     import urllib.request
 
-    url = postgres.new_database()
-    port = free_port()
-    gateway = Gateway(Service(cluster_config(detector_model, highway_video, url, port, ("a",))),
-                      port)
+    gateway = Gateway(detector_model, highway_video, postgres.new_database(), ("a",))
 
     def call(method: str, path: str, body: dict | None = None) -> int:
         request = urllib.request.Request(gateway.base + path, method=method,
@@ -285,10 +282,8 @@ def test_a_stream_whose_actor_cannot_start_fails_alone_with_the_reason(
         ray_instance, postgres, tmp_path, highway_video):
     """The model is missing where the actor runs: the stream is `failed` with the actor's
     own error (Ray does not restart a constructor that raised); the gateway serves on."""
-    port = free_port()
     missing = tmp_path / "nowhere_openvino_model"
-    gateway = Gateway(Service(cluster_config(missing, highway_video, postgres.new_database(),
-                                             port, ("a",))), port)
+    gateway = Gateway(missing, highway_video, postgres.new_database(), ("a",))
     try:
         assert wait_for(lambda: gateway.status("a")["state"] == "failed", 120), \
             gateway.status("a")
