@@ -119,8 +119,7 @@ class FrameAnnotator:
         """A new BGR image (of `output_size`) with every overlay drawn."""
         tracks = result.tracks
         if self.factor < 1.0:
-            image = cv2.resize(result.frame.image, self.output_size,
-                               interpolation=cv2.INTER_AREA)
+            image = result.frame.picture.resized(*self.output_size, cv2.INTER_AREA)
             tracks = scale_detections(tracks, self.factor, self.output_size)
         else:
             image = result.frame.image.copy()

@@ -17,15 +17,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from lanewatch.stream.detector import Detector
+from lanewatch.stream.frames import Image
 from lanewatch.trackers.detections import Detections
 
 
 @dataclass
 class _Request:
-    image: np.ndarray
+    image: Image
     imgsz: int | None
     done: threading.Event = field(default_factory=threading.Event)
     result: Detections | None = None
@@ -54,8 +53,8 @@ class BatchingDetector:
     def set_callers(self, callers: int) -> None:
         """The dispatcher is the model's only caller, whatever the number of streams."""
 
-    def detect(self, image: np.ndarray, imgsz: int | None = None) -> Detections:
-        """Objects in one BGR image, inferred in a batch with other streams' frames."""
+    def detect(self, image: Image, imgsz: int | None = None) -> Detections:
+        """Objects in one image, inferred in a batch with other streams' frames."""
         request = _Request(image, imgsz)
         self._queue.put(request)
         request.done.wait()

@@ -34,6 +34,7 @@ from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
 from lanewatch.stream.config import ClusterConfig, Config, StreamConfig
 from lanewatch.stream.errors import ConfigError
+from lanewatch.stream.frames import Picture
 from lanewatch.stream.live import StreamState, redact
 from lanewatch.stream.pipeline import FrameResult
 from lanewatch.stream.runner import ResultPublisher, StreamRunner, lane_snapshot, movement_snapshot
@@ -46,7 +47,7 @@ BUFFER = 600  # results an actor keeps for the gateway (20 s of a 30 f/s camera)
 POLL_WAIT_S = 0.5  # an actor answers a poll at its next result, or after this long
 MIN_POLL_PERIOD_S = 0.02  # results of a fast stream travel in small batches, not one by one
 CALL_TIMEOUT_S = 30.0
-_NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
+_NO_PICTURE = Picture(bgr=np.zeros((0, 0, 3), np.uint8))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +80,7 @@ def _light(result: FrameResult) -> FrameResult:
     """A result without the pixels (image, masks): what the gateway needs for everything but
     drawing, a few kilobytes instead of megabytes."""
     return dataclasses.replace(
-        result, frame=dataclasses.replace(result.frame, image=_NO_IMAGE),
+        result, frame=dataclasses.replace(result.frame, picture=_NO_PICTURE),
         detections=dataclasses.replace(result.detections, masks=None),
         tracks=dataclasses.replace(result.tracks, masks=None))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lanewatch.stream.config import DetectionSettings
+from lanewatch.stream.frames import Picture
 from lanewatch.trackers.detections import Detections
 from lanewatch.trackers.lanes import Lane
 
@@ -86,12 +87,12 @@ class DetectionPlan:
         self._frames += 1
         return due
 
-    def crop(self, image: np.ndarray) -> np.ndarray:
-        """The part of a frame the model sees (a view, no copy)."""
+    def crop(self, picture: Picture) -> Picture:
+        """The part of a frame the model sees (the whole picture without a region)."""
         if self.region is None:
-            return image
+            return picture
         r = self.region
-        return image[r.y1:r.y2, r.x1:r.x2]
+        return picture.cropped(r.x1, r.y1, r.x2, r.y2)
 
     def restore(self, detections: Detections) -> Detections:
         """Detections on the crop, moved to full-frame coordinates (masks padded to the frame)."""

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import av
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lanewatch.stream.frames import Frame
+from lanewatch.stream.frames import Frame, Picture
 
 log = logging.getLogger(__name__)
 
@@ -239,17 +239,17 @@ class LiveSource:
                     wait = (pts - first_pts) - (time.monotonic() - started)
                     if wait > 0 and self._stop.wait(wait):
                         return index, False
-                image = vf.to_ndarray(format="bgr24")
+                picture = Picture.from_video_frame(vf)  # converted to BGR only if drawn
                 # Presentation time on the stream's own clock, anchored to the wall clock at
                 # (re)connection: the tracker sees the real spacing of frames even when they are
                 # decoded in bursts, and intervals and events still carry wall-clock times.
                 frame = Frame(self.stream_id, index, anchor + (pts - first_pts), time.time(),
-                              image)
+                              picture)
                 self._publish(frame)
                 index += 1
                 last_frame_at = time.monotonic()
                 if self.state is not StreamState.RUNNING:
-                    self.frame_size = (image.shape[1], image.shape[0])
+                    self.frame_size = picture.size
                     self._set_state(StreamState.RUNNING)
         return index, True
 

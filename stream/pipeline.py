@@ -17,7 +17,7 @@ from lanewatch.stream.config import Config, StreamConfig
 from lanewatch.stream.detection_plan import DetectionPlan, resolve_region
 from lanewatch.stream.detector import Detector
 from lanewatch.stream.errors import ConfigError, ModelError
-from lanewatch.stream.frames import Frame
+from lanewatch.stream.frames import Frame, Picture
 from lanewatch.trackers.analytics import AnalyticsUpdate, LaneAnalytics
 from lanewatch.trackers.bytetrack import ByteTrack
 from lanewatch.trackers.detections import Detections, suppress_contained
@@ -106,15 +106,15 @@ class StreamProcessor:
                 raise ConfigError(f"streams({stream.id}).calibration: {err}") from None
         return zones, speeds
 
-    def detect(self, image: np.ndarray) -> Detections:
+    def detect(self, picture: Picture) -> Detections:
         """The detector's objects in a full frame, through the plan's crop and input size."""
         plan = self.plan
-        return plan.restore(self.detector.detect(plan.crop(image), plan.imgsz))
+        return plan.restore(self.detector.detect(plan.crop(picture), plan.imgsz))
 
     def process(self, frame: Frame) -> FrameResult:
         """Every stage on one frame; the detector runs when the plan says it is due."""
         t0 = time.perf_counter()
-        detections = self.detect(frame.image) if self.plan.due() else None
+        detections = self.detect(frame.picture) if self.plan.due() else None
         return self.update(frame, detections, time.perf_counter() - t0)
 
     def update(self, frame: Frame, detections: Detections | None,

@@ -123,7 +123,7 @@ class Service:
     # -- results from the stream threads -------------------------------------------------------
     def _on_result(self, result: FrameResult) -> None:
         self.hub.publish_result(result)
-        if result.frame.image.size:  # a cluster actor sends images only while someone watches
+        if result.frame.size != (0, 0):  # cluster actors send images only while someone watches
             self.video.offer(result)  # drawn and encoded on the stream's video thread
 
     def _make_annotator(self, stream: str, frame_size: tuple[int, int],

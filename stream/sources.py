@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 
 from lanewatch.stream.errors import SourceError, TruncatedVideoError
-from lanewatch.stream.frames import Frame
+from lanewatch.stream.frames import Frame, Picture
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class FileSource:
                     else:
                         pts_s = index / self.info.fps
                     frame = Frame(self.stream_id, index, pts_s, time.time(),
-                                  vf.to_ndarray(format="bgr24"))
+                                  Picture.from_video_frame(vf))
                     if not self._put(frame):
                         return
                     index += 1

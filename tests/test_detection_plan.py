@@ -15,6 +15,7 @@ from test_bad_inputs import assert_clean_error, run_process
 from lanewatch.stream.config import DetectionSettings, ModelConfig, StreamConfig, load_config
 from lanewatch.stream.detection_plan import DetectionPlan, Region, resolve_region
 from lanewatch.stream.detector import create_detector, detect_frames
+from lanewatch.stream.frames import Picture
 from lanewatch.stream.pipeline import StreamProcessor, _shift_masks
 from lanewatch.stream.sources import FileSource
 from lanewatch.trackers.bytetrack import ByteTrack, ByteTrackSettings
@@ -87,8 +88,9 @@ def test_schedule_detects_the_first_frame_then_every_nth(every, pattern):
 def test_restore_moves_boxes_and_pads_masks_to_the_frame():
     plan = DetectionPlan(settings(), Region(100, 50, 300, 150), (640, 480))
     image = np.arange(480 * 640 * 3, dtype=np.uint8).reshape(480, 640, 3)
-    assert plan.crop(image).shape == (100, 200, 3)
-    assert plan.crop(image)[0, 0, 0] == image[50, 100, 0]
+    crop = plan.crop(Picture(bgr=image))
+    assert crop.size == (200, 100)
+    assert crop.bgr[0, 0, 0] == image[50, 100, 0]
     mask = np.zeros((1, 100, 200), bool)
     mask[0, 10:20, 30:40] = True
     on_crop = Detections(np.array([[30, 10, 40, 20]], np.float32), np.array([0.9], np.float32),

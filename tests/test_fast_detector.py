@@ -82,7 +82,7 @@ def test_frames_in_flight_come_back_in_order_with_the_same_detections(detector_m
     pipelined = list(detector.detect_frames(iter(clip)))
     assert [f.index for f, _ in pipelined] == [f.index for f in clip]
     for frame, detections in pipelined:
-        assert_same(detector.detect(frame.image), detections, box_iou=0.999, score=1e-6)
+        assert_same(detector.detect(frame.picture), detections, box_iou=0.999, score=1e-6)
     assert list(detector.detect_frames(iter([]))) == []
 
 
@@ -121,6 +121,10 @@ def test_backend_choice_and_errors(detector_model, tmp_path):
     ([[0, 0, 10, 10], [5, 0, 15, 10]], [0.9, 0.8], 0.5, [0, 1]),  # IoU 1/3: both stay
     ([[0, 0, 10, 10], [5, 0, 15, 10]], [0.9, 0.8], 0.3, [0]),
     (np.zeros((0, 4)), [], 0.5, []),
+    ([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]], [0.5, 0.7, 0.6], 0.7, [1]),  # equal
+    ([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]], [0.2, 0.9, 0.5], 0.5, [1, 2, 0]),
+    ([[0, 0, 10, 10], [0, 0, 10, 8]], [0.9, 0.8], 0.8, [0, 1]),  # IoU 0.8: not above 0.8
+    ([[0, 0, 10, 10], [0, 0, 10, 8]], [0.9, 0.8], 0.79, [0]),
 ])
 def test_nms(boxes, scores, threshold, kept):
     result = nms(np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float), threshold)

@@ -31,8 +31,8 @@ def result(index: int = 0, stream: str = "cam", masks: bool = False) -> FrameRes
         masks=np.ones((1, 720, 1280), bool) if masks else None,
         tracker_id=np.array([7]))
     lanes = (LaneState("l1", 1, False, 0.5, {"in": 3}),)
-    return FrameResult(Frame(stream, index, index / 30, time.time(), image), tracks, tracks,
-                       AnalyticsUpdate(lanes, (), ()), StageTimings(0.0, 0.0, 0.0))
+    return FrameResult(Frame.of_image(stream, index, index / 30, time.time(), image), tracks,
+                       tracks, AnalyticsUpdate(lanes, (), ()), StageTimings(0.0, 0.0, 0.0))
 
 
 @pytest.mark.parametrize("max_width, frame_width, expected", [
