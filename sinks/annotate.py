@@ -138,32 +138,38 @@ class FrameAnnotator:
         return image
 
     def _draw_trails(self, image: np.ndarray, now: float) -> None:
-        # Older segments are blended more transparently: one overlay per alpha level.
+        # Older segments are blended more transparently: one overlay per alpha level. A
+        # segment's level comes from its older end's age; ages fall along a trail, so each
+        # track's segments of one level are one run, drawn as one polyline.
         seconds = max(self.trails.seconds, 1e-6)
-        segments: list[list] = [[] for _ in range(_TRAIL_LEVELS)]
+        runs: list[list[tuple[np.ndarray, tuple]]] = [[] for _ in range(_TRAIL_LEVELS)]
         for tid, pts in self.trails.items():
+            if len(pts) < 2:
+                continue
+            txy = np.asarray(pts)  # (N, 3): time, x, y
+            xy = np.rint(txy[:, 1:]).astype(np.int32)
+            levels = np.clip(((now - txy[:-1, 0]) / seconds * _TRAIL_LEVELS).astype(int),
+                             0, _TRAIL_LEVELS - 1)  # per segment
             color = self._palette.by_idx(tid).as_bgr()
-            pts = list(pts)
-            for (t0, x0, y0), (_, x1, y1) in zip(pts, pts[1:]):
-                level = min(max(int((now - t0) / seconds * _TRAIL_LEVELS), 0), _TRAIL_LEVELS - 1)
-                segments[level].append(((round(x0), round(y0)), (round(x1), round(y1)), color))
+            starts = np.flatnonzero(np.diff(levels, prepend=-1))
+            for start, end in zip(starts, [*starts[1:], len(levels)]):
+                runs[levels[start]].append((xy[start:end + 1], color))
         height, width = image.shape[:2]
         margin = self._thickness + 2
-        for level, segs in enumerate(segments):
-            if not segs:
+        for level, level_runs in enumerate(runs):
+            if not level_runs:
                 continue
             # Blend only the rectangle the trails of this level cover, not the whole frame.
-            xs = [x for p0, p1, _ in segs for x in (p0[0], p1[0])]
-            ys = [y for p0, p1, _ in segs for y in (p0[1], p1[1])]
-            x0, y0 = max(min(xs) - margin, 0), max(min(ys) - margin, 0)
-            x1, y1 = min(max(xs) + margin + 1, width), min(max(ys) + margin + 1, height)
+            points = np.concatenate([xy for xy, _ in level_runs])
+            x0, y0 = np.maximum(points.min(axis=0) - margin, 0)
+            x1, y1 = np.minimum(points.max(axis=0) + margin + 1, (width, height))
             if x0 >= x1 or y0 >= y1:
                 continue
             roi = image[y0:y1, x0:x1]
             overlay = roi.copy()
-            for p0, p1, color in segs:
-                cv2.line(overlay, (p0[0] - x0, p0[1] - y0), (p1[0] - x0, p1[1] - y0), color,
-                         self._thickness + 1, cv2.LINE_AA)
+            for xy, color in level_runs:
+                cv2.polylines(overlay, [xy - (x0, y0)], False, color, self._thickness + 1,
+                              cv2.LINE_AA)
             alpha = 1.0 - level / _TRAIL_LEVELS
             cv2.addWeighted(overlay, alpha, roi, 1 - alpha, 0, dst=roi)
 

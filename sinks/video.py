@@ -12,6 +12,7 @@ once at start-up to see whether this machine has it; if not, the video is writte
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from fractions import Fraction
@@ -38,7 +39,15 @@ def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
         return {"preset": "p2", "rc": "vbr", "cq": str(crf)}
     if codec == "h264_qsv":
         return {"preset": "veryfast", "global_quality": str(crf)}
-    return {"crf": str(crf), "preset": preset}
+    return {"crf": str(crf), "preset": preset, "threads": str(x264_threads())}
+
+
+def x264_threads(cores: int | None = None) -> int:
+    """x264's threads: a quarter of the cores (one on a small box). Its default (1.5 per
+    core) encodes a 720p frame faster but with 23-28% more CPU in total (superfast 11.8 ms
+    against 9.1 ms, one thread), taken from the model on a box bound by the CPU; a single
+    thread still encodes 100+ frames/s, and the encoder has its own thread."""
+    return max(1, (cores or os.cpu_count() or 1) // 4)
 
 
 def _opens(codec: str, width: int, height: int, rate: Fraction,

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from lanewatch.sinks.video import VideoWriter, choose_encoder, encoder_options
+from lanewatch.sinks.video import VideoWriter, choose_encoder, encoder_options, x264_threads
 
 
 def frames(n: int, width: int, height: int) -> list[np.ndarray]:
@@ -48,12 +48,19 @@ def test_every_frame_is_written_whatever_encoder_was_asked_for(tmp_path, encoder
 
 
 @pytest.mark.parametrize("codec, crf, preset, expected", [
-    ("libx264", 23, "superfast", {"crf": "23", "preset": "superfast"}),
+    ("libx264", 23, "superfast", {"crf": "23", "preset": "superfast",
+                                  "threads": str(x264_threads())}),
     ("h264_nvenc", 28, "superfast", {"preset": "p2", "rc": "vbr", "cq": "28"}),
     ("h264_qsv", 20, "ultrafast", {"preset": "veryfast", "global_quality": "20"}),
 ])
 def test_encoder_options(codec, crf, preset, expected):
     assert encoder_options(codec, crf, preset) == expected
+
+
+@pytest.mark.parametrize("cores, threads", [(1, 1), (2, 1), (4, 1), (6, 1), (8, 2), (16, 4),
+                                            (64, 16)])
+def test_x264_gets_a_quarter_of_the_cores(cores, threads):
+    assert x264_threads(cores) == threads
 
 
 def test_libx264_is_never_probed():
