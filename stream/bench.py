@@ -169,8 +169,17 @@ def measure_object_counter(config: Config, video: Path) -> tuple[float, int]:
     return fps, (result.in_count + result.out_count) if result is not None else 0
 
 
-def measure_live_latency(config: Config, seconds: float) -> np.ndarray:
-    """Capture-to-publish latencies (s) of the first stream paced like a camera."""
+def live_rate(clip_fps: float, latency_p50_ms: float) -> float:
+    """The rate the live measurement runs at: the clip's, but at most 75% of what one stream
+    can process one frame at a time (the latency target holds below capacity; above it, frames
+    queue behind the model whatever the pipeline does)."""
+    return min(clip_fps, 0.75 * 1000 / latency_p50_ms)
+
+
+def measure_live_latency(config: Config, seconds: float, max_fps: float | None = None
+                         ) -> np.ndarray:
+    """Capture-to-publish latencies (s) of the first stream paced like a camera, processing
+    at most `max_fps` frames per second (the source's `max_fps`)."""
     from lanewatch.sinks.metrics import ServiceMetrics
     from lanewatch.stream.runner import StreamRunner
 
@@ -181,7 +190,8 @@ def measure_live_latency(config: Config, seconds: float) -> np.ndarray:
         latencies.append(time.time() - result.frame.wall_time)
 
     stream = config.streams[0]
-    options = stream.source_options.model_copy(update={"loop": True, "realtime": True})
+    options = stream.source_options.model_copy(update={"loop": True, "realtime": True,
+                                                       "max_fps": max_fps})
     runner = StreamRunner(stream, config, detector, ServiceMetrics(),
                           on_result=published, source_settings=options).start()
     try:
@@ -280,11 +290,16 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
         + f"; annotated >= 0.70x raw ({annotated / raw.inflight_fps:.2f}x)")
 
     if live_seconds > 0:
-        latency = measure_live_latency(config, live_seconds)
+        rate = live_rate(info.fps, raw.latency_p50_ms)
+        latency = measure_live_latency(config, live_seconds,
+                                       rate if rate < info.fps else None)
         p50, p95, p99 = (float(np.percentile(latency, q) * 1000) for q in (50, 95, 99))
         figures["live_latency_ms"] = {"p50": p50, "p95": p95, "p99": p99,
-                                      "frames": int(len(latency))}
-        say(f"\n  live (the clip paced at {info.fps:.2f} frames/s, {len(latency)} frames): "
+                                      "frames": int(len(latency)), "rate_fps": rate}
+        paced = (f"the clip paced at {info.fps:.2f} frames/s" if rate >= info.fps else
+                 f"the clip paced at {info.fps:.2f} frames/s, processed at {rate:.1f} "
+                 "(75% of one stream's capacity: the target holds below it)")
+        say(f"\n  live ({paced}, {len(latency)} frames): "
             f"capture to publish p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms; "
             f"single-frame inference p50 {raw.latency_p50_ms:.1f} ms; target p99 < 2x: "
             f"{p99 / raw.latency_p50_ms:.2f}x")

@@ -5,8 +5,8 @@ requests in flight.
 Ultralytics' `predict` adds per-call overhead (argument handling, torch tensors, result
 objects) and runs one request at a time; here the letterbox is one resize and one border,
 colour conversion and scaling are compiled into the model (OpenVINO's PrePostProcessor), NMS
-is a few NumPy operations, and `detect_frames` keeps two or more requests in flight so the
-CPU's cores stay busy while the caller tracks, counts and draws. The results follow
+is OpenCV's, and `detect_frames` keeps two requests queued per runtime stream so the CPU's
+cores stay busy while the caller tracks, counts and draws. The results follow
 Ultralytics' own processing (letterbox, class-aware NMS, box and mask scaling), which the
 tests check on the real models.
 """
@@ -127,7 +127,7 @@ class OpenVINODetector:
         self._input_size = (config.imgsz, config.imgsz)
         self._compiled: dict[tuple, Any] = {}  # (letterboxed (h, w), hint) -> compiled model
         self._idle_requests: dict[tuple, list] = {}  # for `detect`, per input size and hint
-        self._batch_queues: dict[tuple[int, int], Any] = {}  # for `detect_batch`
+        self._batch_requests: dict[tuple[int, int], list] = {}  # idle, for `detect_batch`
         self._lock = threading.Lock()  # guards the two dictionaries
         self.requests = requests or 0  # set from the runtime's optimum at the first compile
         self.set_callers(callers)
@@ -296,77 +296,70 @@ class OpenVINODetector:
 
     def detect_batch(self, images: list[Image], imgsz: int | None = None
                      ) -> list[Detections]:
-        """Several images inferred together (all in flight at once on the THROUGHPUT-compiled
+        """Several images inferred together (all queued at once on the THROUGHPUT-compiled
         model), for one caller at a time: the batching detector's dispatcher."""
-        import openvino as ov
-
         prepared = [self._prepare(image, imgsz) for image in images]
-        found: list = [None] * len(images)
-        for i, (tensor, _) in enumerate(prepared):
-            hw = tensor.shape[1:3]
-            queue = self._batch_queues.get(hw)
-            if queue is None:
-                queue = self._batch_queues[hw] = ov.AsyncInferQueue(
-                    self._compiled_for(hw, "THROUGHPUT"), self.requests)
-                queue.set_callback(self._store_candidates)
-            queue.start_async({0: tensor}, (found, i), share_inputs=True)  # kept in `prepared`
-        for queue in self._batch_queues.values():
-            queue.wait_all()
-        return [self._postprocess(c, geometry) for c, (_, geometry) in zip(found, prepared)]
-
-    def _store_candidates(self, request, userdata) -> None:
-        found, i = userdata
-        found[i] = self._candidates([request.get_output_tensor(k).data
-                                     for k in range(len(request.model_outputs))])
+        started: list = []
+        try:
+            for tensor, _ in prepared:
+                hw = tensor.shape[1:3]
+                compiled = self._compiled_for(hw, "THROUGHPUT")
+                pool = self._batch_requests.setdefault(hw, [])
+                request = pool.pop() if pool else compiled.create_infer_request()
+                started.append((request, hw))
+                request.start_async({0: tensor}, share_inputs=True)  # `prepared` keeps it
+            return [self._postprocess(self._wait_candidates(request), geometry)
+                    for (request, _), (_, geometry) in zip(started, prepared)]
+        finally:
+            for request, hw in started:
+                request.wait()
+                self._batch_requests[hw].append(request)
 
     def detect_frames(self, frames: Iterable[Frame], imgsz: int | None = None
                       ) -> Iterator[tuple[Frame, Detections]]:
-        """Detections for each frame, in order, with `requests` inferences in flight: while
-        the caller works on one frame's results the next frames are being inferred."""
-        import openvino as ov
+        """Detections for each frame, in order, with up to `in_flight` inferences queued:
+        while the caller works on one frame's results the next frames are being inferred.
 
-        done: dict[int, tuple] = {}
-        finished = threading.Condition()
-        queues: dict[tuple[int, int], Any] = {}
-
-        def on_done(request, index):
-            candidates = self._candidates([request.get_output_tensor(i).data
-                                           for i in range(len(request.model_outputs))])
-            with finished:
-                done[index] = candidates
-                finished.notify_all()
-
-        waiting: collections.deque = collections.deque()  # (index, frame, geometry, tensor)
-        index = 0
+        No Python callback runs on the runtime's threads: a callback needs the GIL, and while
+        the caller's thread holds it the finished request, and with it a core, would wait. The
+        requests are collected here in order instead, and twice as many are queued as run at
+        once, so every runtime stream has the next frame waiting when it finishes one."""
+        in_flight: collections.deque = collections.deque()  # (request, frame, geometry, tensor)
+        idle: dict[tuple[int, int], list] = {}
         try:
             for frame in frames:
                 tensor, geometry = self._prepare(frame.picture, imgsz)
                 hw = tensor.shape[1:3]
-                queue = queues.get(hw)
-                if queue is None:
-                    queue = queues[hw] = ov.AsyncInferQueue(self._compiled_for(hw),
-                                                            self.requests)
-                    queue.set_callback(on_done)
-                # Blocks while every request is busy. The tensor is not copied: `waiting`
-                # holds it until the request is done.
-                queue.start_async({0: tensor}, index, share_inputs=True)
-                waiting.append((index, frame, geometry, tensor))
-                index += 1
-                while waiting and (len(waiting) > self.requests or waiting[0][0] in done):
-                    yield self._collect(waiting.popleft(), done, finished)
-            while waiting:
-                yield self._collect(waiting.popleft(), done, finished)
+                compiled = self._compiled_for(hw)  # the first compilation sets `requests`
+                if len(in_flight) >= self.in_flight:
+                    yield self._finish(in_flight.popleft(), idle)
+                pool = idle.setdefault(hw, [])
+                request = pool.pop() if pool else compiled.create_infer_request()
+                # The tensor is not copied: `in_flight` holds it until the request is done.
+                request.start_async({0: tensor}, share_inputs=True)
+                in_flight.append((request, frame, geometry, tensor))
+            while in_flight:
+                yield self._finish(in_flight.popleft(), idle)
         finally:
-            for queue in queues.values():
-                queue.wait_all()
+            for request, *_ in in_flight:
+                request.wait()
 
-    def _collect(self, item, done, finished) -> tuple[Frame, Detections]:
-        index, frame, geometry, _ = item
-        with finished:
-            while index not in done:
-                finished.wait()
-            candidates = done.pop(index)
+    @property
+    def in_flight(self) -> int:
+        """Frames queued at once by `detect_frames`: two per runtime stream."""
+        return 2 * self.requests
+
+    def _finish(self, item, idle: dict) -> tuple[Frame, Detections]:
+        request, frame, geometry, tensor = item
+        candidates = self._wait_candidates(request)
+        idle[tensor.shape[1:3]].append(request)
         return frame, self._postprocess(candidates, geometry)
+
+    def _wait_candidates(self, request) -> tuple[np.ndarray, np.ndarray | None]:
+        """Wait for a request (the GIL released meanwhile) and copy out its candidates."""
+        request.wait()
+        return self._candidates([request.get_output_tensor(i).data
+                                 for i in range(len(request.model_outputs))])
 
     def describe(self) -> str:
         return json.dumps({"backend": "openvino", "requests": self.requests,

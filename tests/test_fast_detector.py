@@ -86,6 +86,21 @@ def test_frames_in_flight_come_back_in_order_with_the_same_detections(detector_m
     assert list(detector.detect_frames(iter([]))) == []
 
 
+def test_a_pipeline_stopped_early_leaves_no_inference_running(detector_model, highway_video):
+    detector = OpenVINODetector(ModelConfig(path=str(detector_model), requests=2), 2)
+    assert detector.in_flight == 4  # two queued per runtime stream
+    clip = frames(highway_video, every=30)
+    pipelined = detector.detect_frames(iter(clip))
+    first = next(pipelined)
+    pipelined.close()  # a review interrupted: the queued requests are waited for
+    again = next(detector.detect_frames(iter(clip)))
+    assert again[0] is first[0]
+    assert_same(first[1], again[1], box_iou=0.999, score=1e-6)
+    batch = detector.detect_batch([f.picture for f in clip[:5]])
+    for frame, found in zip(clip, batch):
+        assert_same(detector.detect(frame.picture), found, box_iou=0.98, score=0.02)
+
+
 def test_callers_added_at_run_time_switch_to_the_throughput_compilation(detector_model,
                                                                       highway_video):
     """A service that gains streams at run time recompiles the shared model for throughput
