@@ -54,8 +54,8 @@ class ModelConfig(_Strict):
         "auto", description="openvino: exported OpenVINO/ONNX models run directly, several "
         "frames in flight; ultralytics: every format; auto: openvino where it can")
     requests: int | None = Field(
-        None, ge=1, le=8, description="inferences in flight (openvino; default: the runtime's "
-        "optimum for the device)")
+        None, ge=1, le=8, description="inferences run side by side (openvino; default: the "
+        "runtime's optimum for the device); process queues twice as many")
     batch_size: int = Field(
         1, ge=1, le=64, description="serve: frames of different streams inferred together "
         "(dynamic batching; 1: each stream calls the model itself)")
