@@ -122,7 +122,7 @@ class FrameAnnotator:
             image = result.frame.picture.resized(*self.output_size, cv2.INTER_AREA)
             tracks = scale_detections(tracks, self.factor, self.output_size)
         else:
-            image = result.frame.image.copy()
+            image = result.frame.picture.drawable()
         self.trails.update(tracks, result.frame.pts_s, self.anchor)
         self._draw_lanes(image, result.analytics.lanes)
         if len(tracks):

@@ -69,6 +69,13 @@ class Picture:
             self._bgr = cv2.cvtColor(self._i420, cv2.COLOR_YUV2BGR_I420)
         return self._bgr
 
+    def drawable(self) -> np.ndarray:
+        """Full-size BGR the caller may draw on: a fresh conversion when nothing has asked
+        for BGR yet (no extra copy), else a copy of the cached pixels."""
+        if self._bgr is None:
+            return cv2.cvtColor(self._i420, cv2.COLOR_YUV2BGR_I420)
+        return self._bgr.copy()
+
     def resized(self, width: int, height: int,
                 interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         """BGR at (width, height), resized with OpenCV's `interpolation`. A smaller picture

@@ -306,8 +306,8 @@ class OpenVINODetector:
                 compiled = self._compiled_for(hw, "THROUGHPUT")
                 pool = self._batch_requests.setdefault(hw, [])
                 request = pool.pop() if pool else compiled.create_infer_request()
-                started.append((request, hw))
                 request.start_async({0: tensor}, share_inputs=True)  # `prepared` keeps it
+                started.append((request, hw))
             return [self._postprocess(self._wait_candidates(request), geometry)
                     for (request, _), (_, geometry) in zip(started, prepared)]
         finally:

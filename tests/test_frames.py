@@ -69,6 +69,17 @@ def test_full_size_and_bigger_targets_convert_first(to):
     assert picture.bgr is picture.bgr  # converted once, then cached
 
 
+def test_drawing_never_changes_the_picture():
+    planes = i420_of(scene(64, 48))
+    picture = Picture(i420=planes)
+    canvas = picture.drawable()
+    canvas[:] = 0
+    assert picture._bgr is None  # converted for the canvas only
+    assert picture.bgr.any()
+    again = picture.drawable()
+    assert again is not picture.bgr and np.array_equal(again, picture.bgr)
+
+
 def test_a_bgr_picture_is_resized_and_cropped_as_is():
     image = scene(320, 240)
     picture = as_picture(image)
