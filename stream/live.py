@@ -57,8 +57,9 @@ class SourceSettings(BaseModel):
         None, description="pace files at their frame rate (default: on for files in serve)")
     loop: bool = Field(False, description="restart a file at its end")
     max_fps: float | None = Field(
-        None, gt=0, description="process at most this many frames per second (serve); the "
-        "frames between are dropped and counted. Caps what one camera takes of a shared box")
+        None, gt=0, description="process at most this many frames per second (serve): the "
+        "first frame of each 1/max_fps slot as it arrives, the others dropped and counted. "
+        "Caps what one camera takes of a shared box")
 
     @model_validator(mode="after")
     def _backoff_order(self) -> SourceSettings:
@@ -120,7 +121,7 @@ class LiveSource:
         self.state = StreamState.STARTING
         self.reconnects = 0  # successful or not: every attempt after the first
         self.frames_received = 0
-        self.frames_dropped = 0  # replaced before the pipeline took them
+        self.frames_dropped = 0  # replaced before the pipeline took them, or skipped by it
         self.last_error: str | None = None
         self.frame_size: tuple[int, int] | None = None
         self.fps: float | None = None
@@ -156,6 +157,11 @@ class LiveSource:
                 self._lock.wait(remaining if remaining is not None else 0.5)
             self._taken_index = self._latest.index
             return self._latest
+
+    def skip(self, frame: Frame) -> None:
+        """The pipeline took `frame` but leaves it unprocessed (the stream's max_fps)."""
+        with self._lock:
+            self.frames_dropped += 1
 
     # -- reader thread -----------------------------------------------------------------------
     def _set_state(self, state: StreamState) -> None:

@@ -216,20 +216,22 @@ class StreamRunner(ResultPublisher):
     def _run(self) -> None:
         sid = self.stream.id
         max_fps = self.source.settings.max_fps
-        next_due = 0.0  # monotonic time the next frame may be processed (max_fps)
+        next_due = 0.0  # capture time (time.time()) from which the next frame is processed
         while not self._stop.is_set():
-            if max_fps is not None:
-                # The frames arriving while we wait are replaced by newer ones at the source
-                # (dropped and counted): the stream takes no more of the model than its cap.
-                if self._stop.wait(max(next_due - time.monotonic(), 0.0)):
-                    return
-                next_due = max(next_due, time.monotonic()) + 1 / max_fps
             frame = self.source.latest(timeout=0.5)
             self._sync_source_metrics()
             if frame is None:
                 if self.source.state in (StreamState.STOPPED, StreamState.FAILED):
                     return
                 continue
+            if max_fps is not None:
+                # Frames captured before their slot are dropped (and counted): the stream
+                # takes no more of the model than its cap. The first frame of each slot is
+                # processed as it arrives, not when a timer fires: the cap adds no latency.
+                if frame.wall_time < next_due:
+                    self.source.skip(frame)
+                    continue
+                next_due = max(next_due, frame.wall_time - 1 / max_fps) + 1 / max_fps
             processor = self._processor_for(frame.size)
             if processor is None:
                 return  # a configuration error: this stream stops, the others go on
