@@ -110,7 +110,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise LanewatchError(f"bench needs a video file: {video} is not one (give VIDEO)")
     figures = bench.run(config, video, args.models, args.live_seconds,
                         ultralytics=not args.no_ultralytics, streams=args.streams,
-                        streams_seconds=args.streams_seconds)
+                        streams_seconds=args.streams_seconds, rounds=args.rounds)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
@@ -231,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cameras for the many-streams comparison (0: skip)")
     e.add_argument("--streams-seconds", type=float, default=15.0,
                    help="how long each many-streams set-up is measured")
+    e.add_argument("--rounds", type=_positive_int, default=3,
+                   help="interleaved rounds of the model alone, counting and annotated: the "
+                   "target ratios are their medians (default 3)")
     e.add_argument("--no-ultralytics", action="store_true",
                    help="skip Ultralytics' model.track and ObjectCounter")
     e.add_argument("--json", type=Path, help="also write the figures to this file")

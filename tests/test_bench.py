@@ -22,7 +22,7 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [shutil.which("lanewatch"), "bench", "-c", str(CONFIGS / "highway.yaml"),
-         "--live-seconds", "6", "--streams", "2", "--streams-seconds", "4",
+         "--live-seconds", "6", "--streams", "2", "--streams-seconds", "4", "--rounds", "2",
          "--models", str(detector_model), str(segment_model),
          "--json", str(out)],
         capture_output=True, text=True, timeout=850, cwd=REPO)
@@ -42,6 +42,12 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
     for _, lane in HIGHWAY_TRUTH:
         hand[lane] = hand.get(lane, 0) + 1
     assert figures["lanes"] == hand  # measured on a run that counts exactly
+    assert len(figures["rounds"]) == 2
+    for measured in figures["rounds"]:
+        assert measured["lanes"] == measured["lanes_annotated"] == hand
+        assert measured["raw_inflight_fps"] > 0 and measured["counting_fps"] > 0
+    ratios = sorted(r["counting_fps"] / r["raw_inflight_fps"] for r in figures["rounds"])
+    assert figures["counting_vs_raw"] == pytest.approx(sum(ratios) / 2)  # median of two
     for every, run in figures["process_every_nth_frame"].items():
         assert run["lanes"] == hand, f"detection every {every} frames"
         assert run["fps"] > 0
@@ -69,6 +75,7 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
     text = proc.stdout
     for fragment in ("model alone, synchronous", "process: counting only",
                      "process: counting + annotated H.264 (superfast)", "same counts",
+                     "median of 2 rounds",
                      "detection every 2nd frame",
                      "Ultralytics solutions.ObjectCounter", "targets: counting >= 0.85x raw",
                      "capture to publish p50", "one batched model", "separate processes",
