@@ -158,8 +158,8 @@ class LiveSource:
             self._taken_index = self._latest.index
             return self._latest
 
-    def skip(self, frame: Frame) -> None:
-        """The pipeline took `frame` but leaves it unprocessed (the stream's max_fps)."""
+    def skip(self) -> None:
+        """The pipeline took the latest frame but leaves it unprocessed (its max_fps)."""
         with self._lock:
             self.frames_dropped += 1
 

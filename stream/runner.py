@@ -228,10 +228,10 @@ class StreamRunner(ResultPublisher):
                 # Frames captured before their slot are dropped (and counted): the stream
                 # takes no more of the model than its cap. The first frame of each slot is
                 # processed as it arrives, not when a timer fires: the cap adds no latency.
-                if frame.wall_time < next_due:
-                    self.source.skip(frame)
+                due, next_due = next_slot(frame.wall_time, next_due, 1 / max_fps)
+                if not due:
+                    self.source.skip()
                     continue
-                next_due = max(next_due, frame.wall_time - 1 / max_fps) + 1 / max_fps
             processor = self._processor_for(frame.size)
             if processor is None:
                 return  # a configuration error: this stream stops, the others go on
@@ -246,6 +246,17 @@ class StreamRunner(ResultPublisher):
                               len(crossings), len(movements), err)
                     self.metrics.dropped.labels(sid, "store").inc(len(crossings) + len(movements))
             self._publish(result)
+
+
+def next_slot(captured: float, next_due: float, period: float) -> tuple[bool, float]:
+    """(process this frame?, the next slot's start) for a frame captured at `captured`.
+    A frame more than a period before its slot means the wall clock stepped back (NTP): it is
+    processed and the slots restart from it, so a clock change never stalls the stream."""
+    if next_due - period <= captured < next_due:
+        return False, next_due
+    if captured < next_due or captured >= next_due + period:  # clock stepped back, or a stall
+        return True, captured + period
+    return True, next_due + period  # keeps the cadence of the slots
 
 
 def lane_snapshot(processor: StreamProcessor | None,

@@ -13,7 +13,7 @@ from lanewatch.sinks.store import CountStore
 from lanewatch.stream.config import StreamConfig, load_config
 from lanewatch.stream.detector import create_detector
 from lanewatch.stream.live import StreamState
-from lanewatch.stream.runner import StreamRunner
+from lanewatch.stream.runner import StreamRunner, next_slot
 from lanewatch.trackers.lanes import LaneSpec
 
 from conftest import CONFIGS
@@ -104,6 +104,18 @@ def test_a_misconfigured_stream_fails_alone(tmp_path, config, detector):
     finally:
         good.stop()
         broken.stop()
+
+
+@pytest.mark.parametrize("captured, next_due, due, following", [
+    (0.0, 0.0, True, 0.2),     # the first frame
+    (0.1, 0.2, False, 0.2),    # inside the current slot: dropped
+    (0.2, 0.2, True, 0.4),     # the first frame of its slot, as it arrives
+    (0.23, 0.2, True, 0.4),    # a little late: the cadence keeps its slots
+    (5.0, 0.4, True, 5.2),     # after a stall: no burst to catch up
+    (-3600.0, 0.4, True, -3599.8),  # the wall clock stepped back an hour: no stall
+])
+def test_frame_rate_cap_slots(captured, next_due, due, following):
+    assert next_slot(captured, next_due, 0.2) == (due, pytest.approx(following))
 
 
 @pytest.mark.timeout(120)
