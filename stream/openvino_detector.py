@@ -27,6 +27,7 @@ import yaml
 
 from lanewatch.stream.config import ModelConfig
 from lanewatch.stream.errors import ModelError
+from lanewatch.stream.export_reshape import fit_fixed_export
 from lanewatch.stream.frames import Frame, Image, as_picture
 from lanewatch.trackers.detections import Detections
 
@@ -62,6 +63,16 @@ def exported_model_files(path: str) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
+def minimal_size(frame_wh: tuple[int, int], size: tuple[int, int], stride: int
+                 ) -> tuple[int, int]:
+    """The smallest (h, w) a frame of `frame_wh` letterboxes into within `size` (h, w): its
+    own aspect ratio, padded only to the next multiple of `stride`."""
+    w, h = frame_wh
+    gain = min(size[0] / h, size[1] / w)
+    new_w, new_h = round(w * gain), round(h * gain)
+    return new_h + (size[0] - new_h) % stride, new_w + (size[1] - new_w) % stride
+
+
 def letterbox(image: Image, size: tuple[int, int], stride: int,
               minimal: bool) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Resize keeping the aspect ratio and pad with grey to `size` (h, w), or only to the
@@ -70,11 +81,10 @@ def letterbox(image: Image, size: tuple[int, int], stride: int,
     picture = as_picture(image)
     w, h = picture.size
     gain = min(size[0] / h, size[1] / w)
-    new_w, new_h = round(w * gain), round(h * gain)
-    dw, dh = size[1] - new_w, size[0] - new_h
     if minimal:
-        dw, dh = dw % stride, dh % stride
-    dw, dh = dw / 2, dh / 2
+        size = minimal_size((w, h), size, stride)
+    new_w, new_h = round(w * gain), round(h * gain)
+    dw, dh = (size[1] - new_w) / 2, (size[0] - new_h) / 2
     image = picture.resized(new_w, new_h)
     top, bottom = round(dh - 0.1), round(dh + 0.1)
     left, right = round(dw - 0.1), round(dw + 0.1)
@@ -128,7 +138,10 @@ class OpenVINODetector:
         self._compiled: dict[tuple, Any] = {}  # (letterboxed (h, w), hint) -> compiled model
         self._idle_requests: dict[tuple, list] = {}  # for `detect`, per input size and hint
         self._batch_requests: dict[tuple[int, int], list] = {}  # idle, for `detect_batch`
-        self._lock = threading.Lock()  # guards the two dictionaries
+        # A fixed-size export refitted to other input sizes (config.rect): (h, w) -> model,
+        # None where it does not fit (frames are then padded to the export's size).
+        self._refitted: dict[tuple[int, int], Any] = {}
+        self._lock = threading.RLock()  # guards the dictionaries
         self.requests = requests or 0  # set from the runtime's optimum at the first compile
         self.set_callers(callers)
         self.check_input_size(config.imgsz)
@@ -178,6 +191,8 @@ class OpenVINODetector:
             if self.dynamic:
                 model = model.clone()
                 model.reshape({model.inputs[0]: ov.PartialShape([1, hw[0], hw[1], 3])})
+            elif hw != self._fixed_hw:
+                model = self._refitted[hw]  # `_fits` made it
             try:
                 compiled = ov.Core().compile_model(model, self._device,
                                                    {"PERFORMANCE_HINT": hint})
@@ -191,12 +206,36 @@ class OpenVINODetector:
         return compiled
 
     # -- pre and post-processing ---------------------------------------------------------------
-    def check_input_size(self, imgsz: int) -> None:
-        """ModelError unless the model can run at `imgsz` (a static export has one size)."""
-        if self.dynamic:
-            return
+    @property
+    def _fixed_hw(self) -> tuple[int, int]:
+        """A fixed-size export's own input (h, w)."""
         _, height, width, _ = self._model.inputs[0].get_shape()  # NHWC after preprocessing
-        if (height, width) != (imgsz, imgsz):
+        return height, width
+
+    def _fits(self, hw: tuple[int, int]) -> bool:
+        """Whether the model runs at input (h, w): a dynamic export at any size, a fixed-size
+        one at its own, and at others when `rect` is on and its head can be refitted (see
+        stream/export_reshape.py; refitted once per size)."""
+        if self.dynamic or hw == self._fixed_hw:
+            return True
+        if not self.config.rect:
+            return False
+        with self._lock:
+            if hw not in self._refitted:
+                try:
+                    self._refitted[hw] = fit_fixed_export(self._model.clone(), *hw)
+                except ValueError as err:
+                    log.warning("%s: cannot run this fixed-size export at %dx%d (%s); frames "
+                                "are padded to %dx%d", self.config.path, hw[1], hw[0], err,
+                                self._fixed_hw[1], self._fixed_hw[0])
+                    self._refitted[hw] = None
+            return self._refitted[hw] is not None
+
+    def check_input_size(self, imgsz: int) -> None:
+        """ModelError unless the model can run at `imgsz` (a fixed-size export: at its own,
+        or at any when `rect` refits it)."""
+        if not self._fits((imgsz, imgsz)):
+            height, width = self._fixed_hw
             raise ModelError(
                 f"input size {imgsz} does not match {self.config.path}, which has a fixed "
                 f"{width}x{height} input; export the model with dynamic=True (or at that "
@@ -205,7 +244,8 @@ class OpenVINODetector:
     def _prepare(self, image: Image, imgsz: int | None):
         size = self._input_size if imgsz is None else (imgsz, imgsz)
         picture = as_picture(image)
-        boxed, gain, pad = letterbox(picture, size, self.stride, minimal=self.dynamic)
+        minimal = self._fits(minimal_size(picture.size, size, self.stride))
+        boxed, gain, pad = letterbox(picture, size, self.stride, minimal=minimal)
         return boxed[None], (gain, pad, (picture.height, picture.width))
 
     def _candidates(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -363,4 +403,4 @@ class OpenVINODetector:
 
     def describe(self) -> str:
         return json.dumps({"backend": "openvino", "requests": self.requests,
-                           "dynamic": self.dynamic})
+                           "dynamic": self.dynamic, "rect": self.config.rect})

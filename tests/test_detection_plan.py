@@ -250,17 +250,19 @@ def test_per_stream_input_size_on_a_dynamic_model(segment_model, pedestrians_vid
         assert (inter / (area - inter)).max() > 0.5
 
 
-@pytest.mark.parametrize("detection, messages", [
-    ("{imgsz: 320}", ("streams(s).detection.imgsz", "fixed 640x640 input", "dynamic=True")),
-    ("{region: [0, 0, 400, 100]}",
+@pytest.mark.parametrize("rect, detection, messages", [
+    ("false", "{imgsz: 320}",
+     ("streams(s).detection.imgsz", "fixed 640x640 input", "dynamic=True")),
+    ("true", "{region: [0, 0, 400, 100]}",
      ("streams(s).detection.region", "outside the 320x240 frame")),
 ])
-def test_detection_settings_the_stream_cannot_use_fail_clearly(tmp_path, detector_model,
+def test_detection_settings_the_stream_cannot_use_fail_clearly(tmp_path, detector_model, rect,
                                                                detection, messages):
-    """A static 640x640 export cannot run at 320; a region must fit the 320x240 frame."""
+    """A fixed-size 640x640 export cannot run at 320 when it is not refitted (`rect: false`);
+    a region must fit the 320x240 frame."""
     config = tmp_path / "c.yaml"
     config.write_text(textwrap.dedent(f"""
-        model: {{path: {detector_model}}}
+        model: {{path: {detector_model}, rect: {rect}}}
         streams:
           - id: s
             source: x.mp4
