@@ -78,7 +78,8 @@ def test_refitted_export_finds_the_same_vehicles_with_less_input(detector_model,
 
 @pytest.mark.integration
 def test_a_fixed_size_export_runs_at_another_input_size(detector_model, highway_video):
-    detector = OpenVINODetector(ModelConfig(path=str(detector_model), imgsz=320))
+    detector = OpenVINODetector(ModelConfig(path=str(detector_model), imgsz=320,
+                                            classes=["car", "truck", "bus", "motorcycle"]))
     found = 0
     with FileSource(highway_video) as source:
         for frame in source.frames():
