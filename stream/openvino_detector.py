@@ -131,6 +131,8 @@ class OpenVINODetector:
 
         ids = resolve_class_ids(config.classes, self.class_names)
         self._class_ids = None if ids is None else np.asarray(ids)
+        self._kept_class = np.zeros(len(self.class_names), bool)  # class id -> kept?
+        self._kept_class[self._class_ids if ids is not None else slice(None)] = True
         self.stride = int(meta.get("stride", 32))
         self._device = device
         self._model, self.dynamic = self._prepare_model(model_file)
@@ -192,7 +194,10 @@ class OpenVINODetector:
                 model = model.clone()
                 model.reshape({model.inputs[0]: ov.PartialShape([1, hw[0], hw[1], 3])})
             elif hw != self._fixed_hw:
-                model = self._refitted[hw]  # `_fits` made it
+                if not self._fits(hw):
+                    raise ModelError(f"{self.config.path} cannot run at {hw[1]}x{hw[0]}: it "
+                                     f"has a fixed {self._fixed_hw[1]}x{self._fixed_hw[0]} input")
+                model = self._refitted[hw]
             try:
                 compiled = ov.Core().compile_model(model, self._device,
                                                    {"PERFORMANCE_HINT": hint})
@@ -253,8 +258,15 @@ class OpenVINODetector:
         (a few hundred of the 8400 columns: the buffers are reused by the next inference)."""
         out = outputs[0][0]  # (4 + classes + mask coefficients, N): a row per quantity
         nc = len(self.class_names)
-        best = out[4:4 + nc].max(axis=0)  # over all classes first, as Ultralytics
-        columns = np.flatnonzero(best > self.config.confidence)
+        if self._class_ids is None:
+            best = out[4:4 + nc].max(axis=0)
+            columns = np.flatnonzero(best > self.config.confidence)
+        else:
+            # Only the kept classes' rows are read for the threshold (4 of 80 for traffic);
+            # a cell whose best class overall is another is dropped in `_postprocess`, as
+            # Ultralytics does.
+            best = out[4 + self._class_ids].max(axis=0)
+            columns = np.flatnonzero(best > self.config.confidence)
         rows = np.ascontiguousarray(out[:, columns].T)
         proto = outputs[1][0].copy() if self.task == "segment" and len(columns) else None
         return rows, proto
@@ -268,7 +280,7 @@ class OpenVINODetector:
         best = pred[:, 4:4 + nc].argmax(1)
         conf = pred[np.arange(len(pred)), 4 + best]
         if self._class_ids is not None:
-            keep = np.isin(best, self._class_ids)
+            keep = self._kept_class[best]
             pred, best, conf = pred[keep], best[keep], conf[keep]
         xy, wh = pred[:, :2], pred[:, 2:4] / 2
         boxes = np.concatenate([xy - wh, xy + wh], axis=1)

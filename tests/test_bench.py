@@ -34,6 +34,9 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
     assert raw["requests"] >= 1
     assert raw["inflight_fps"] > 0 and raw["sync_fps"] > 0
     assert 0 < raw["latency_p50_ms"] <= raw["latency_p95_ms"]
+    assert raw["input_hw"] == [384, 640]  # the refitted export, as process runs the clip
+    assert figures["raw_padded"]["input_hw"] == [640, 640]
+    assert figures["raw_padded"]["inflight_fps"] > 0
     for key in ("process_counting_fps", "process_annotated_fps",
                 "process_annotated_ultrafast_fps", "process_annotated_640_fps",
                 "ultralytics_track_fps", "object_counter_fps"):
@@ -56,6 +59,7 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
     live = figures["live_latency_ms"]
     assert live["frames"] > 40  # 6 s at up to 30 frames/s, minus warm-up
     assert 0 < live["p50"] <= live["p95"] <= live["p99"]
+    assert live["paced_inference_p50"] > 0
     assert live["rate_fps"] == pytest.approx(
         live_rate(29.97, figures["raw"]["latency_p50_ms"]), rel=0.01)
 
@@ -73,13 +77,14 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
         assert row["detections_per_frame"] > 1  # highway frames are full of cars
 
     text = proc.stdout
-    for fragment in ("model alone, synchronous", "process: counting only",
+    for fragment in ("model alone at 640x384, synchronous", "padded to 640x640",
+                     "process: counting only",
                      "process: counting + annotated H.264 (superfast)", "same counts",
                      "median of 2 rounds",
                      "detection every 2nd frame",
                      "Ultralytics solutions.ObjectCounter", "targets: counting >= 0.85x raw",
-                     "capture to publish p50", "one batched model", "separate processes",
-                     "dets/frame"):
+                     "capture to publish p50", "at the live pace", "one batched model",
+                     "separate processes", "dets/frame"):
         assert fragment in text, fragment
 
 
