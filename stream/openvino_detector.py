@@ -258,15 +258,11 @@ class OpenVINODetector:
         (a few hundred of the 8400 columns: the buffers are reused by the next inference)."""
         out = outputs[0][0]  # (4 + classes + mask coefficients, N): a row per quantity
         nc = len(self.class_names)
-        if self._class_ids is None:
-            best = out[4:4 + nc].max(axis=0)
-            columns = np.flatnonzero(best > self.config.confidence)
-        else:
-            # Only the kept classes' rows are read for the threshold (4 of 80 for traffic);
-            # a cell whose best class overall is another is dropped in `_postprocess`, as
-            # Ultralytics does.
-            best = out[4 + self._class_ids].max(axis=0)
-            columns = np.flatnonzero(best > self.config.confidence)
+        # With a class filter only the kept classes' score rows are read for the threshold
+        # (4 of 80 for traffic); a cell whose best class overall is another is dropped in
+        # `_postprocess`, as Ultralytics does.
+        scores = out[4:4 + nc] if self._class_ids is None else out[4 + self._class_ids]
+        columns = np.flatnonzero(scores.max(axis=0) > self.config.confidence)
         rows = np.ascontiguousarray(out[:, columns].T)
         proto = outputs[1][0].copy() if self.task == "segment" and len(columns) else None
         return rows, proto
