@@ -61,11 +61,15 @@ def fit_fixed_export(model, height: int, width: int, strides: Sequence[int] = _H
         if node.get_type_name() != "Constant":
             continue
         value = node.get_data()
-        new = None
-        if value.shape == (1, 2, old_points.shape[1]) and np.array_equal(value[0], old_points):
-            new, kind = new_points[None], "anchors"
-        elif value.shape == (1, 1, old_strides.size) and np.array_equal(value[0, 0], old_strides):
-            new, kind = new_strides[None, None], "strides"
+        new, cells_last = None, value.ndim > 0 and value.shape[-1] == old_strides.size
+        # (1, 2, N) anchors and (1, 1, N) strides in OpenVINO exports, (1, N) strides and the
+        # anchors once per use in ONNX ones
+        if cells_last and value.size == old_points.size and np.array_equal(
+                value.reshape(old_points.shape), old_points):
+            new, kind = new_points.reshape(*value.shape[:-1], -1), "anchors"
+        elif cells_last and value.size == old_strides.size and np.array_equal(
+                value.reshape(-1), old_strides):
+            new, kind = new_strides.reshape(*value.shape[:-1], -1), "strides"
         elif value.ndim == 1 and _only_reshape_targets(node):
             new, kind = _reshape_target(value, cells, grids), "reshape"
             if np.array_equal(new, value):

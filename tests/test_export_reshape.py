@@ -124,3 +124,26 @@ def test_a_graph_it_does_not_understand_is_padded_as_exported(tmp_path, caplog):
     assert "cannot run this fixed-size export at 64x32" in caplog.text
     assert "padded to 64x64" in caplog.text
     assert len(detector.detect(np.zeros((32, 128, 3), np.uint8))) == 0
+
+
+@pytest.mark.integration
+def test_a_refitted_onnx_export_computes_what_the_model_computes_at_that_size(tmp_path):
+    """The strongest check of the rewrite: an ONNX export (fixed 320x320, random weights)
+    refitted to 320x192 gives the raw output of the PyTorch model itself run at 320x192
+    (which takes any size), cell for cell: anchors, strides and reshapes all in place."""
+    import openvino as ov
+    import torch
+    from ultralytics import YOLO
+
+    pt = tmp_path / "random.pt"
+    YOLO("yolo11n.yaml").save(str(pt))
+    onnx = YOLO(str(pt)).export(format="onnx", imgsz=320, verbose=False)
+    model = fit_fixed_export(ov.Core().read_model(onnx), 192, 320)
+    x = np.random.default_rng(0).random((1, 3, 192, 320), dtype=np.float32)
+    got = ov.Core().compile_model(model, "CPU")(x)[0]
+    network = YOLO(str(pt)).model.float().eval()
+    with torch.no_grad():
+        want = network(torch.from_numpy(x))[0].numpy()
+    assert got.shape == want.shape == (1, 84, 40 * 24 + 20 * 12 + 10 * 6)
+    assert np.abs(got[0, :4] - want[0, :4]).max() < 1e-2  # box centres and sizes in pixels
+    assert np.abs(got[0, 4:] - want[0, 4:]).max() < 1e-4  # class scores
