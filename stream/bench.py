@@ -34,6 +34,7 @@ import numpy as np
 
 from lanewatch.stream.config import Config, ModelConfig
 from lanewatch.stream.detector import create_detector
+from lanewatch.stream.frames import Picture
 from lanewatch.stream.openvino_detector import OpenVINODetector, exported_model_files
 from lanewatch.stream.sources import FileSource
 
@@ -46,6 +47,7 @@ class ModelFigures:
 
     model: str
     input_hw: tuple[int, int]  # the letterboxed input the clip's frames get
+    refitted: bool  # a fixed-size export run at another input (model.rect)
     sync_fps: float  # inference only, one request at a time
     inflight_fps: float  # inference only, `requests` in flight
     requests: int
@@ -55,12 +57,13 @@ class ModelFigures:
     peak_rss_mb: float
 
 
-def load_frames(video: Path, count: int) -> list[np.ndarray]:
+def load_frames(video: Path, count: int) -> list[Picture]:
+    """The clip's first `count` frames' pixels, as the pipeline gets them."""
     with FileSource(video) as source:
-        return [f.image for f, _ in zip(source.frames(), range(count))]
+        return [f.picture for f, _ in zip(source.frames(), range(count))]
 
 
-def measure_model(config: ModelConfig, frames: list[np.ndarray], seconds: float = 5.0
+def measure_model(config: ModelConfig, frames: list[Picture], seconds: float = 5.0
                   ) -> ModelFigures:
     """Raw throughput (sync, in flight) and per-frame latency of one exported model."""
     import openvino as ov
@@ -90,7 +93,8 @@ def measure_model(config: ModelConfig, frames: list[np.ndarray], seconds: float 
         found.append(len(detector.detect(image)))
         latencies.append(time.perf_counter() - t0)
     return ModelFigures(
-        model=Path(config.path).name, input_hw=(int(hw[0]), int(hw[1])), sync_fps=sync_fps,
+        model=Path(config.path).name, input_hw=(int(hw[0]), int(hw[1])),
+        refitted=not detector.dynamic and tuple(hw) != detector._fixed_hw, sync_fps=sync_fps,
         inflight_fps=inflight_fps,
         requests=detector.requests,
         latency_p50_ms=float(np.percentile(latencies, 50) * 1000),
@@ -205,7 +209,7 @@ def measure_live_latency(config: Config, seconds: float, max_fps: float | None =
     return np.asarray(latencies[skip:])
 
 
-def measure_paced_inference(config: Config, video: Path, rate: float, count: int = 90
+def measure_paced_inference(config: Config, frames: list[Picture], rate: float
                             ) -> np.ndarray:
     """Single-frame detection times (s) with the model called `rate` times a second, as the
     live worker calls it. On a virtual machine an idle CPU costs the next inference several
@@ -213,16 +217,14 @@ def measure_paced_inference(config: Config, video: Path, rate: float, count: int
     even one inference thread pays it), so the live latency target is stated against the
     model at the live pace as well as back to back."""
     detector = create_detector(config.model)
-    with FileSource(video) as source:
-        pictures = [f.picture for f, _ in zip(source.frames(), range(count))]
     times, next_at = [], time.perf_counter()
-    for picture in pictures:
+    for picture in frames:
         time.sleep(max(0.0, next_at - time.perf_counter()))
         next_at = time.perf_counter() + 1 / rate
         start = time.perf_counter()
         detector.detect(picture)
         times.append(time.perf_counter() - start)
-    return np.asarray(times[min(10, count // 10):])
+    return np.asarray(times[min(10, len(frames) // 10):])  # after warm-up
 
 
 def model_table(paths: list[str], base: ModelConfig, video: Path) -> list[dict]:
@@ -260,10 +262,11 @@ class Round:
     lanes_annotated: dict
 
 
-def measure_rounds(config: Config, video: Path, rounds: int) -> list[Round]:
+def measure_rounds(config: Config, video: Path, frames: list[Picture], rounds: int
+                   ) -> list[Round]:
     """The target ratios' figures, measured back to back `rounds` times: on a machine whose
-    speed drifts (shared or thermally limited) each ratio comes from adjacent measurements."""
-    frames = load_frames(video, 60)
+    speed drifts (shared or thermally limited) each ratio comes from adjacent measurements.
+    The model alone runs on `frames` (the clip's first)."""
     done = []
     for _ in range(rounds):
         raw = measure_model(config.model, frames)
@@ -290,7 +293,8 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
         info = source.info
     say(f"lanewatch bench: {video.name} ({info.width}x{info.height}, {info.frame_count} "
         f"frames), model {Path(config.model.path).name}, {os.cpu_count()} CPU threads")
-    measured = measure_rounds(config, video, rounds)
+    frames = load_frames(video, 60)
+    measured = measure_rounds(config, video, frames, rounds)
     raw = min(measured, key=lambda r: abs(r.raw.inflight_fps - _median(
         m.raw.inflight_fps for m in measured))).raw  # the median round's model figures
     counting = _median(r.counting_fps for r in measured)
@@ -305,10 +309,8 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
     skipping = {n: measure_process(config, video, every_nth_frame=n, video=False)
                 for n in (2, 3)}
     padded = None
-    if config.model.rect and raw.input_hw != (config.model.imgsz, config.model.imgsz):
-        # a refitted fixed-size export: also the export as Ultralytics runs it, padded
-        padded = measure_model(config.model.model_copy(update={"rect": False}),
-                               load_frames(video, 60))
+    if raw.refitted:  # also the export as Ultralytics runs it, padded to its own input
+        padded = measure_model(config.model.model_copy(update={"rect": False}), frames)
     figures: dict = {"raw": raw.__dict__, "process_counting_fps": counting,
                      "process_annotated_fps": annotated, "video_preset": preset,
                      "rounds": [{"raw_inflight_fps": r.raw.inflight_fps,
@@ -382,7 +384,8 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
         latency = measure_live_latency(config, live_seconds,
                                        rate if rate < info.fps else None)
         p50, p95, p99 = (float(np.percentile(latency, q) * 1000) for q in (50, 95, 99))
-        paced_ms = float(np.median(measure_paced_inference(config, video, rate)) * 1000)
+        paced_ms = float(np.median(measure_paced_inference(config, load_frames(video, 90),
+                                                           rate)) * 1000)
         figures["live_latency_ms"] = {"p50": p50, "p95": p95, "p99": p99,
                                       "frames": int(len(latency)), "rate_fps": rate,
                                       "paced_inference_p50": paced_ms}

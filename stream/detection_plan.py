@@ -62,12 +62,22 @@ def resolve_region(settings: DetectionSettings, lanes: list[Lane], coordinates: 
             x1, x2, y1, y2 = x1 * width, x2 * width, y1 * height, y2 * height
         elif x2 > width or y2 > height:
             raise ValueError(f"region {settings.region} is outside the {width}x{height} frame")
-    region = Region(max(0, math.floor(x1)), max(0, math.floor(y1)),
-                    min(width, math.ceil(x2)), min(height, math.ceil(y2)))
+    # Even corners (rounded outwards): the crop is then cut from the decoder's 4:2:0 planes,
+    # whose colour rows and columns cover two pixels each, without converting the frame.
+    region = Region(max(0, _even_below(x1)), max(0, _even_below(y1)),
+                    min(width, _even_above(x2)), min(height, _even_above(y2)))
     if region.size[0] < 32 or region.size[1] < 32:
         raise ValueError(f"region {region.size[0]}x{region.size[1]} px is too small for the "
                          "model (at least 32x32)")
     return None if region.size == (width, height) else region
+
+
+def _even_below(value: float) -> int:
+    return 2 * math.floor(value / 2)
+
+
+def _even_above(value: float) -> int:
+    return 2 * math.ceil(value / 2)
 
 
 class DetectionPlan:

@@ -96,8 +96,19 @@ class Picture:
         return cv2.transform(yuv, _YUV_TO_BGR)
 
     def cropped(self, x1: int, y1: int, x2: int, y2: int) -> Picture:
-        """The pixels of columns x1..x2-1, rows y1..y2-1 (as BGR)."""
-        return Picture(bgr=self.bgr[y1:y2, x1:x2])
+        """The pixels of columns x1..x2-1, rows y1..y2-1. Cut from the planes when the
+        corners are even (no conversion of the full frame; stream/detection_plan.py aligns
+        its regions so), else from the BGR pixels."""
+        if self._bgr is not None or (x1 | y1 | x2 | y2) % 2:
+            return Picture(bgr=self.bgr[y1:y2, x1:x2])
+        h, w = self.height, self.width
+        width, height = x2 - x1, y2 - y1
+        i420 = np.empty((height * 3 // 2, width), np.uint8)
+        i420[:height] = self._i420[y1:y2, x1:x2]
+        source_uv = self._i420[h:].reshape(2, h // 2, w // 2)
+        i420[height:].reshape(2, height // 2, width // 2)[:] = \
+            source_uv[:, y1 // 2:y2 // 2, x1 // 2:x2 // 2]
+        return Picture(i420=i420)
 
 
 Image = np.ndarray | Picture  # what detectors take: BGR pixels, or a frame's Picture

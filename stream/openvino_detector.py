@@ -225,6 +225,9 @@ class OpenVINODetector:
             return True
         if not self.config.rect:
             return False
+        refitted = self._refitted.get(hw, self)  # every frame asks: no lock once known
+        if refitted is not self:
+            return refitted is not None
         with self._lock:
             if hw not in self._refitted:
                 try:

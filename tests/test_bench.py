@@ -34,7 +34,7 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
     assert raw["requests"] >= 1
     assert raw["inflight_fps"] > 0 and raw["sync_fps"] > 0
     assert 0 < raw["latency_p50_ms"] <= raw["latency_p95_ms"]
-    assert raw["input_hw"] == [384, 640]  # the refitted export, as process runs the clip
+    assert raw["input_hw"] == [384, 640] and raw["refitted"]  # as process runs the clip
     assert figures["raw_padded"]["input_hw"] == [640, 640]
     assert figures["raw_padded"]["inflight_fps"] > 0
     for key in ("process_counting_fps", "process_annotated_fps",

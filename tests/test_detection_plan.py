@@ -42,7 +42,8 @@ def settings(**kw) -> DetectionSettings:
     (settings(region="lanes"), "pixels", Region(68, 76, 432, 224)),
     # a margin past the frame's edge is cut at the edge
     (settings(region="lanes", region_margin=0.5), "pixels", Region(0, 0, 640, 440)),
-    (settings(region=[10, 20, 330.5, 240]), "pixels", Region(10, 20, 331, 240)),
+    (settings(region=[10, 20, 330.5, 240]), "pixels", Region(10, 20, 332, 240)),  # even
+    (settings(region=[11, 19, 329, 239]), "pixels", Region(10, 18, 330, 240)),
     (settings(region=[0.25, 0.5, 0.75, 1.0]), "normalized", Region(160, 240, 480, 480)),
     (settings(region=[0, 0, 640, 480]), "pixels", None),  # the whole frame: no crop at all
 ])

@@ -91,6 +91,25 @@ def test_a_bgr_picture_is_resized_and_cropped_as_is():
     assert crop.size == (100, 50) and np.array_equal(crop.bgr, image[20:70, 10:110])
 
 
+@pytest.mark.parametrize("corners, from_planes", [
+    ((10, 20, 110, 70), True),
+    ((0, 0, 320, 240), True),
+    ((300, 2, 320, 240), True),
+    ((11, 20, 110, 70), False),  # an odd corner: cut from the converted frame
+    ((10, 20, 110, 71), False),
+])
+def test_a_crop_of_planes_is_the_crop_of_the_converted_frame(corners, from_planes):
+    planes = i420_of(scene(320, 240))
+    picture = Picture(i420=planes)
+    x1, y1, x2, y2 = corners
+    crop = picture.cropped(*corners)
+    assert crop.size == (x2 - x1, y2 - y1)
+    assert (picture._bgr is None) == from_planes, "an even crop must not convert the frame"
+    assert (crop._i420 is not None) == from_planes
+    expected = cv2.cvtColor(planes, cv2.COLOR_YUV2BGR_I420)[y1:y2, x1:x2]
+    assert np.array_equal(crop.bgr, expected)
+
+
 @pytest.mark.parametrize("fmt, size, planes_kept", [
     ("yuv420p", (320, 240), True),
     ("yuv420p", (321, 241), False),   # odd sizes: FFmpeg converts
