@@ -138,11 +138,10 @@ class FrameAnnotator:
         return image
 
     def _draw_trails(self, image: np.ndarray, now: float) -> None:
-        # Older segments are blended more transparently: one overlay per alpha level. A
-        # segment's level comes from its older end's age; ages fall along a trail, so each
-        # track's segments of one level are one run, drawn as one polyline.
+        # Older segments are blended more transparently, in _TRAIL_LEVELS steps. A segment's
+        # level comes from its older end's age; ages fall along a trail, so each track's
+        # segments of one level are one run, drawn as one polyline.
         seconds = max(self.trails.seconds, 1e-6)
-        runs: list[list[tuple[np.ndarray, tuple]]] = [[] for _ in range(_TRAIL_LEVELS)]
         for tid, pts in self.trails.items():
             if len(pts) < 2:
                 continue
@@ -153,25 +152,23 @@ class FrameAnnotator:
             color = self._palette.by_idx(tid).as_bgr()
             starts = np.flatnonzero(np.diff(levels, prepend=-1))
             for start, end in zip(starts, [*starts[1:], len(levels)]):
-                runs[levels[start]].append((xy[start:end + 1], color))
+                self._blend_polyline(image, xy[start:end + 1], color,
+                                     1.0 - levels[start] / _TRAIL_LEVELS)
+
+    def _blend_polyline(self, image: np.ndarray, xy: np.ndarray, color: tuple,
+                        alpha: float) -> None:
+        # Blend only the rectangle the line covers: a rectangle around all trails is most
+        # of the frame, and blending it cost more than everything else drawn.
         height, width = image.shape[:2]
         margin = self._thickness + 2
-        for level, level_runs in enumerate(runs):
-            if not level_runs:
-                continue
-            # Blend only the rectangle the trails of this level cover, not the whole frame.
-            points = np.concatenate([xy for xy, _ in level_runs])
-            x0, y0 = np.maximum(points.min(axis=0) - margin, 0)
-            x1, y1 = np.minimum(points.max(axis=0) + margin + 1, (width, height))
-            if x0 >= x1 or y0 >= y1:
-                continue
-            roi = image[y0:y1, x0:x1]
-            overlay = roi.copy()
-            for xy, color in level_runs:
-                cv2.polylines(overlay, [xy - (x0, y0)], False, color, self._thickness + 1,
-                              cv2.LINE_AA)
-            alpha = 1.0 - level / _TRAIL_LEVELS
-            cv2.addWeighted(overlay, alpha, roi, 1 - alpha, 0, dst=roi)
+        x0, y0 = np.maximum(xy.min(axis=0) - margin, 0)
+        x1, y1 = np.minimum(xy.max(axis=0) + margin + 1, (width, height))
+        if x0 >= x1 or y0 >= y1:
+            return
+        roi = image[y0:y1, x0:x1]
+        overlay = roi.copy()
+        cv2.polylines(overlay, [xy - (x0, y0)], False, color, self._thickness + 1, cv2.LINE_AA)
+        cv2.addWeighted(overlay, alpha, roi, 1 - alpha, 0, dst=roi)
 
     def _draw_lanes(self, image: np.ndarray, states: tuple[LaneState, ...]) -> None:
         by_name = {s.name: s for s in states}

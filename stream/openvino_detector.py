@@ -136,6 +136,10 @@ class OpenVINODetector:
         self.stride = int(meta.get("stride", 32))
         self._device = device
         self._model, self.dynamic = self._prepare_model(model_file)
+        # A fixed-size export's own input (h, w) (NHWC after preprocessing); read once: every
+        # frame compares its size with it, and the runtime's shape query is slow.
+        self._fixed_hw: tuple[int, int] | None = (
+            None if self.dynamic else tuple(int(d) for d in self._model.inputs[0].get_shape()[1:3]))
         self._input_size = (config.imgsz, config.imgsz)
         self._compiled: dict[tuple, Any] = {}  # (letterboxed (h, w), hint) -> compiled model
         self._idle_requests: dict[tuple, list] = {}  # for `detect`, per input size and hint
@@ -211,12 +215,6 @@ class OpenVINODetector:
         return compiled
 
     # -- pre and post-processing ---------------------------------------------------------------
-    @property
-    def _fixed_hw(self) -> tuple[int, int]:
-        """A fixed-size export's own input (h, w)."""
-        _, height, width, _ = self._model.inputs[0].get_shape()  # NHWC after preprocessing
-        return height, width
-
     def _fits(self, hw: tuple[int, int]) -> bool:
         """Whether the model runs at input (h, w): a dynamic export at any size, a fixed-size
         one at its own, and at others when `rect` is on and its head can be refitted (see

@@ -61,3 +61,16 @@ def test_two_tracks_get_their_own_colours():
     annotator._draw_trails(image, now)
     first, second = image[98:103, 120:130].max((0, 1)), image[248:253, 120:130].max((0, 1))
     assert first.max() > 0 and second.max() > 0 and not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("corner", [(0, 0), (639, 359), (639, 0)])
+def test_a_trail_at_the_frame_edge_is_clipped_not_lost(corner):
+    # Each run is blended within its own rectangle, clipped to the frame.
+    x, y = corner
+    step = -12 if x else 12
+    annotator = FrameAnnotator([], trail_seconds=2.0, frame_size=(640, 360))
+    now = drive(annotator, {3: [(x + step * i, y) for i in range(12)]}, fps=10)
+    image = np.zeros((360, 640, 3), np.uint8)
+    annotator._draw_trails(image, now)
+    row = image[y, :, :].max(axis=1)
+    assert row[min(x, x + step * 11):max(x, x + step * 11)].min() > 0, "a gap along the edge"
