@@ -102,6 +102,7 @@ class RunInfo:
     video_duration_s: float
     elapsed_s: float
     message: str | None = None
+    cpu_ms_per_frame: dict[str, float] | None = None  # by thread (stream/cpu_use.py)
 
 
 class ReportWriter:
@@ -222,6 +223,7 @@ class ReportWriter:
             "video_duration_s": round(run.video_duration_s, 3),
             "elapsed_s": round(run.elapsed_s, 3),
             "fps_achieved": round(run.frames / run.elapsed_s, 2) if run.elapsed_s > 0 else None,
+            "cpu_ms_per_frame": run.cpu_ms_per_frame,
             "interval_s": book.interval_s,
             "total_crossings": book.total(),
             "lanes": lanes,

@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -105,6 +106,7 @@ class VideoWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: Exception | None = None
         self.frames_written = 0
+        self.cpu_s = 0.0  # the encoder thread's CPU time, complete after `close`
         self._thread = threading.Thread(target=self._run, name="video-writer", daemon=True)
         self._thread.start()
 
@@ -118,6 +120,13 @@ class VideoWriter:
         self._queue.put(image)
 
     def _run(self) -> None:
+        started = time.thread_time()
+        try:
+            self._encode_all()
+        finally:
+            self.cpu_s = time.thread_time() - started
+
+    def _encode_all(self) -> None:
         try:
             while (item := self._queue.get()) is not _STOP:
                 # OpenCV's SIMD colour conversion costs a third of swscale's (which PyAV

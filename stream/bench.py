@@ -8,6 +8,9 @@ One run, one clip, one model, measured in turn (never concurrently):
   and H.264 video writing as well;
 - Ultralytics on the same clip and model: `model.track` (ByteTrack) and
   `solutions.ObjectCounter` (the counting lines joined into its one region);
+- the CPU per frame of the model alone and of each `process` thread (decode, main, video,
+  the runtime's), and the frames per second those allow with every core busy: what bounds
+  the ratios on this machine (stream/cpu_use.py);
 - live: the clip paced like a camera through the live worker, capture-to-publish latency
   percentiles against the model's single-frame inference time;
 - many cameras (`--streams N`): N paced copies of the stream in one process with a batched
@@ -32,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lanewatch.stream.bench_ultralytics import measure_object_counter, measure_ultralytics_track
 from lanewatch.stream.config import Config, ModelConfig
+from lanewatch.stream.cpu_use import cpu_bound_fps
 from lanewatch.stream.detector import create_detector
 from lanewatch.stream.frames import Picture
 from lanewatch.stream.openvino_detector import OpenVINODetector, exported_model_files
@@ -50,6 +55,7 @@ class ModelFigures:
     refitted: bool  # a fixed-size export run at another input (model.rect)
     sync_fps: float  # inference only, one request at a time
     inflight_fps: float  # inference only, `requests` in flight
+    inflight_cpu_ms: float  # CPU time per frame in flight, every thread of the process
     requests: int
     latency_p50_ms: float  # one frame, synchronous, letterbox + inference + NMS
     latency_p95_ms: float
@@ -81,12 +87,13 @@ def measure_model(config: ModelConfig, frames: list[Picture], seconds: float = 5
     sync_fps = n / (time.perf_counter() - start)
     compiled = detector._compiled_for(hw, "THROUGHPUT")  # as `detect_frames`
     queue = ov.AsyncInferQueue(compiled, detector.requests)
-    n, start = 0, time.perf_counter()
+    n, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         queue.start_async({0: tensors[n % len(tensors)]}, share_inputs=True)
         n += 1
     queue.wait_all()
     inflight_fps = n / (time.perf_counter() - start)
+    inflight_cpu_ms = (time.process_time() - cpu_start) * 1000 / n
     latencies, found = [], []
     for image in frames:
         t0 = time.perf_counter()
@@ -95,7 +102,7 @@ def measure_model(config: ModelConfig, frames: list[Picture], seconds: float = 5
     return ModelFigures(
         model=Path(config.path).name, input_hw=(int(hw[0]), int(hw[1])),
         refitted=not detector.dynamic and tuple(hw) != detector._fixed_hw, sync_fps=sync_fps,
-        inflight_fps=inflight_fps,
+        inflight_fps=inflight_fps, inflight_cpu_ms=inflight_cpu_ms,
         requests=detector.requests,
         latency_p50_ms=float(np.percentile(latencies, 50) * 1000),
         latency_p95_ms=float(np.percentile(latencies, 95) * 1000),
@@ -113,10 +120,19 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
+@dataclass(frozen=True)
+class ProcessRun:
+    """One `lanewatch process` run of the clip."""
+
+    fps: float
+    lanes: dict[str, int]  # crossings per lane
+    cpu_ms: dict[str, float]  # CPU per frame by thread (stream/cpu_use.py)
+
+
 def measure_process(config: Config, clip: Path, every_nth_frame: int = 1,
-                    **output) -> tuple[float, dict]:
-    """Our `process` end to end: (frames/s, per-lane totals), with `output:` settings
-    overridden (video, video_preset, video_width) and detection on every Nth frame."""
+                    **output) -> ProcessRun:
+    """Our `process` end to end, with `output:` settings overridden (video, video_preset,
+    video_width) and detection on every Nth frame."""
     from lanewatch.stream.review import review_video
 
     streams = [s.model_copy(update={"detection": s.detection.model_copy(
@@ -125,54 +141,10 @@ def measure_process(config: Config, clip: Path, every_nth_frame: int = 1,
                                        "streams": streams})
     with tempfile.TemporaryDirectory() as out:
         result = review_video(clip, config, Path(out), progress=False)
-    lanes = {name: lane["total"] for name, lane in result.summary["lanes"].items()}
-    return result.summary["fps_achieved"], lanes
-
-
-def _ultralytics_args(config: Config, names: dict[int, str]) -> dict:
-    from lanewatch.stream.detector import resolve_class_ids
-
-    m = config.model
-    return {"imgsz": m.imgsz, "conf": m.confidence, "iou": m.iou,
-            "classes": resolve_class_ids(m.classes, names), "verbose": False}
-
-
-def measure_ultralytics_track(config: Config, video: Path) -> float:
-    """Ultralytics' own detect + ByteTrack loop over the clip (its loader decodes)."""
-    from ultralytics import YOLO
-
-    model = YOLO(config.model.path, task=config.model.task)
-    args = _ultralytics_args(config, dict(model.names))
-    n, start = 0, time.perf_counter()
-    for _ in model.track(source=str(video), stream=True, tracker="bytetrack.yaml",
-                         persist=True, **args):
-        n += 1
-    return n / (time.perf_counter() - start)
-
-
-def measure_object_counter(config: Config, video: Path) -> tuple[float, int]:
-    """Ultralytics `solutions.ObjectCounter` (ByteTrack) on the clip; (frames/s, crossings).
-    Its one region is the stream's counting lines joined: first start to last end."""
-    import cv2
-    from ultralytics import YOLO, solutions
-
-    lines = [lane.line for lane in config.streams[0].lanes if lane.line is not None]
-    region = [tuple(lines[0][0]), tuple(lines[-1][1])]
-    args = _ultralytics_args(config, dict(YOLO(config.model.path, task=config.model.task).names))
-    counter = solutions.ObjectCounter(model=config.model.path, region=region, show=False,
-                                      tracker="bytetrack.yaml", classes=args["classes"],
-                                      conf=args["conf"], iou=args["iou"], verbose=False)
-    capture = cv2.VideoCapture(str(video))
-    n, start, result = 0, time.perf_counter(), None
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        result = counter(image)
-        n += 1
-    capture.release()
-    fps = n / (time.perf_counter() - start)
-    return fps, (result.in_count + result.out_count) if result is not None else 0
+    summary = result.summary
+    return ProcessRun(summary["fps_achieved"],
+                      {name: lane["total"] for name, lane in summary["lanes"].items()},
+                      summary["cpu_ms_per_frame"])
 
 
 def live_rate(clip_fps: float, latency_p50_ms: float) -> float:
@@ -256,10 +228,8 @@ class Round:
     """One interleaved round: the raw model, then `process` counting only and annotated."""
 
     raw: ModelFigures
-    counting_fps: float
-    annotated_fps: float
-    lanes: dict
-    lanes_annotated: dict
+    counting: ProcessRun
+    annotated: ProcessRun
 
 
 def measure_rounds(config: Config, video: Path, frames: list[Picture], rounds: int
@@ -270,10 +240,34 @@ def measure_rounds(config: Config, video: Path, frames: list[Picture], rounds: i
     done = []
     for _ in range(rounds):
         raw = measure_model(config.model, frames)
-        counting, lanes = measure_process(config, video, video=False)
-        annotated, lanes_annotated = measure_process(config, video, video=True)
-        done.append(Round(raw, counting, annotated, lanes, lanes_annotated))
+        counting = measure_process(config, video, video=False)
+        done.append(Round(raw, counting, measure_process(config, video, video=True)))
     return done
+
+
+def report_cpu(measured: Round, preset: str, say) -> None:
+    """Where the CPU goes, per frame: the model alone against `process`, thread by thread,
+    and the frames per second each total allows with every core busy (the ceiling the
+    ratios above are bound by, on this machine)."""
+    raw, cores = measured.raw, os.cpu_count() or 1
+    columns = ("runtime", "decode", "main", "video", "total")
+
+    def line(name: str, cpu: dict[str, float], measured_fps: float) -> None:
+        ceiling = cpu_bound_fps(cpu["total"], cores)
+        cells = "".join(f"{cpu[k]:8.2f}" if cpu.get(k) else f"{'-':>8}" for k in columns)
+        say(f"  {name:<50}{cells}   {ceiling:6.1f} = {ceiling / raw.inflight_fps:.2f}x raw "
+            f"(measured {measured_fps:.1f})")
+
+    say(f"\n  {'CPU per frame, ms (every thread)':<50}"
+        + "".join(f"{k:>8}" for k in columns) + f"   frames/s at most on {cores} cores")
+    line("model alone, in flight", {"runtime": raw.inflight_cpu_ms,
+                                    "total": raw.inflight_cpu_ms}, raw.inflight_fps)
+    line("process: counting only", measured.counting.cpu_ms, measured.counting.fps)
+    line(f"process: counting + annotated H.264 ({preset})", measured.annotated.cpu_ms,
+         measured.annotated.fps)
+    say("  (runtime: the inference runtime's threads and the rest of the process; main: "
+        "pre- and post-processing, tracking, counting, drawing; at most: every core busy "
+        "with this CPU per frame; one round, the median's)")
 
 
 def _median(values) -> float:
@@ -295,17 +289,17 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
         f"frames), model {Path(config.model.path).name}, {os.cpu_count()} CPU threads")
     frames = load_frames(video, 60)
     measured = measure_rounds(config, video, frames, rounds)
-    raw = min(measured, key=lambda r: abs(r.raw.inflight_fps - _median(
-        m.raw.inflight_fps for m in measured))).raw  # the median round's model figures
-    counting = _median(r.counting_fps for r in measured)
-    annotated = _median(r.annotated_fps for r in measured)
-    counting_ratio = _median(r.counting_fps / r.raw.inflight_fps for r in measured)
-    annotated_ratio = _median(r.annotated_fps / r.raw.inflight_fps for r in measured)
-    lanes = measured[0].lanes
+    middle = min(measured, key=lambda r: abs(r.raw.inflight_fps - _median(
+        m.raw.inflight_fps for m in measured)))  # the median round (by the model alone)
+    raw = middle.raw
+    counting = _median(r.counting.fps for r in measured)
+    annotated = _median(r.annotated.fps for r in measured)
+    counting_ratio = _median(r.counting.fps / r.raw.inflight_fps for r in measured)
+    annotated_ratio = _median(r.annotated.fps / r.raw.inflight_fps for r in measured)
+    lanes = measured[0].counting.lanes
     preset = config.output.video_preset
-    fastest, lanes_fastest = measure_process(config, video, video=True,
-                                             video_preset="ultrafast")
-    smaller, lanes_smaller = measure_process(config, video, video=True, video_width=640)
+    fastest = measure_process(config, video, video=True, video_preset="ultrafast")
+    smaller = measure_process(config, video, video=True, video_width=640)
     skipping = {n: measure_process(config, video, every_nth_frame=n, video=False)
                 for n in (2, 3)}
     padded = None
@@ -315,14 +309,17 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
                      "process_annotated_fps": annotated, "video_preset": preset,
                      "rounds": [{"raw_inflight_fps": r.raw.inflight_fps,
                                  "raw_sync_fps": r.raw.sync_fps,
-                                 "counting_fps": r.counting_fps,
-                                 "annotated_fps": r.annotated_fps, "lanes": r.lanes,
-                                 "lanes_annotated": r.lanes_annotated} for r in measured],
+                                 "raw_inflight_cpu_ms": r.raw.inflight_cpu_ms,
+                                 "counting_fps": r.counting.fps,
+                                 "annotated_fps": r.annotated.fps, "lanes": r.counting.lanes,
+                                 "lanes_annotated": r.annotated.lanes,
+                                 "counting_cpu_ms": r.counting.cpu_ms,
+                                 "annotated_cpu_ms": r.annotated.cpu_ms} for r in measured],
                      "counting_vs_raw": counting_ratio, "annotated_vs_raw": annotated_ratio,
-                     "process_annotated_ultrafast_fps": fastest,
-                     "process_annotated_640_fps": smaller, "lanes": lanes,
-                     "process_every_nth_frame": {n: {"fps": fps, "lanes": found}
-                                                 for n, (fps, found) in skipping.items()}}
+                     "process_annotated_ultrafast_fps": fastest.fps,
+                     "process_annotated_640_fps": smaller.fps, "lanes": lanes,
+                     "process_every_nth_frame": {n: {"fps": run.fps, "lanes": run.lanes}
+                                                 for n, run in skipping.items()}}
     track_fps = counter_fps = counter_total = None
     if ultralytics:
         track_fps = measure_ultralytics_track(config, video)
@@ -350,16 +347,18 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
         return "same counts" if not differ else f"COUNTS DIFFER {differ}"
     rounds_note = f"median of {rounds} rounds, " if rounds > 1 else ""
     row("process: counting only", counting, f"{rounds_note}{total} crossings {lanes}"
-        + ("" if all(r.lanes == lanes for r in measured) else
-           f" ROUNDS DIFFER {[r.lanes for r in measured]}"), counting_ratio)
+        + ("" if all(r.counting.lanes == lanes for r in measured) else
+           f" ROUNDS DIFFER {[r.counting.lanes for r in measured]}"), counting_ratio)
     row(f"process: counting + annotated H.264 ({preset})", annotated,
-        f"{rounds_note}{same(*(r.lanes_annotated for r in measured))}", annotated_ratio)
+        f"{rounds_note}{same(*(r.annotated.lanes for r in measured))}", annotated_ratio)
     if preset != "ultrafast":
-        row("process: counting + annotated H.264 (ultrafast)", fastest, same(lanes_fastest))
-    row(f"process: counting + annotated H.264 at 640 px ({preset})", smaller,
-        same(lanes_smaller))
-    for n, (fps, found) in skipping.items():
-        row(f"process: counting, detection every {_ORDINAL[n]} frame", fps, same(found))
+        row("process: counting + annotated H.264 (ultrafast)", fastest.fps,
+            same(fastest.lanes))
+    row(f"process: counting + annotated H.264 at 640 px ({preset})", smaller.fps,
+        same(smaller.lanes))
+    for n, run in skipping.items():
+        row(f"process: counting, detection every {_ORDINAL[n]} frame", run.fps,
+            same(run.lanes))
     if ultralytics:
         row("Ultralytics model.track (ByteTrack)", track_fps)
         row("Ultralytics solutions.ObjectCounter", counter_fps,
@@ -378,6 +377,7 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
         + (f" and >= 2.0x ObjectCounter ({counting / counter_fps:.2f}x)" if counter_fps
            else "")
         + f"; annotated >= 0.70x raw ({annotated_ratio:.2f}x){padded_note}")
+    report_cpu(middle, preset, say)
 
     if live_seconds > 0:
         rate = live_rate(info.fps, raw.latency_p50_ms)

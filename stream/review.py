@@ -20,6 +20,7 @@ from lanewatch.sinks.annotate import FrameAnnotator
 from lanewatch.sinks.reports import ReportWriter, RunInfo
 from lanewatch.sinks.video import VideoWriteError, VideoWriter
 from lanewatch.stream.config import Config
+from lanewatch.stream.cpu_use import CpuUse
 from lanewatch.stream.detector import Detector, create_detector, detect_frames
 from lanewatch.stream.errors import LanewatchError, SourceError, TruncatedVideoError
 from lanewatch.stream.frames import Frame
@@ -84,6 +85,8 @@ def review_video(
                dynamic_ncols=True)
     warm_up()  # the tracker's compiled kernels load now, not inside the timed run
     started = time.perf_counter()
+    cpu_started, main_cpu_started = time.process_time(), time.thread_time()
+    video_writer = writer  # `writer` is dropped if the video fails; this one is closed
     pending_error: BaseException | None = None
     try:
         for frame, detections in detect_frames(detector, _limited(source.frames(), max_frames),
@@ -111,17 +114,22 @@ def review_video(
         bar.close()
         source.close()
         elapsed = time.perf_counter() - started
-        if writer is not None:
+        if video_writer is not None:  # closed even after failing: its thread ends
             try:
-                writer.close()
+                video_writer.close()
             except VideoWriteError as err:
-                log.error("%s", err)
-                message = message or str(err)
+                if writer is not None:  # not reported yet
+                    log.error("%s", err)
+                    message = message or str(err)
+        cpu = CpuUse(frames, time.process_time() - cpu_started, source.cpu_s,
+                     time.thread_time() - main_cpu_started,
+                     video_writer.cpu_s if video_writer is not None else 0.0)
         summary = reports.finish(RunInfo(
             video=str(video), stream=stream.id, model=config.model.path, status=status,
             frames=frames, video_fps=info.fps,
             video_duration_s=last_pts + 1 / info.fps if frames else 0.0,
-            elapsed_s=elapsed, message=message))
+            elapsed_s=elapsed, message=message,
+            cpu_ms_per_frame=cpu.per_frame_ms() if frames else None))
     if pending_error is not None:
         if isinstance(pending_error, SourceError) and frames:
             raise type(pending_error)(

@@ -77,6 +77,7 @@ class FileSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames_decoded = 0
+        self.cpu_s = 0.0  # the decoder thread's CPU time, complete once the thread ended
 
     def _read_info(self) -> VideoInfo:
         s = self._stream
@@ -134,6 +135,13 @@ class FileSource:
         return False
 
     def _decode(self) -> None:
+        started = time.thread_time()
+        try:
+            self._decode_all()
+        finally:
+            self.cpu_s = time.thread_time() - started
+
+    def _decode_all(self) -> None:
         s = self._stream
         start = s.start_time if s.start_time is not None else 0
         index = 0

@@ -49,6 +49,10 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
     for measured in figures["rounds"]:
         assert measured["lanes"] == measured["lanes_annotated"] == hand
         assert measured["raw_inflight_fps"] > 0 and measured["counting_fps"] > 0
+        assert measured["raw_inflight_cpu_ms"] > 0
+        counting, annotated = measured["counting_cpu_ms"], measured["annotated_cpu_ms"]
+        assert counting["video"] == 0 < annotated["video"]
+        assert 0 < counting["decode"] and 0 < counting["main"] < annotated["main"]
     ratios = sorted(r["counting_fps"] / r["raw_inflight_fps"] for r in figures["rounds"])
     assert figures["counting_vs_raw"] == pytest.approx(sum(ratios) / 2)  # median of two
     for every, run in figures["process_every_nth_frame"].items():
@@ -83,6 +87,7 @@ def test_bench_reports_every_figure(tmp_path, detector_model, segment_model):
                      "median of 2 rounds",
                      "detection every 2nd frame",
                      "Ultralytics solutions.ObjectCounter", "targets: counting >= 0.85x raw",
+                     "CPU per frame, ms", "frames/s at most on",
                      "capture to publish p50", "at the live pace", "one batched model",
                      "separate processes", "dets/frame"):
         assert fragment in text, fragment

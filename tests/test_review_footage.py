@@ -73,6 +73,28 @@ def test_highway_per_lane_counts_equal_the_hand_count(highway_run):
     assert summary["status"] == "complete"
 
 
+def test_highway_summary_says_where_the_cpu_went(highway_run):
+    out, _ = highway_run
+    cpu = json.loads((out / "summary.json").read_text())["cpu_ms_per_frame"]
+    assert set(cpu) == {"runtime", "decode", "main", "video", "total"}
+    for thread in ("runtime", "decode", "main", "video"):  # every thread worked, annotated
+        assert cpu[thread] > 0, thread
+    assert cpu["runtime"] > cpu["decode"]  # the model is most of it
+    parts = cpu["runtime"] + cpu["decode"] + cpu["main"] + cpu["video"]
+    assert parts == pytest.approx(cpu["total"], abs=0.01)
+
+
+def test_counting_only_encodes_nothing(tmp_path, highway_video):
+    config = load_config(CONFIGS / "highway.yaml")
+    config = config.model_copy(update={"output": config.output.model_copy(
+        update={"video": False})})
+    summary = review_video(highway_video, config, tmp_path, progress=False,
+                           max_frames=30).summary
+    assert not (tmp_path / "annotated.mp4").exists()
+    cpu = summary["cpu_ms_per_frame"]
+    assert cpu["video"] == 0 and cpu["decode"] > 0 and cpu["main"] > 0
+
+
 def test_highway_events_match_each_hand_counted_vehicle(highway_run):
     out, _ = highway_run
     events = read_events(out / "events.jsonl")

@@ -1,0 +1,54 @@
+"""Ultralytics' own loops on the bench's clip and model, the references `lanewatch bench`
+compares `process` with: `model.track` (detect + ByteTrack) and `solutions.ObjectCounter`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from lanewatch.stream.config import Config
+from lanewatch.stream.detector import resolve_class_ids
+
+
+def _ultralytics_args(config: Config, names: dict[int, str]) -> dict:
+    m = config.model
+    return {"imgsz": m.imgsz, "conf": m.confidence, "iou": m.iou,
+            "classes": resolve_class_ids(m.classes, names), "verbose": False}
+
+
+def measure_ultralytics_track(config: Config, video: Path) -> float:
+    """Ultralytics' own detect + ByteTrack loop over the clip (its loader decodes)."""
+    from ultralytics import YOLO
+
+    model = YOLO(config.model.path, task=config.model.task)
+    args = _ultralytics_args(config, dict(model.names))
+    n, start = 0, time.perf_counter()
+    for _ in model.track(source=str(video), stream=True, tracker="bytetrack.yaml",
+                         persist=True, **args):
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def measure_object_counter(config: Config, video: Path) -> tuple[float, int]:
+    """Ultralytics `solutions.ObjectCounter` (ByteTrack) on the clip; (frames/s, crossings).
+    Its one region is the stream's counting lines joined: first start to last end."""
+    import cv2
+    from ultralytics import YOLO, solutions
+
+    lines = [lane.line for lane in config.streams[0].lanes if lane.line is not None]
+    region = [tuple(lines[0][0]), tuple(lines[-1][1])]
+    args = _ultralytics_args(config, dict(YOLO(config.model.path, task=config.model.task).names))
+    counter = solutions.ObjectCounter(model=config.model.path, region=region, show=False,
+                                      tracker="bytetrack.yaml", classes=args["classes"],
+                                      conf=args["conf"], iou=args["iou"], verbose=False)
+    capture = cv2.VideoCapture(str(video))
+    n, start, result = 0, time.perf_counter(), None
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        result = counter(image)
+        n += 1
+    capture.release()
+    fps = n / (time.perf_counter() - start)
+    return fps, (result.in_count + result.out_count) if result is not None else 0
