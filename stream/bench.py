@@ -318,8 +318,8 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
                      "counting_vs_raw": counting_ratio, "annotated_vs_raw": annotated_ratio,
                      "process_annotated_ultrafast_fps": fastest.fps,
                      "process_annotated_640_fps": smaller.fps, "lanes": lanes,
-                     "process_every_nth_frame": {n: {"fps": run.fps, "lanes": run.lanes}
-                                                 for n, run in skipping.items()}}
+                     "process_every_nth_frame": {n: {"fps": skip.fps, "lanes": skip.lanes}
+                                                 for n, skip in skipping.items()}}
     track_fps = counter_fps = counter_total = None
     if ultralytics:
         track_fps = measure_ultralytics_track(config, video)
@@ -356,9 +356,9 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
             same(fastest.lanes))
     row(f"process: counting + annotated H.264 at 640 px ({preset})", smaller.fps,
         same(smaller.lanes))
-    for n, run in skipping.items():
-        row(f"process: counting, detection every {_ORDINAL[n]} frame", run.fps,
-            same(run.lanes))
+    for n, skip in skipping.items():
+        row(f"process: counting, detection every {_ORDINAL[n]} frame", skip.fps,
+            same(skip.lanes))
     if ultralytics:
         row("Ultralytics model.track (ByteTrack)", track_fps)
         row("Ultralytics solutions.ObjectCounter", counter_fps,
