@@ -15,13 +15,14 @@ import logging
 import os
 import queue
 import threading
-import time
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
+
+from lanewatch.stream.cpu_use import ThreadCpuClock
 
 _STOP = object()
 HARDWARE_ENCODERS = ("h264_nvenc", "h264_qsv")  # tried in this order by `auto`
@@ -106,7 +107,7 @@ class VideoWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: Exception | None = None
         self.frames_written = 0
-        self.cpu_s = 0.0  # the encoder thread's CPU time, complete after `close`
+        self.encoder_cpu = ThreadCpuClock()  # complete after `close`
         self._thread = threading.Thread(target=self._run, name="video-writer", daemon=True)
         self._thread.start()
 
@@ -120,11 +121,8 @@ class VideoWriter:
         self._queue.put(image)
 
     def _run(self) -> None:
-        started = time.thread_time()
-        try:
+        with self.encoder_cpu:
             self._encode_all()
-        finally:
-            self.cpu_s = time.thread_time() - started
 
     def _encode_all(self) -> None:
         try:

@@ -323,7 +323,7 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
     track_fps = counter_fps = counter_total = None
     if ultralytics:
         track_fps = measure_ultralytics_track(config, video)
-        counter_fps, counter_total = measure_object_counter(config, video)
+        counter_fps, counter_total = measure_object_counter(config, video) or (None, None)
         figures.update(ultralytics_track_fps=track_fps, object_counter_fps=counter_fps,
                        object_counter_crossings=counter_total)
 
@@ -361,8 +361,12 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
             same(skip.lanes))
     if ultralytics:
         row("Ultralytics model.track (ByteTrack)", track_fps)
-        row("Ultralytics solutions.ObjectCounter", counter_fps,
-            f"{counter_total} crossings of the joined line")
+        if counter_fps:
+            row("Ultralytics solutions.ObjectCounter", counter_fps,
+                f"{counter_total} crossings of the joined line")
+        else:
+            say("  Ultralytics solutions.ObjectCounter: not measured, the stream has no "
+                "counting line for it to count at")
     say("  (vs raw: against the model alone with requests in flight; vs OC: against "
         "ObjectCounter)")
     if rounds > 1:

@@ -29,14 +29,22 @@ def measure_ultralytics_track(config: Config, video: Path) -> float:
     return n / (time.perf_counter() - start)
 
 
-def measure_object_counter(config: Config, video: Path) -> tuple[float, int]:
-    """Ultralytics `solutions.ObjectCounter` (ByteTrack) on the clip; (frames/s, crossings).
-    Its one region is the stream's counting lines joined: first start to last end."""
+def object_counter_region(config: Config) -> list[tuple] | None:
+    """ObjectCounter's one counting line for the first stream: its counting lines joined,
+    first start to last end; None when it has no counting line (only lane polygons)."""
+    lines = [lane.line for lane in config.streams[0].lanes if lane.line is not None]
+    return [tuple(lines[0][0]), tuple(lines[-1][1])] if lines else None
+
+
+def measure_object_counter(config: Config, video: Path) -> tuple[float, int] | None:
+    """Ultralytics `solutions.ObjectCounter` (ByteTrack) on the clip; (frames/s, crossings),
+    or None when the stream has no counting line for it to count at."""
     import cv2
     from ultralytics import YOLO, solutions
 
-    lines = [lane.line for lane in config.streams[0].lanes if lane.line is not None]
-    region = [tuple(lines[0][0]), tuple(lines[-1][1])]
+    region = object_counter_region(config)
+    if region is None:
+        return None
     args = _ultralytics_args(config, dict(YOLO(config.model.path, task=config.model.task).names))
     counter = solutions.ObjectCounter(model=config.model.path, region=region, show=False,
                                       tracker="bytetrack.yaml", classes=args["classes"],

@@ -9,6 +9,7 @@ beside the model's own, which shows what the pipeline adds to the model and what
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 
@@ -41,3 +42,18 @@ def cpu_bound_fps(total_ms_per_frame: float, cores: int | None = None) -> float:
     """The frames per second a CPU cost per frame allows with every core busy."""
     return (cores or os.cpu_count() or 1) * 1000 / max(total_ms_per_frame, 1e-9)
 
+
+class ThreadCpuClock:
+    """`with clock:` around a thread's work: `seconds` is then the CPU time that thread used
+    in the block (also when it raised). Read it after the thread has ended."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __enter__(self) -> ThreadCpuClock:
+        self._started = time.thread_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.thread_time() - self._started

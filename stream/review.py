@@ -121,9 +121,9 @@ def review_video(
                 if writer is not None:  # not reported yet
                     log.error("%s", err)
                     message = message or str(err)
-        cpu = CpuUse(frames, time.process_time() - cpu_started, source.cpu_s,
+        cpu = CpuUse(frames, time.process_time() - cpu_started, source.decoder_cpu.seconds,
                      time.thread_time() - main_cpu_started,
-                     video_writer.cpu_s if video_writer is not None else 0.0)
+                     video_writer.encoder_cpu.seconds if video_writer is not None else 0.0)
         summary = reports.finish(RunInfo(
             video=str(video), stream=stream.id, model=config.model.path, status=status,
             frames=frames, video_fps=info.fps,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import av
 
+from lanewatch.stream.cpu_use import ThreadCpuClock
 from lanewatch.stream.errors import SourceError, TruncatedVideoError
 from lanewatch.stream.frames import Frame, Picture
 
@@ -77,7 +78,7 @@ class FileSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames_decoded = 0
-        self.cpu_s = 0.0  # the decoder thread's CPU time, complete once the thread ended
+        self.decoder_cpu = ThreadCpuClock()  # complete once the thread ended (close)
 
     def _read_info(self) -> VideoInfo:
         s = self._stream
@@ -135,11 +136,8 @@ class FileSource:
         return False
 
     def _decode(self) -> None:
-        started = time.thread_time()
-        try:
+        with self.decoder_cpu:
             self._decode_all()
-        finally:
-            self.cpu_s = time.thread_time() - started
 
     def _decode_all(self) -> None:
         s = self._stream

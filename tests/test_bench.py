@@ -11,6 +11,8 @@ import subprocess
 import pytest
 
 from lanewatch.stream.bench import live_rate
+from lanewatch.stream.bench_ultralytics import object_counter_region
+from lanewatch.stream.config import load_config
 
 from conftest import CONFIGS, REPO
 from test_review_footage import HIGHWAY_TRUTH
@@ -110,3 +112,13 @@ def test_bench_needs_a_video_file(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "bench needs a video file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_object_counter_counts_at_the_lines_joined_or_is_not_measured():
+    config = load_config(CONFIGS / "highway.yaml")
+    lines = [lane.line for lane in config.streams[0].lanes]
+    assert object_counter_region(config) == [tuple(lines[0][0]), tuple(lines[-1][1])]
+    polygons_only = config.model_copy(update={"streams": [config.streams[0].model_copy(
+        update={"lanes": [lane.model_copy(update={"line": None})
+                          for lane in config.streams[0].lanes]})]})
+    assert object_counter_region(polygons_only) is None

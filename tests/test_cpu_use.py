@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
-from lanewatch.stream.cpu_use import CpuUse, cpu_bound_fps
+from lanewatch.stream.cpu_use import CpuUse, ThreadCpuClock, cpu_bound_fps
 
 
 @pytest.mark.parametrize("use, expected", [
@@ -31,3 +34,26 @@ def test_cpu_per_frame_by_thread(use, expected):
 ])
 def test_the_frames_per_second_a_cpu_cost_allows(total_ms, cores, fps):
     assert cpu_bound_fps(total_ms, cores) == pytest.approx(fps)
+
+
+def busy(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_a_thread_clock_counts_its_own_thread_only():
+    clock = ThreadCpuClock()
+
+    def work():
+        with clock:
+            busy(0.05)
+            time.sleep(0.05)  # waiting is not CPU
+            raise RuntimeError("a failing thread still reports its CPU")
+
+    worker = threading.Thread(target=lambda: pytest.raises(RuntimeError, work))
+    worker.start()
+    busy(0.1)  # the calling thread's CPU is not the worker's
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert 0.04 < clock.seconds < 0.09
