@@ -9,7 +9,8 @@ import pytest
 from lanewatch.stream.config import ModelConfig
 from lanewatch.stream.detector import UltralyticsDetector, create_detector
 from lanewatch.stream.errors import ModelError
-from lanewatch.stream.openvino_detector import OpenVINODetector, letterbox, nms
+from lanewatch.stream.frames import Picture
+from lanewatch.stream.openvino_detector import OpenVINODetector, letterbox, nms, place
 from lanewatch.stream.sources import FileSource
 from lanewatch.trackers.association import iou_matrix
 
@@ -55,7 +56,8 @@ def test_segmentation_equals_ultralytics_for_the_same_input_shape(segment_model,
     config = ModelConfig(path=str(segment_model), task="segment", confidence=0.25)
     fast, reference = OpenVINODetector(config), UltralyticsDetector(config)
     square = OpenVINODetector(config)
-    square._prepare = lambda image, imgsz: _square(image)  # Ultralytics' shape on AMX CPUs
+    # Ultralytics' shape on AMX CPUs: the whole 640x640
+    square._placement = lambda picture, imgsz: place(picture.size, (640, 640), 32, False)
     for frame in frames(pedestrians_video, every=100):
         expected = reference.detect(frame.image)
         outcomes = []
@@ -68,11 +70,6 @@ def test_segmentation_equals_ultralytics_for_the_same_input_shape(segment_model,
         assert any(outcomes), f"frame {frame.index}: neither input shape matches Ultralytics"
         got = fast.detect(frame.image)
         assert got.masks.shape == (len(got), 1080, 1920)
-
-
-def _square(image):
-    boxed, gain, pad = letterbox(image, (640, 640), 32, minimal=False)
-    return boxed[None], (gain, pad, image.shape[:2])
 
 
 def test_frames_in_flight_come_back_in_order_with_the_same_detections(detector_model,
@@ -161,3 +158,39 @@ def test_letterbox(size, minimal, shape, pad):
     assert gain == pytest.approx(min(640 / size[0], 640 / size[1]))
     if pad[1]:
         assert (boxed[0] == 114).all() and (boxed[pad[1]] == 200).all()
+
+
+@pytest.mark.parametrize("frame_wh, minimal", [
+    ((1280, 720), True),  # 640x360 in 640x384: grey rows above and below
+    ((1280, 740), True),  # the same 640x384 input, the frame a little taller
+    ((720, 1280), False),  # portrait in a square: grey columns left and right
+    ((640, 640), False),  # no grey at all
+])
+def test_a_request_buffer_is_filled_whole_whatever_it_held(frame_wh, minimal):
+    """Frames are letterboxed straight into an inference request's input buffer, which holds
+    the previous frame: every pixel is written again, frame and grey, as a fresh letterbox."""
+    w, h = frame_wh
+    image = np.random.default_rng(w + h).integers(0, 256, (h, w, 3), np.uint8)
+    fresh, _, _ = letterbox(image, (640, 640), 32, minimal)
+    placement = place((w, h), (640, 640), 32, minimal)
+    buffer = np.random.default_rng(1).integers(0, 256, (*placement.input_hw, 3), np.uint8)
+    placement.fill(Picture(bgr=image), buffer)
+    assert np.array_equal(buffer, fresh)
+
+
+def test_frames_of_two_aspect_ratios_share_requests_of_one_input_size(detector_model,
+                                                                     highway_video):
+    """A 1280x720 and a 1280x740 frame both letterbox to 640x384, placed differently, and so
+    use the same requests one after the other: each frame's boxes are its own (the earlier
+    frame's pixels or grey never stay behind in the reused input buffer)."""
+    config = ModelConfig(path=str(detector_model), confidence=0.1,
+                         classes=["car", "motorcycle", "bus", "truck"])
+    detector = OpenVINODetector(config, requests=2)
+    with FileSource(highway_video) as source:
+        image = next(f for f in source.frames() if f.index == 150).image
+    taller = np.vstack([image, np.full((20, 1280, 3), 114, np.uint8)])  # grey at the bottom
+    cars, again_taller, cars_again = (detector.detect(i) for i in (image, taller, image))
+    assert len(cars) >= 3
+    assert np.array_equal(cars.xyxy, cars_again.xyxy)
+    fresh = OpenVINODetector(config, requests=2).detect(taller)  # its first use of a request
+    assert len(fresh) and np.array_equal(again_taller.xyxy, fresh.xyxy)
