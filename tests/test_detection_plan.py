@@ -226,6 +226,24 @@ def test_lane_region_crop_counts_exactly(highway):
 
 @pytest.mark.integration
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("detection", [{}, {"region": "lanes"}, {"imgsz": 320},
+                                       {"region": [0, 100, 1280, 500], "imgsz": 480}])
+def test_the_model_is_ready_for_the_streams_input_before_the_first_frame(highway, detection):
+    """`prepare_detector` compiles (and refits) the model for exactly the input the plan gives
+    the pipelined detector, so no compilation happens once frames flow (0.6 s here: a tenth
+    of a short review's timed run)."""
+    config, _, frames = highway
+    processor = with_detection((config, create_detector(config.model), frames), **detection)
+    detector = processor.detector
+    processor.prepare_detector()
+    compiled = set(detector._compiled)
+    assert any(hint == "THROUGHPUT" for _, hint in compiled)
+    list(detect_frames(detector, iter(frames[:5]), processor.plan))
+    assert set(detector._compiled) == compiled, "compiled while frames were flowing"
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
 def test_per_stream_input_size_on_a_dynamic_model(segment_model, pedestrians_video):
     """The seg export is dynamic: a stream can ask for a smaller input, and gets masks at
     frame resolution in the right place."""

@@ -57,7 +57,7 @@ def test_segmentation_equals_ultralytics_for_the_same_input_shape(segment_model,
     fast, reference = OpenVINODetector(config), UltralyticsDetector(config)
     square = OpenVINODetector(config)
     # Ultralytics' shape on AMX CPUs: the whole 640x640
-    square._placement = lambda picture, imgsz: place(picture.size, (640, 640), 32, False)
+    square._placement = lambda frame_wh, imgsz: place(frame_wh, (640, 640), 32, False)
     for frame in frames(pedestrians_video, every=100):
         expected = reference.detect(frame.image)
         outcomes = []
