@@ -35,26 +35,35 @@ _YUV_TO_BGR = _yuv_to_bgr_matrix()
 class Picture:
     """One frame's pixels: BGR, or the decoder's I420 planes until BGR is asked for.
 
-    Immutable from the outside; the full-size BGR conversion is cached (two threads asking at
-    once may both convert: the same result, so no lock is needed).
+    Planes from the decoder are its own buffers, not copied (`from_video_frame`): the model's
+    input is made from them, and a crop is a view of them. Immutable from the outside; the
+    full-size BGR conversion is cached (two threads asking at once may both convert: the same
+    result, so no lock is needed).
     """
 
-    def __init__(self, bgr: np.ndarray | None = None, i420: np.ndarray | None = None):
-        if (bgr is None) == (i420 is None):
+    def __init__(self, bgr: np.ndarray | None = None, i420: np.ndarray | None = None,
+                 planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None):
+        if sum(x is not None for x in (bgr, i420, planes)) != 1:
             raise ValueError("a Picture needs either BGR pixels or I420 planes")
         self._bgr = bgr
-        self._i420 = i420  # (H * 3 / 2, W) uint8: Y, then U and V at half size
+        self._i420 = i420  # (H * 3 / 2, W) uint8: Y, then U and V at half size, contiguous
+        if i420 is not None:
+            h, w = i420.shape[0] * 2 // 3, i420.shape[1]
+            planes = (i420[:h], *i420[h:].reshape(2, h // 2, w // 2))
+        self._planes = planes  # Y (H, W), U and V (H / 2, W / 2): views, maybe strided
         if bgr is not None:
             self.height, self.width = bgr.shape[:2]
         else:
-            self.height, self.width = i420.shape[0] * 2 // 3, i420.shape[1]
+            self.height, self.width = planes[0].shape
 
     @classmethod
     def from_video_frame(cls, frame) -> Picture:
-        """The pixels of a decoded PyAV frame, kept as planes when OpenCV can convert them."""
+        """The pixels of a decoded PyAV frame: views of its planes when OpenCV can convert
+        them (no copy: the views keep the frame's buffers alive, and the decoder never
+        writes into a buffer that is still referenced), else BGR converted by FFmpeg."""
         if (frame.format.name in _PLANAR_FORMATS and frame.width % 2 == 0
                 and frame.height % 2 == 0):
-            return cls(i420=frame.to_ndarray())
+            return cls(planes=tuple(_plane_view(plane) for plane in frame.planes[:3]))
         return cls(bgr=frame.to_ndarray(format="bgr24"))
 
     @property
@@ -62,18 +71,28 @@ class Picture:
         """(width, height) in pixels."""
         return self.width, self.height
 
+    def _contiguous_i420(self) -> np.ndarray:
+        """The planes in one (H * 3 / 2, W) buffer, as OpenCV's I420 conversion takes them."""
+        if self._i420 is None:
+            h, w = self.height, self.width
+            i420 = np.empty((h * 3 // 2, w), np.uint8)
+            i420[:h] = self._planes[0]
+            i420[h:].reshape(2, h // 2, w // 2)[:] = self._planes[1:]
+            self._i420 = i420
+        return self._i420
+
     @property
     def bgr(self) -> np.ndarray:
         """(H, W, 3) uint8 BGR at full size (converted on first use)."""
         if self._bgr is None:
-            self._bgr = cv2.cvtColor(self._i420, cv2.COLOR_YUV2BGR_I420)
+            self._bgr = cv2.cvtColor(self._contiguous_i420(), cv2.COLOR_YUV2BGR_I420)
         return self._bgr
 
     def drawable(self) -> np.ndarray:
         """Full-size BGR the caller may draw on: a fresh conversion when nothing has asked
         for BGR yet (no extra copy), else a copy of the cached pixels."""
         if self._bgr is None:
-            return cv2.cvtColor(self._i420, cv2.COLOR_YUV2BGR_I420)
+            return cv2.cvtColor(self._contiguous_i420(), cv2.COLOR_YUV2BGR_I420)
         return self._bgr.copy()
 
     def resized(self, width: int, height: int, interpolation: int = cv2.INTER_LINEAR,
@@ -93,27 +112,27 @@ class Picture:
                 return out
             return _written(cv2.resize(bgr, (width, height), dst=out,
                                        interpolation=interpolation), out)
-        h, w = self.height, self.width
-        planes = [self._i420[:h]] + list(self._i420[h:].reshape(2, h // 2, w // 2))  # Y, U, V
         yuv = cv2.merge([p if p.shape == (height, width) else
                          cv2.resize(p, (width, height), interpolation=interpolation)
-                         for p in planes])
+                         for p in self._planes])
         return _written(cv2.transform(yuv, _YUV_TO_BGR, dst=out), out)
 
     def cropped(self, x1: int, y1: int, x2: int, y2: int) -> Picture:
-        """The pixels of columns x1..x2-1, rows y1..y2-1. Cut from the planes when the
-        corners are even (no conversion of the full frame; stream/detection_plan.py aligns
-        its regions so), else from the BGR pixels."""
+        """The pixels of columns x1..x2-1, rows y1..y2-1. Views of the planes when the
+        corners are even (nothing converted or copied; stream/detection_plan.py aligns its
+        regions so), else cut from the BGR pixels."""
         if self._bgr is not None or (x1 | y1 | x2 | y2) % 2:
             return Picture(bgr=self.bgr[y1:y2, x1:x2])
-        h, w = self.height, self.width
-        width, height = x2 - x1, y2 - y1
-        i420 = np.empty((height * 3 // 2, width), np.uint8)
-        i420[:height] = self._i420[y1:y2, x1:x2]
-        source_uv = self._i420[h:].reshape(2, h // 2, w // 2)
-        i420[height:].reshape(2, height // 2, width // 2)[:] = \
-            source_uv[:, y1 // 2:y2 // 2, x1 // 2:x2 // 2]
-        return Picture(i420=i420)
+        y, u, v = self._planes
+        return Picture(planes=(y[y1:y2, x1:x2], u[y1 // 2:y2 // 2, x1 // 2:x2 // 2],
+                               v[y1 // 2:y2 // 2, x1 // 2:x2 // 2]))
+
+
+def _plane_view(plane) -> np.ndarray:
+    """A decoded frame's plane as a (height, width) uint8 view of its buffer (rows may be
+    padded: `line_size` bytes apart)."""
+    rows = np.frombuffer(plane, np.uint8)[:plane.height * plane.line_size]
+    return rows.reshape(plane.height, plane.line_size)[:, :plane.width]
 
 
 def _written(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:

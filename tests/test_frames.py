@@ -105,7 +105,7 @@ def test_a_crop_of_planes_is_the_crop_of_the_converted_frame(corners, from_plane
     crop = picture.cropped(*corners)
     assert crop.size == (x2 - x1, y2 - y1)
     assert (picture._bgr is None) == from_planes, "an even crop must not convert the frame"
-    assert (crop._i420 is not None) == from_planes
+    assert (crop._planes is not None) == from_planes
     expected = cv2.cvtColor(planes, cv2.COLOR_YUV2BGR_I420)[y1:y2, x1:x2]
     assert np.array_equal(crop.bgr, expected)
 
@@ -153,3 +153,17 @@ def test_reviewing_a_file_never_converts_whole_frames_for_the_model(highway_vide
     assert frame.picture._bgr is None
     reference, _, _ = letterbox(frame.image, (640, 640), 32, minimal=False)
     assert np.percentile(np.abs(boxed.astype(int) - reference.astype(int)), 99) <= 2
+
+
+@pytest.mark.integration
+def test_decoded_planes_are_views_that_stay_valid(highway_video):
+    """Frames keep views of the decoder's own buffers (no copy per frame): holding many of
+    them while decoding goes on, each still has its own pixels, as a copying decode gives."""
+    with FileSource(highway_video) as source:
+        pictures = [f.picture for f, _ in zip(source.frames(), range(90))]
+    assert all(p._i420 is None and p._bgr is None for p in pictures), "copied or converted"
+    container = av.open(str(highway_video))
+    copies = [f.to_ndarray() for f, _ in zip(container.decode(video=0), range(90))]
+    container.close()
+    for index, (picture, copy) in enumerate(zip(pictures, copies)):
+        assert np.array_equal(picture._contiguous_i420(), copy), f"frame {index} changed"
