@@ -14,6 +14,8 @@ from lanewatch.stream.frames import Frame, Picture, as_picture
 from lanewatch.stream.openvino_detector import letterbox
 from lanewatch.stream.sources import FileSource
 
+from videos import write_video
+
 
 def scene(width: int = 1280, height: int = 720) -> np.ndarray:
     """A BGR test picture with smooth gradients, hard edges and saturated colours."""
@@ -167,3 +169,22 @@ def test_decoded_planes_are_views_that_stay_valid(highway_video):
     container.close()
     for index, (picture, copy) in enumerate(zip(pictures, copies)):
         assert np.array_equal(picture._contiguous_i420(), copy), f"frame {index} changed"
+
+
+@pytest.mark.parametrize("size", [(330, 242), (1000, 562), (64, 48)])
+def test_planes_of_padded_decoder_rows_are_the_frame(tmp_path, size):
+    """The decoder pads its rows to an alignment (`line_size` > width for these widths): the
+    views cut the padding off, and every path from them (model input, crop, BGR) gives what
+    a copying conversion gives."""
+    video = write_video(tmp_path / "v.mp4", frames=5, size=size)
+    container = av.open(str(video))
+    decoded = next(iter(container.decode(video=0)))
+    picture = Picture.from_video_frame(decoded)
+    copy = decoded.to_ndarray()
+    assert picture._i420 is None and picture.size == size
+    assert np.array_equal(picture._contiguous_i420(), copy)
+    assert np.array_equal(picture.bgr, cv2.cvtColor(copy, cv2.COLOR_YUV2BGR_I420))
+    w, h = size
+    crop = Picture.from_video_frame(decoded).cropped(2, 4, w - 6, h - 2)
+    assert np.array_equal(crop.bgr, picture.bgr[4:h - 2, 2:w - 6])
+    container.close()
