@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 
 
 class Detector(Protocol):
-    """What the pipeline needs from a detector."""
+    """What the pipeline needs from a detector. Optional extras, looked up with getattr:
+    `detect_frames(frames, imgsz)` (pipelined, several frames in flight) and
+    `prepare(frame_size, imgsz)` (start-up work for a stream's frames before the first one,
+    such as compiling the model for their input size)."""
 
     class_names: dict[int, str]
     task: str
