@@ -188,6 +188,8 @@ class OpenVINODetector:
         # A fixed-size export refitted to other input sizes (config.rect): (h, w) -> model,
         # None where it does not fit (frames are then padded to the export's size).
         self._refitted: dict[tuple[int, int], Any] = {}
+        # Each stream's frames have one size: their letterbox is worked out once.
+        self._placements: dict[tuple[tuple[int, int], int | None], Placement] = {}
         self._lock = threading.RLock()  # guards the dictionaries
         self.requests = requests or 0  # set from the runtime's optimum at the first compile
         self.set_callers(callers)
@@ -289,10 +291,15 @@ class OpenVINODetector:
                 "size), or use its size")
 
     def _placement(self, frame_wh: tuple[int, int], imgsz: int | None) -> Placement:
-        """A frame's letterbox: at its own aspect ratio when the model runs at that size."""
-        size = self._input_size if imgsz is None else (imgsz, imgsz)
-        minimal = self._fits(minimal_size(frame_wh, size, self.stride))
-        return place(frame_wh, size, self.stride, minimal)
+        """A frame's letterbox: at its own aspect ratio when the model runs at that size.
+        Remembered per frame size (no lock: two threads may both work it out, alike)."""
+        placement = self._placements.get((frame_wh, imgsz))
+        if placement is None:
+            size = self._input_size if imgsz is None else (imgsz, imgsz)
+            minimal = self._fits(minimal_size(frame_wh, size, self.stride))
+            placement = place(frame_wh, size, self.stride, minimal)
+            self._placements[(frame_wh, imgsz)] = placement
+        return placement
 
     def _prepare(self, image: Image, imgsz: int | None) -> tuple[np.ndarray, Placement]:
         """A standalone (1, h, w, 3) input tensor and its placement (the bench's inputs; the
@@ -387,7 +394,13 @@ class OpenVINODetector:
         placement = self._placement(frame_size, imgsz)
         request = self._compiled_for(placement.input_hw).create_infer_request()
         request.get_input_tensor().data[:] = _PAD_VALUE
-        request.infer()
+        try:
+            request.infer()
+        except RuntimeError as err:
+            height, width = placement.input_hw
+            raise ModelError(f"cannot run model {self.config.path} at {width}x{height} (the "
+                             f"input of {frame_size[0]}x{frame_size[1]} frames): "
+                             f"{str(err).splitlines()[0]}") from None
 
     def detect(self, image: Image, imgsz: int | None = None) -> Detections:
         """Objects in one image (BGR pixels or a frame's Picture; one request, waits for it),

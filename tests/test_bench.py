@@ -122,3 +122,28 @@ def test_object_counter_counts_at_the_lines_joined_or_is_not_measured():
         update={"lanes": [lane.model_copy(update={"line": None})
                           for lane in config.streams[0].lanes]})]})
     assert object_counter_region(polygons_only) is None
+
+
+def test_the_model_alone_queues_as_many_requests_as_process(detector_model, highway_video,
+                                                            monkeypatch):
+    """The raw reference is like for like: as many requests queued as `detect_frames` keeps
+    in flight (two per runtime stream), not one per stream (3-5% slower here)."""
+    import openvino as ov
+
+    from lanewatch.stream import bench
+    from lanewatch.stream.config import ModelConfig
+
+    queued = []
+
+    class Recording(ov.AsyncInferQueue):
+        def __init__(self, compiled, jobs):
+            queued.append(jobs)
+            super().__init__(compiled, jobs)
+
+    monkeypatch.setattr(ov, "AsyncInferQueue", Recording)
+    config = ModelConfig(path=str(detector_model), classes=["car", "truck"])
+    figures = bench.measure_model(config, bench.load_frames(highway_video, 4), seconds=0.3)
+    assert queued and queued[0] == figures.requests
+    runtime = bench.create_detector(config)
+    runtime.prepare((1280, 720))  # its runtime streams are known once compiled for throughput
+    assert runtime.requests >= 1 and figures.requests == 2 * runtime.requests

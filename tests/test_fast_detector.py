@@ -194,3 +194,37 @@ def test_frames_of_two_aspect_ratios_share_requests_of_one_input_size(detector_m
     assert np.array_equal(cars.xyxy, cars_again.xyxy)
     fresh = OpenVINODetector(config, requests=2).detect(taller)  # its first use of a request
     assert len(fresh) and np.array_equal(again_taller.xyxy, fresh.xyxy)
+
+
+def test_a_model_that_cannot_run_at_the_streams_input_fails_at_start_up(detector_model,
+                                                                       monkeypatch):
+    """`prepare` runs the model once for the stream's input before any frame: a runtime
+    failure there is a ModelError naming the model and the input size, not a traceback."""
+    detector = OpenVINODetector(ModelConfig(path=str(detector_model)))
+
+    class Broken:
+        def __init__(self, request):
+            self._request = request
+
+        def get_input_tensor(self):
+            return self._request.get_input_tensor()
+
+        def infer(self):
+            raise RuntimeError("Exception from src/inference: out of memory\ndetails")
+
+    compiled = detector._compiled_for((384, 640))
+    monkeypatch.setattr(detector, "_compiled_for", lambda hw, hint="THROUGHPUT": type(
+        "C", (), {"create_infer_request": lambda self: Broken(compiled.create_infer_request())
+                  })())
+    with pytest.raises(ModelError, match=r"cannot run model .* at 640x384 \(the input of "
+                                         r"1280x720 frames\): Exception from src/inference: "
+                                         r"out of memory$"):
+        detector.prepare((1280, 720))
+
+
+def test_the_letterbox_is_worked_out_once_per_frame_size(detector_model):
+    detector = OpenVINODetector(ModelConfig(path=str(detector_model)))
+    first = detector._placement((1280, 720), None)
+    assert detector._placement((1280, 720), None) is first
+    assert first.input_hw == (384, 640) and (first.left, first.top) == (0, 12)
+    assert detector._placement((1280, 720), 320).input_hw == (192, 320)

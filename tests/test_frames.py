@@ -183,8 +183,10 @@ def test_planes_of_padded_decoder_rows_are_the_frame(tmp_path, size):
     copy = decoded.to_ndarray()
     assert picture._i420 is None and picture.size == size
     assert np.array_equal(picture._contiguous_i420(), copy)
-    assert np.array_equal(picture.bgr, cv2.cvtColor(copy, cv2.COLOR_YUV2BGR_I420))
     w, h = size
+    from_copy = Picture(i420=copy)
+    assert np.array_equal(picture.resized(w // 2, h // 2), from_copy.resized(w // 2, h // 2))
+    assert np.array_equal(picture.bgr, cv2.cvtColor(copy, cv2.COLOR_YUV2BGR_I420))
     crop = Picture.from_video_frame(decoded).cropped(2, 4, w - 6, h - 2)
     assert np.array_equal(crop.bgr, picture.bgr[4:h - 2, 2:w - 6])
     container.close()
