@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 WIDTH_LADDER = (320, 480, 640, 800, 960, 1280, 1600, 1920, 2560, 3840)
 JPEG_QUALITY = 75
+MIN_SHED_FPS = 1.0  # live video shed for an overloaded box never goes below this
 
 
 def rendition_width(max_width: int, frame_width: int) -> int:
@@ -120,7 +121,9 @@ class _StreamVideo:
             rung = rendition_width(width, frame_width)
             rates[rung] = max(rates.get(rung, 0.0), fps)
         now = time.monotonic()
+        scale = feed.rate_scale()
         for rung, fps in rates.items():
+            fps = max(fps * scale, min(fps, MIN_SHED_FPS))
             if not self.limiters.setdefault(rung, RateLimiter()).allow(now, fps):
                 continue
             image = self._annotator(rung, result).annotate(result)
@@ -147,13 +150,17 @@ class LiveVideo:
         requests: stream id -> [(max_fps, max_width)] of the clients watching its video now.
         publish: hands an `EncodedFrame` over (called on the video threads).
         make_annotator: (stream id, frame size, output width) -> a new `FrameAnnotator`.
+        rate_scale: the share of the clients' frame rate drawn now (1.0; lower when the box
+            is over capacity: live video is the first work shed, never below 1 frame/s).
     """
 
     def __init__(self, stream_ids: list[str],
                  requests: Callable[[str], list[tuple[float, int]]],
                  publish: Callable[[EncodedFrame], None],
-                 make_annotator: Callable[[str, tuple[int, int], int], FrameAnnotator]):
+                 make_annotator: Callable[[str, tuple[int, int], int], FrameAnnotator],
+                 rate_scale: Callable[[], float] | None = None):
         self.requests = requests
+        self.rate_scale = rate_scale or (lambda: 1.0)
         self.publish = publish
         self.make_annotator = make_annotator
         self.stopping = threading.Event()

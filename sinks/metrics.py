@@ -67,6 +67,25 @@ class ServiceMetrics:
                                  ["stream", "lane"], registry=r)
         self.dwell_alerts = Counter("lanewatch_dwell_alerts", "Vehicles staying longer than "
                                     "max_dwell_s", ["stream", "area"], registry=r)
+        # Counting reliability (stream/cadence.py): the model's cadence, the share of frames
+        # it saw and the largest gap between detections over the last minute, against the
+        # stream's exactness limit.
+        self.counting_reliable = Gauge(
+            "lanewatch_counting_reliable", "1 while the stream's counts are exact (the gap "
+            "between detections within its exactness limit), 0 when they may miss vehicles",
+            ["stream"], registry=r)
+        self.cadence = Gauge("lanewatch_detection_cadence",
+                             "The model runs on every Nth frame of the stream now", ["stream"],
+                             registry=r)
+        self.processed_fraction = Gauge(
+            "lanewatch_processed_fraction", "Share of the stream's frames the model saw "
+            "(last minute)", ["stream"], registry=r)
+        self.detection_gap = Gauge(
+            "lanewatch_detection_gap_seconds", "Largest time between two detections "
+            "(last minute)", ["stream"], registry=r)
+        self.detection_gap_limit = Gauge(
+            "lanewatch_detection_gap_limit_seconds", "The stream's exactness limit "
+            "(detection.max_gap_s)", ["stream"], registry=r)
 
     def set_state(self, stream: str, state: str, states: list[str]) -> None:
         """Record a stream's state (one series per possible state, the current one at 1)."""
@@ -107,6 +126,16 @@ class ServiceMetrics:
             for movement in stream.turning.movements:
                 for class_name in classes or []:
                     self.movements.labels(sid, movement.name, class_name)
+
+    def observe_reliability(self, stream: str, *, reliable: bool, cadence: int,
+                            processed_fraction: float, largest_gap_s: float,
+                            limit_s: float) -> None:
+        """A live stream's counting reliability now (see stream/cadence.py)."""
+        self.counting_reliable.labels(stream).set(1 if reliable else 0)
+        self.cadence.labels(stream).set(cadence)
+        self.processed_fraction.labels(stream).set(processed_fraction)
+        self.detection_gap.labels(stream).set(largest_gap_s)
+        self.detection_gap_limit.labels(stream).set(limit_s)
 
     def observe_update(self, stream: str, update: AnalyticsUpdate) -> None:
         """Everything one frame's analytics changed."""

@@ -134,8 +134,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         except ValidationError as err:
             message = err.errors()[0]["msg"].removeprefix("Value error, ")
             raise ConfigError(f"{args.config} with --store/--cluster: {message}") from None
+    _load_tracker_kernels()  # said on stderr if they must compile, before the service starts
     serve(config, args.host, args.port, config_path=Path(args.config).resolve())
     return 0
+
+
+def _load_tracker_kernels() -> None:
+    """Load the tracker's compiled kernels (each stream's start would do it silently); when they
+    are not in Numba's cache (install.sh compiles them), say so before the compile's wait."""
+    from lanewatch.trackers.bytetrack import warm_up
+    from lanewatch.trackers.kernels import COMPILING_MESSAGE
+
+    warm_up(on_compile=lambda: print(f"lanewatch: {COMPILING_MESSAGE}", file=sys.stderr,
+                                     flush=True))
 
 
 def _cmd_bench_tracker(args: argparse.Namespace) -> int:

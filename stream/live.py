@@ -1,9 +1,11 @@
 """Live sources for `lanewatch serve`: RTSP cameras, HTTP/HLS, webcams, and files paced in real
 time so that a file behaves like a camera.
 
-Each source reads in its own thread and keeps only the latest frame (a live pipeline must never
-fall behind the camera): a frame the pipeline has not taken when the next one arrives is
-dropped and counted. Failures never end the thread: the source reconnects with exponential
+Each source reads in its own thread into a short queue bounded in seconds (`max_backlog_s`):
+the pipeline takes every frame in order, so that a detector slower than the camera is met by
+an evenly spaced detection cadence (stream/cadence.py) rather than by frames lost in irregular
+bursts. Only when the pipeline falls more than `max_backlog_s` behind is the oldest waiting
+frame dropped, and counted. Failures never end the thread: the source reconnects with exponential
 back-off and jitter, a watchdog reconnects a stream that stops delivering frames, and the
 state machine (starting, running, reconnecting, stopped, failed) is visible to the service.
 Credentials in URLs are never logged.
@@ -11,7 +13,9 @@ Credentials in URLs are never logged.
 
 from __future__ import annotations
 
+import collections
 import logging
+import math
 import random
 import threading
 import time
@@ -60,6 +64,10 @@ class SourceSettings(BaseModel):
         None, gt=0, description="process at most this many frames per second (serve): the "
         "first frame of each 1/max_fps slot as it arrives, the others dropped and counted. "
         "Caps what one camera takes of a shared box")
+    max_backlog_s: float = Field(
+        2.0, gt=0, le=30, description="frames waiting for the pipeline, in seconds of video: "
+        "absorbs the time of one detection and short load peaks; beyond it the oldest frame "
+        "is dropped (counted, and reported as a gap in the stream's counting reliability)")
 
     @model_validator(mode="after")
     def _backoff_order(self) -> SourceSettings:
@@ -100,7 +108,8 @@ def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Rand
 
 
 class LiveSource:
-    """Latest-frame-wins reader of one stream, running in its own thread."""
+    """Reader of one stream in its own thread; the pipeline takes its frames in order from a
+    queue bounded by `max_backlog_s` (the oldest frame is dropped when it is full)."""
 
     def __init__(self, stream_id: str, url: str, settings: SourceSettings | None = None,
                  on_state: Callable[[str, StreamState], None] | None = None,
@@ -114,14 +123,13 @@ class LiveSource:
         realtime = self.settings.realtime
         self._realtime = self._file if realtime is None else realtime
         self._lock = threading.Condition()
-        self._latest: Frame | None = None
-        self._taken_index = -1
+        self._waiting: collections.deque[Frame] = collections.deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.state = StreamState.STARTING
         self.reconnects = 0  # successful or not: every attempt after the first
         self.frames_received = 0
-        self.frames_dropped = 0  # replaced before the pipeline took them, or skipped by it
+        self.frames_dropped = 0  # the queue was full, or the pipeline skipped it (max_fps)
         self.last_error: str | None = None
         self.frame_size: tuple[int, int] | None = None
         self.fps: float | None = None
@@ -143,11 +151,12 @@ class LiveSource:
             self._thread.join(timeout)
         self._set_state(StreamState.STOPPED)
 
-    def latest(self, timeout: float | None = None) -> Frame | None:
-        """The newest frame not returned before, waiting up to `timeout` seconds for one."""
+    def next_frame(self, timeout: float | None = None) -> Frame | None:
+        """The oldest frame not yet taken, waiting up to `timeout` seconds for one. Frames
+        still queued when a file ends are returned; None once stopped, or on time-out."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._latest is None or self._latest.index <= self._taken_index:
+            while not self._waiting:
                 if self._stop.is_set() or self.state in (StreamState.STOPPED,
                                                          StreamState.FAILED):
                     return None
@@ -155,8 +164,18 @@ class LiveSource:
                 if remaining is not None and remaining <= 0:
                     return None
                 self._lock.wait(remaining if remaining is not None else 0.5)
-            self._taken_index = self._latest.index
-            return self._latest
+            if self._stop.is_set():
+                return None
+            return self._waiting.popleft()
+
+    @property
+    def backlog(self) -> int:
+        """Frames decoded and waiting for the pipeline."""
+        return len(self._waiting)
+
+    def capacity(self) -> int:
+        """How many frames the queue holds: `max_backlog_s` of video, at least two."""
+        return max(2, math.ceil(self.settings.max_backlog_s * (self.fps or 30.0)))
 
     def skip(self) -> None:
         """The pipeline took the latest frame but leaves it unprocessed (its max_fps)."""
@@ -261,9 +280,10 @@ class LiveSource:
 
     def _publish(self, frame: Frame) -> None:
         with self._lock:
-            if self._latest is not None and self._latest.index > self._taken_index:
+            if len(self._waiting) >= self.capacity():
+                self._waiting.popleft()  # the pipeline is max_backlog_s behind
                 self.frames_dropped += 1
-            self._latest = frame
+            self._waiting.append(frame)
             self.frames_received += 1
             self._lock.notify_all()
 

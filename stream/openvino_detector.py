@@ -386,13 +386,16 @@ class OpenVINODetector:
         self._detect_hint = "LATENCY" if callers <= 1 else "THROUGHPUT"
 
     # -- inference -----------------------------------------------------------------------------
-    def prepare(self, frame_size: tuple[int, int], imgsz: int | None = None) -> None:
-        """Get the model ready for `detect_frames` on frames of `frame_size` (w, h): refitted
-        and compiled for their input, and run once. Start-up work, done before the first
-        frame instead of on it (0.6 s of wall time on 2 cores, a tenth of a short clip's
-        review, which the review's frames per second would otherwise count)."""
+    def prepare(self, frame_size: tuple[int, int], imgsz: int | None = None,
+                single: bool = False) -> None:
+        """Get the model ready for `detect_frames` (or, `single`, for `detect`: a live
+        stream) on frames of `frame_size` (w, h): refitted and compiled for their input, and
+        run once. Start-up work, done before the first frame instead of on it (0.6 s of wall
+        time on 2 cores: a tenth of a short clip's review, which the review's frames per
+        second would otherwise count; 18 frames of a live camera queued behind it)."""
         placement = self._placement(frame_size, imgsz)
-        request = self._compiled_for(placement.input_hw).create_infer_request()
+        hint = self._detect_hint if single else "THROUGHPUT"
+        request = self._compiled_for(placement.input_hw, hint).create_infer_request()
         request.get_input_tensor().data[:] = _PAD_VALUE
         try:
             request.infer()

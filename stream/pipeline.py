@@ -106,12 +106,13 @@ class StreamProcessor:
                 raise ConfigError(f"streams({stream.id}).calibration: {err}") from None
         return zones, speeds
 
-    def prepare_detector(self) -> None:
+    def prepare_detector(self, single: bool = False) -> None:
         """Start-up work of the detector for this stream's frames (compiling the model for
-        their input size), where the detector has any: before the first frame, not on it."""
+        their input size), where the detector has any: before the first frame, not on it.
+        `single`: for `detect` one frame at a time (live), not `detect_frames` (review)."""
         prepare = getattr(self.detector, "prepare", None)
         if prepare is not None:
-            prepare(self.plan.input_size, self.plan.imgsz)
+            prepare(self.plan.input_size, self.plan.imgsz, single=single)
 
     def detect(self, picture: Picture) -> Detections:
         """The detector's objects in a full frame, through the plan's crop and input size."""

@@ -8,6 +8,7 @@ failing video encoder) the reports are written for every frame processed.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from lanewatch.stream.frames import Frame
 from lanewatch.stream.pipeline import StreamProcessor
 from lanewatch.stream.sources import FileSource
 from lanewatch.trackers.bytetrack import warm_up
+from lanewatch.trackers.kernels import COMPILING_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,9 @@ def review_video(
         detector = detector or create_detector(config.model)
         processor = StreamProcessor(stream, config, detector, (info.width, info.height), info.fps)
         processor.prepare_detector()  # start-up, like loading the model: not in the timed run
+        # The tracker's compiled kernels load now too, before the progress bar starts: when
+        # they must compile (install.sh does that once), it is said, not a bar stuck at 1/N.
+        warm_up(on_compile=lambda: _notify(COMPILING_MESSAGE, progress))
     except BaseException:
         source.close()
         raise
@@ -84,7 +89,6 @@ def review_video(
                                                              max_frames)
     bar = tqdm(total=total, unit="frame", disable=not progress, desc=stream.id,
                dynamic_ncols=True)
-    warm_up()  # the tracker's compiled kernels load now, not inside the timed run
     started = time.perf_counter()
     cpu_started, main_cpu_started = time.process_time(), time.thread_time()
     video_writer = writer  # `writer` is dropped if the video fails; this one is closed
@@ -138,6 +142,14 @@ def review_video(
             ) from None
         raise pending_error
     return ReviewResult(outdir, summary)
+
+
+def _notify(message: str, progress: bool) -> None:
+    """A start-up notice: on stderr beside the progress bar, else only to the log."""
+    if progress:
+        print(f"lanewatch: {message}", file=sys.stderr, flush=True)
+    else:
+        log.info("%s", message)
 
 
 def _open_writer(outdir: Path, config: Config, fps: float,

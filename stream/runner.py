@@ -1,11 +1,13 @@
 """One live stream of `lanewatch serve`: source -> detect -> track -> lane analytics -> outputs.
 
-A `StreamRunner` owns a `LiveSource` (latest frame wins) and a worker thread that processes
-whatever frame is newest, so the pipeline never falls behind the camera. The detector is
-shared by the streams and safe to call from their threads (OpenVINO runs their requests side by
-side). Results go to the count store (committed before anything else sees them), to the
-metrics and to a listener (the WebSocket hub). A failing store or listener is logged and
-counted; it never stops the stream, and a failing stream never stops the others.
+A `StreamRunner` owns a `LiveSource` and a worker thread that takes every frame in order; its
+`CadenceScheduler` sends every Nth of them to the model, N chosen by the process's
+`CapacityGovernor` from the capacity it measures, and the tracker predicts the frames between,
+so a box slower than its cameras loses no frames in irregular bursts (stream/governor.py). The
+detector is shared by the streams and safe to call from their threads (OpenVINO runs their
+requests side by side). Results go to the count store (committed before anything else sees
+them), to the metrics and to a listener (the WebSocket hub). A failing store or listener is
+logged and counted; it never stops the stream, and a failing stream never stops the others.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import numpy as np
 
 from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
+from lanewatch.stream.cadence import CadenceScheduler, Reliability
 from lanewatch.stream.config import Config, StreamConfig
 from lanewatch.stream.detector import Detector
 from lanewatch.stream.errors import ConfigError
+from lanewatch.stream.governor import CapacityGovernor
 from lanewatch.stream.live import LiveSource, SourceSettings, StreamState, redact
 from lanewatch.stream.pipeline import FrameResult, StreamProcessor
 from lanewatch.trackers.bytetrack import warm_up
@@ -32,6 +36,7 @@ from lanewatch.trackers.lanes import Lane
 log = logging.getLogger(__name__)
 
 LATENCY_WINDOW = 900  # frames behind the API's latency percentiles (30 s of a 30 f/s camera)
+GAUGE_PERIOD_S = 0.5  # how often the counting-reliability gauges are refreshed
 
 
 class ResultPublisher:
@@ -61,7 +66,8 @@ class ResultPublisher:
         sid, m = self.stream.id, self.metrics
         m.frames.labels(sid).inc()
         t = result.timings
-        m.stage_seconds.labels(sid, "detect").observe(t.detect_s)
+        if result.detected:  # predicted frames never reached the model
+            m.stage_seconds.labels(sid, "detect").observe(t.detect_s)
         m.stage_seconds.labels(sid, "track").observe(t.track_s)
         m.stage_seconds.labels(sid, "analytics").observe(t.analytics_s)
         m.observe_update(sid, result.analytics)
@@ -95,7 +101,8 @@ class StreamRunner(ResultPublisher):
                  metrics: ServiceMetrics,
                  store: CountStore | None = None,
                  on_result: Callable[[FrameResult], None] | None = None,
-                 source_settings: SourceSettings | None = None):
+                 source_settings: SourceSettings | None = None,
+                 governor: CapacityGovernor | None = None):
         self.stream = stream
         self.config = config
         self.detector = detector
@@ -105,6 +112,8 @@ class StreamRunner(ResultPublisher):
         self.source = LiveSource(stream.id, stream.source, source_settings,
                                  on_state=self._on_state)
         self.processor: StreamProcessor | None = None
+        self.governor = governor or CapacityGovernor()  # shared by the process's streams
+        self.scheduler: CadenceScheduler | None = None
         self.error: str | None = None  # a configuration problem found at run time
         self._init_publisher()
         self._stop = threading.Event()
@@ -128,6 +137,8 @@ class StreamRunner(ResultPublisher):
         self.source.stop(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.scheduler is not None:
+            self.scheduler.close()  # its share of the box goes back to the other streams
         self._on_state(self.stream.id, StreamState.STOPPED)
 
     @property
@@ -149,7 +160,17 @@ class StreamRunner(ResultPublisher):
             "frame_size": list(s.frame_size) if s.frame_size else None,
             "fps": s.fps,
             "latency_ms": self.latency_percentiles(),
+            **self.reliability().as_status(),
+            "video_scale": self.governor.video_scale,
         }
+
+    def reliability(self) -> Reliability:
+        """Whether the stream's counts are exact now (cadence, gaps; stream/cadence.py)."""
+        if self.scheduler is None:  # nothing processed yet: nothing can have been missed
+            limit = self.stream.detection.max_gap_s
+            return Reliability(True, None, self.stream.detection.every_nth_frame, 1.0, 0, 0.0,
+                               limit, 0)
+        return self.scheduler.reliability()
 
     # -- what the API and the dashboard read --------------------------------------------------
     @property
@@ -210,15 +231,20 @@ class StreamRunner(ResultPublisher):
             if self.processor is None:
                 self.metrics.restore_crossings(self.stream.id, stored)
                 self.metrics.restore_movements(self.stream.id, moved)
+        processor.prepare_detector(single=True)  # compiled for this input now, not mid-stream
+        if self.scheduler is not None:
+            self.scheduler.close()
+        self.scheduler = CadenceScheduler(self.stream.id, self.stream.detection,
+                                          self.source.fps or 30.0, self.governor)
         self.processor = processor
         return processor
 
     def _run(self) -> None:
-        sid = self.stream.id
         max_fps = self.source.settings.max_fps
         next_due = 0.0  # capture time (time.time()) from which the next frame is processed
+        gauges_due = 0.0
         while not self._stop.is_set():
-            frame = self.source.latest(timeout=0.5)
+            frame = self.source.next_frame(timeout=0.5)
             self._sync_source_metrics()
             if frame is None:
                 if self.source.state in (StreamState.STOPPED, StreamState.FAILED):
@@ -235,17 +261,32 @@ class StreamRunner(ResultPublisher):
             processor = self._processor_for(frame.size)
             if processor is None:
                 return  # a configuration error: this stream stops, the others go on
-            result = processor.process(frame)
-            update = result.analytics
-            crossings, movements = update.crossings, update.movements
-            if (crossings or movements) and self.store is not None:
-                try:
-                    self.store.record(crossings, movements)
-                except Exception as err:  # noqa: BLE001 - the store fails alone
-                    log.error("stream %s: cannot store %d crossings and %d movements: %s", sid,
-                              len(crossings), len(movements), err)
-                    self.metrics.dropped.labels(sid, "store").inc(len(crossings) + len(movements))
-            self._publish(result)
+            self._process(processor, frame)
+            now = time.monotonic()
+            if now >= gauges_due:
+                gauges_due = now + GAUGE_PERIOD_S
+                self.metrics.observe_reliability(self.stream.id, **self.reliability().gauges())
+
+    def _process(self, processor: StreamProcessor, frame) -> None:
+        """One frame: detected when the scheduler says so, else predicted; stored, published."""
+        scheduler = self.scheduler
+        detected = scheduler.due(frame)
+        t0 = time.perf_counter()
+        detections = processor.detect(frame.picture) if detected else None
+        t1 = time.perf_counter()
+        result = processor.update(frame, detections, t1 - t0)
+        update = result.analytics
+        crossings, movements = update.crossings, update.movements
+        if (crossings or movements) and self.store is not None:
+            try:
+                self.store.record(crossings, movements)
+            except Exception as err:  # noqa: BLE001 - the store fails alone
+                log.error("stream %s: cannot store %d crossings and %d movements: %s",
+                          self.stream.id, len(crossings), len(movements), err)
+                self.metrics.dropped.labels(self.stream.id, "store").inc(
+                    len(crossings) + len(movements))
+        self._publish(result)
+        scheduler.record(frame, detected, t1 - t0, time.perf_counter() - t1, self.source.backlog)
 
 
 def next_slot(captured: float, next_due: float, period: float) -> tuple[bool, float]:

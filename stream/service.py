@@ -26,6 +26,7 @@ from lanewatch.stream.batching import BatchingDetector
 from lanewatch.stream.cluster import RemoteStream, connect
 from lanewatch.stream.config import Config, StreamConfig
 from lanewatch.stream.detector import Detector, create_detector
+from lanewatch.stream.governor import CapacityGovernor
 from lanewatch.stream.live import StreamState
 from lanewatch.stream.pipeline import FrameResult
 from lanewatch.stream.runner import StreamRunner
@@ -59,9 +60,13 @@ class Service:
         self.hub = WebSocketHub([st.id for st in streams], s.client_queue,
                                 s.slow_client_drops, s.max_message_bytes, self.metrics,
                                 s.max_clients)
+        # The streams of this process share its capacity: one governor sets their detection
+        # cadence and sheds the live video first (stream/governor.py).
+        self.governor = CapacityGovernor(video_active=self._video_watched)
         self.runners = {st.id: self._runner(st) for st in streams}
         self.video = LiveVideo(list(self.runners), self.hub.video_requests,
-                               self.hub.publish_frame, self._make_annotator)
+                               self.hub.publish_frame, self._make_annotator,
+                               rate_scale=lambda: self.governor.video_scale)
         self._pusher: asyncio.Task | None = None
 
     def _runner(self, stream: StreamConfig) -> StreamRunner | RemoteStream:
@@ -69,7 +74,12 @@ class Service:
             return RemoteStream(stream, self.config, self.metrics, on_result=self._on_result,
                                 video_fps=functools.partial(self._video_fps, stream.id))
         return StreamRunner(stream, self.config, self.detector, self.metrics, self.store,
-                            on_result=self._on_result, source_settings=stream.source_options)
+                            on_result=self._on_result, source_settings=stream.source_options,
+                            governor=self.governor)
+
+    def _video_watched(self) -> bool:
+        """Whether any client watches any stream's live video now."""
+        return any(self.hub.video_requests(sid) for sid in list(self.runners))
 
     def _video_fps(self, stream_id: str) -> float:
         """The highest frame rate a client watches a stream's video at (0: nobody)."""

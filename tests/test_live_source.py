@@ -95,18 +95,22 @@ def test_file_is_paced_in_real_time(highway_video):
 
 
 @pytest.mark.timeout(60)
-def test_latest_frame_wins_and_drops_are_counted(highway_video):
-    source = LiveSource("cam", str(highway_video)).start()
+def test_every_frame_in_order_and_a_full_queue_drops_the_oldest(highway_video):
+    """A slow consumer takes every frame in order while the queue holds them; once it is
+    `max_backlog_s` behind, the oldest waiting frames are dropped and counted."""
+    source = LiveSource("cam", str(highway_video), SourceSettings(max_backlog_s=0.5)).start()
     try:
-        taken = []
-        for _ in range(5):  # a slow consumer: one frame every 0.2 s
-            frame = source.latest(timeout=5)
-            assert frame is not None
-            taken.append(frame.index)
-            time.sleep(0.2)
-        assert taken == sorted(set(taken))  # never the same frame twice, always newer
-        assert source.frames_dropped >= 10
-        assert source.frames_received - source.frames_dropped - len(taken) in (0, 1)
+        assert wait_for(lambda: source.state is StreamState.RUNNING)
+        assert source.capacity() == 15  # 0.5 s of a 29.97 frames/s camera
+        first = [source.next_frame(timeout=5).index for _ in range(5)]
+        assert first == list(range(5))  # nothing skipped while the queue had room
+        time.sleep(1.5)  # ~45 frames arrive; the queue keeps the newest 15
+        assert source.backlog == 15
+        taken = [source.next_frame(timeout=5).index for _ in range(15)]
+        assert taken == list(range(taken[0], taken[0] + 15))  # in order, no gaps
+        assert source.frames_dropped == taken[0] - 5 > 0
+        received, dropped = source.frames_received, source.frames_dropped
+        assert received - dropped - 20 - source.backlog in (0, 1)  # one may be arriving
     finally:
         source.stop()
 
@@ -118,7 +122,7 @@ def test_file_without_loop_stops_at_its_end(tmp_path):
     try:
         assert wait_for(lambda: source.state is StreamState.STOPPED, timeout=10)
         assert source.frames_received == 15
-        assert source.latest(timeout=0.1) is None or source.frames_received == 15
+        assert source.next_frame(timeout=0.1) is None or source.frames_received == 15
     finally:
         source.stop()
 
@@ -130,8 +134,8 @@ def test_file_with_loop_keeps_going(tmp_path):
     try:
         assert wait_for(lambda: source.frames_received > 25, timeout=10)
         assert source.state is StreamState.RUNNING
-        frame = source.latest(timeout=2)
-        assert frame.index >= 25  # indices keep increasing across loops
+        indices = [source.next_frame(timeout=2).index for _ in range(25)]
+        assert indices == list(range(25))  # indices keep increasing across loops
     finally:
         source.stop()
 
@@ -151,7 +155,7 @@ def test_unreachable_url_retries_with_backoff_then_fails(caplog):
     assert StreamState.RECONNECTING in states and states[-2:] == [StreamState.FAILED,
                                                                   StreamState.STOPPED]
     assert source.reconnects == 3
-    assert source.latest(timeout=0.1) is None
+    assert source.next_frame(timeout=0.1) is None
     assert "topsecret" not in caplog.text and "viewer:***@127.0.0.1:9" in caplog.text
     assert "topsecret" not in (source.last_error or "")
 

@@ -101,6 +101,58 @@ function renderHealth(stats) {
   $("h-reconnects").textContent = String(stats.reconnects);
   $("h-error").hidden = !stats.error;
   $("h-error").textContent = stats.error || "";
+  renderCounting(stats);
+}
+
+const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+
+/** "every frame", "every 2nd frame", "every 3rd frame", "every 11th frame", "every 21st frame" */
+function everyNth(n) {
+  if (n <= 1) return "every frame";
+  const suffix = n % 100 >= 11 && n % 100 <= 13 ? "th"
+    : ({ 1: "st", 2: "nd", 3: "rd" })[n % 10] || "th";
+  return `every ${n}${suffix} frame`;
+}
+
+// Whether the stream's counts are exact: they are while the gap between two detections (the
+// model runs on every Nth frame when the box cannot keep up) stays under the stream's limit.
+// A server that does not say (an older version, a cluster gateway) gets neither the badge nor
+// the detection row, rather than a guess.
+function renderCounting(stats) {
+  const box = $("h-counting");
+  const known = typeof stats.counting_reliable === "boolean";
+  box.hidden = !known;
+  const withCadence = known && isNumber(stats.cadence);
+  for (const element of document.querySelectorAll(".counting-row")) element.hidden = !withCadence;
+  if (!known) {
+    delete box.dataset.reliable;
+    return;
+  }
+  const reliable = stats.counting_reliable;
+  const gapShort = isNumber(stats.largest_gap_s) && isNumber(stats.gap_limit_s)
+    ? `largest gap ${stats.largest_gap_s.toFixed(2)} s` +
+      (isNumber(stats.largest_gap_frames) ? ` (${stats.largest_gap_frames} frames)` : "") +
+      `, limit ${stats.gap_limit_s.toFixed(2)} s` : "";
+  const gap = gapShort && gapShort.replace("largest gap", "largest gap between detections");
+  // Unreliable always says why, visibly; an exact count shows a reason only if the server has
+  // one, and its gap in the tooltip.
+  const reason = stats.counting_reason || (reliable ? ""
+    : gap || "detections are further apart than this stream's exactness limit");
+  box.className = reliable ? "counting" : "counting unreliable";
+  box.dataset.reliable = String(reliable);
+  box.title = reason || gap;
+  $("h-counting-badge").textContent = reliable ? "counting exact" : "counting UNRELIABLE";
+  $("h-counting-reason").textContent = reason;
+  const cadence = $("h-cadence");
+  cadence.classList.toggle("unreliable", !reliable);
+  if (!withCadence) return;
+  const parts = [`model on ${everyNth(stats.cadence)}`];
+  if (isNumber(stats.processed_fraction)) {
+    parts.push(`${(100 * stats.processed_fraction).toFixed(0)} % of frames seen (last minute)`);
+  }
+  if (gapShort) parts.push(gapShort);
+  cadence.textContent = parts.join(" · ");
+  cadence.title = gap;
 }
 
 function addAlert(alert) {
