@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 TARGET = 0.9  # predicted busy share a chosen cadence aims at
 RAISE_ABOVE = 1.0  # predicted busy share at the current cadence that raises it at once
 LOWER_BELOW = 0.7  # a lower cadence must be predicted under this
-MIN_SAMPLES = 2  # detections measured before a stream's load is predicted
+MIN_SAMPLES = 1  # detections measured (after the first) before a stream's load is predicted
+DRAIN_S = 5.0  # a queue beyond one detection's time is planned to drain within this ...
+MAX_DRAIN_SHARE = 0.1  # ... with at most this much of the target given to draining
 GROWING_DECISIONS = 3  # a long queue growing at this many decisions in a row: falling behind
 BACKLOG_HIGH_S = 0.5  # seconds of queued video beyond one detection's time: falling behind
 VIDEO_STEPS = (1.0, 0.5, 0.25, 0.1)  # live video frame-rate scale, shed in this order
@@ -74,13 +76,17 @@ class StreamLoad:
         other = statistics.median(self.other_s) if self.other_s else 0.0
         return self.fps * (detect / cadence + other)
 
+    def queued_s(self) -> float:
+        """Seconds of video queued beyond what one detection explains."""
+        detect = statistics.median(self.detect_s) if self.detect_s else 0.0
+        return max(self.backlog / self.fps - detect, 0.0)
+
     def falling_behind(self) -> bool:
         """More than half a second queued beyond one detection, and longer at each of the
         last GROWING_DECISIONS decisions: the prediction was wrong. A queue that drains
         (after start-up or a load peak) raises nothing, nor does the jitter of a queue that
         fills during each detection and empties after it. Call once per decision."""
-        detect = statistics.median(self.detect_s) if self.detect_s else 0.0
-        long = self.backlog / self.fps > BACKLOG_HIGH_S + detect
+        long = self.queued_s() > BACKLOG_HIGH_S
         self.growing = self.growing + 1 if long and self.backlog > self.backlog_before else 0
         self.backlog_before = self.backlog
         return self.growing >= GROWING_DECISIONS
@@ -104,7 +110,7 @@ class CapacityGovernor:
         clock: monotonic seconds (tests pass their own).
     """
 
-    def __init__(self, video_active: Callable[[], bool] | None = None, tick_s: float = 0.5,
+    def __init__(self, video_active: Callable[[], bool] | None = None, tick_s: float = 0.25,
                  hold_s: float = 5.0, max_hold_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic):
         self.video_active = video_active or (lambda: False)
@@ -193,7 +199,10 @@ class CapacityGovernor:
                 return  # see whether that was enough before touching the counting
         if self.level >= MAX_CADENCE:
             return
-        level = max(self.level + 1, self._lowest_level(self.level + 1, TARGET))
+        # A queue (start-up, a load peak) is drained within DRAIN_S: the target leaves room.
+        queued = max((ld.queued_s() for ld in self._loads.values()), default=0.0)
+        target = TARGET - min(queued / DRAIN_S, MAX_DRAIN_SHARE)
+        level = max(self.level + 1, self._lowest_level(self.level + 1, target))
         if self._last_lowered is not None and now - self._last_lowered < 2 * self.hold_s:
             self.hold_s = min(2 * self.hold_s, self.max_hold_s)  # that lowering was a probe
         log.warning("box over capacity: detection cadence %d -> %d (predicted load %.2f)",

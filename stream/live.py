@@ -32,6 +32,8 @@ from lanewatch.stream.frames import Frame, Picture
 
 log = logging.getLogger(__name__)
 
+STARTUP_BACKLOG_S = 30.0  # frames kept while the pipeline starts (compiling the model)
+
 
 class StreamState(str, Enum):
     """Lifecycle of a live source."""
@@ -124,6 +126,7 @@ class LiveSource:
         self._realtime = self._file if realtime is None else realtime
         self._lock = threading.Condition()
         self._waiting: collections.deque[Frame] = collections.deque()
+        self._limit: int | None = None  # frames the queue may hold; None: starting
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.state = StreamState.STARTING
@@ -166,7 +169,11 @@ class LiveSource:
                 self._lock.wait(remaining if remaining is not None else 0.5)
             if self._stop.is_set():
                 return None
-            return self._waiting.popleft()
+            frame = self._waiting.popleft()
+            if self._limit is not None:  # a start-up queue drains: its extra room goes too
+                self._limit = min(self._limit, len(self._waiting)
+                                  + self._frames_for(self.settings.max_backlog_s))
+            return frame
 
     @property
     def backlog(self) -> int:
@@ -174,11 +181,26 @@ class LiveSource:
         return len(self._waiting)
 
     def capacity(self) -> int:
-        """How many frames the queue holds: `max_backlog_s` of video, at least two."""
-        return max(2, math.ceil(self.settings.max_backlog_s * (self.fps or 30.0)))
+        """How many frames the queue holds now: `max_backlog_s` of video (at least two);
+        more while the pipeline starts and while it drains what queued meanwhile."""
+        if self._limit is None:  # starting: STARTUP_BACKLOG_S
+            return self._frames_for(STARTUP_BACKLOG_S)
+        return self._limit
+
+    def _frames_for(self, seconds: float) -> int:
+        return max(2, math.ceil(seconds * (self.fps or 30.0)))
+
+    def pipeline_ready(self) -> None:
+        """The pipeline has done its start-up work (model compiled for the frame size).
+        Until then the queue holds STARTUP_BACKLOG_S, so that the first vehicles are not lost
+        to a slow start on a busy box; what queued is drained at the pipeline's cadence, the
+        queue never more than `max_backlog_s` above its shortest length since then."""
+        with self._lock:
+            if self._limit is None:
+                self._limit = len(self._waiting) + self._frames_for(self.settings.max_backlog_s)
 
     def skip(self) -> None:
-        """The pipeline took the latest frame but leaves it unprocessed (its max_fps)."""
+        """The pipeline took a frame but leaves it unprocessed (its max_fps)."""
         with self._lock:
             self.frames_dropped += 1
 
