@@ -237,6 +237,7 @@ class StreamRunner(ResultPublisher):
         self.scheduler = CadenceScheduler(self.stream.id, self.stream.detection,
                                           self.source.fps or 30.0, self.governor)
         self.processor = processor
+        self.source.pipeline_ready()
         return processor
 
     def _run(self) -> None:

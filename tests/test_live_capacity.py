@@ -16,9 +16,9 @@ import time
 from collections import Counter
 
 import pytest
+from overload import PacedDetector, cpu_burner
 
 from lanewatch.sinks.metrics import ServiceMetrics
-from lanewatch.stream.batching import BatchingDetector
 from lanewatch.stream.config import load_config
 from lanewatch.stream.detector import create_detector
 from lanewatch.stream.governor import CapacityGovernor
@@ -26,7 +26,6 @@ from lanewatch.stream.live import StreamState
 from lanewatch.stream.runner import StreamRunner
 
 from conftest import CONFIGS
-from overload import PacedDetector, cpu_burner
 from rtsp import RtspServer
 from test_review_footage import HIGHWAY_TRUTH
 
