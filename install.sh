@@ -5,6 +5,8 @@
 #      Chromium (the dashboard's browser test) and PostgreSQL (cluster mode's shared store;
 #      the tests start their own server)
 #   2. lanewatch itself, editable, with its development and benchmark extras.
+#   3. the tracker's Numba kernels, compiled once into their on-disk cache (about 30 s), so the
+#      first `lanewatch process`/`serve` does not wait for them (a second run loads them, ~1 s).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -33,3 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -e '.[dev]'
+
+# Compiles the tracker's kernels into Numba's cache (trackers/__pycache__ for this editable
+# install); prints what it does. Already compiled: loads them, about a second.
+python3 -m lanewatch.trackers.kernels

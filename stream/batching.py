@@ -50,6 +50,13 @@ class BatchingDetector:
     def check_input_size(self, imgsz: int) -> None:
         self.inner.check_input_size(imgsz)
 
+    def prepare(self, frame_size: tuple[int, int], imgsz: int | None = None,
+                single: bool = False) -> None:
+        """Start-up work of the model for a stream's frames: for batches, whoever asks."""
+        prepare = getattr(self.inner, "prepare", None)
+        if prepare is not None:
+            prepare(frame_size, imgsz)
+
     def set_callers(self, callers: int) -> None:
         """The dispatcher is the model's only caller, whatever the number of streams."""
 

@@ -19,6 +19,7 @@ import pytest
 from overload import PacedDetector, cpu_burner
 
 from lanewatch.sinks.metrics import ServiceMetrics
+from lanewatch.stream.batching import BatchingDetector
 from lanewatch.stream.config import load_config
 from lanewatch.stream.detector import create_detector
 from lanewatch.stream.governor import CapacityGovernor
@@ -152,3 +153,22 @@ def test_rtsp_camera_counts_exactly_below_capacity(config, detector, highway_vid
     # The camera ended: the stream reconnects (then gives up after max_attempts); its worker
     # has taken every frame that arrived.
     check_exact(runs, f"rtsp capacity 1/{share}")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("share,burner", [(2, False), (3, False), (5, False), (3, True)],
+                         ids=["1/2", "1/3", "1/5", "1/3 burner"])
+def test_four_batched_streams_count_exactly_below_capacity(config, detector, highway_video,
+                                                           share, burner):
+    """Four cameras on one batched model whose capacity is 1/share of their frames: a batch
+    of four frames takes `share` frame times."""
+    batched = BatchingDetector(PacedDetector(detector, share / FPS / 4), batch_size=4,
+                               timeout_s=0.010)
+    try:
+        with load(burner):
+            runs = run_live(config, batched, [str(highway_video)] * 4)
+    finally:
+        batched.close()
+    check_exact(runs, f"4 batched, capacity 1/{share}")
+    cadences = {runner.status()["cadence"] for runner, _ in runs}
+    assert len(cadences) == 1, cadences  # the box is shared fairly

@@ -8,6 +8,7 @@ seconds. Each output row is an input detection (same box, same index) with its t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lanewatch.trackers import kalman
 from lanewatch.trackers.association import associate, mark_duplicates
 from lanewatch.trackers.detections import Detections
+from lanewatch.trackers.kernels import on_first_compile
 
 
 class ByteTrackSettings(BaseModel):
@@ -251,10 +253,20 @@ class ByteTrack:
                                               z_new[sel], gaps[sel])
 
 
-def warm_up() -> None:
+def warm_up(on_compile: Callable[[], None] | None = None) -> None:
     """Load (or compile, on first use after installation) every compiled kernel of the tracker
     now, so that a live stream does not stall for seconds the first time a path is taken (a
-    compile holds the interpreter: every stream of the process would drop frames)."""
+    compile holds the interpreter: every stream of the process would drop frames).
+
+    Loading from Numba's on-disk cache takes under a second; compiling, 20-35 s (install.sh
+    does it once, see kernels.py). `on_compile()` is called just before a compile starts,
+    never when everything loads from the cache: the time to say "this will take a while".
+    """
+    with on_first_compile(on_compile):
+        _exercise_every_path()
+
+
+def _exercise_every_path() -> None:
     tracker = ByteTrack(ByteTrackSettings(min_hits=1))
     boxes = np.array([[10.0, 10, 50, 40], [100, 100, 140, 160]], np.float32)
     scores = np.array([0.9, 0.2], np.float32)
