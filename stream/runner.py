@@ -143,7 +143,13 @@ class StreamRunner(ResultPublisher):
 
     @property
     def state(self) -> StreamState:
-        return StreamState.FAILED if self.error else self.source.state
+        if self.error:
+            return StreamState.FAILED
+        state = self.source.state
+        if (state is StreamState.STOPPED and not self._stop.is_set()
+                and self._thread is not None and self._thread.is_alive()):
+            return StreamState.RUNNING  # the file ended; its queued frames are still counted
+        return state
 
     def status(self) -> dict[str, Any]:
         """The stream's state for the API (no credentials)."""
@@ -241,6 +247,14 @@ class StreamRunner(ResultPublisher):
         return processor
 
     def _run(self) -> None:
+        try:
+            self._work()
+        finally:  # the final verdict is on /metrics too, whenever the worker ends
+            if self.scheduler is not None:
+                self.metrics.observe_reliability(self.stream.id,
+                                                 **self.reliability().gauges())
+
+    def _work(self) -> None:
         max_fps = self.source.settings.max_fps
         next_due = 0.0  # capture time (time.time()) from which the next frame is processed
         gauges_due = 0.0

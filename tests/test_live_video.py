@@ -130,6 +130,27 @@ def test_one_encode_per_rendition_at_the_fastest_clients_rate():
 
 
 @pytest.mark.timeout(30)
+def test_shed_video_is_drawn_at_the_governors_share_never_below_one_frame_a_second():
+    """An overloaded box sheds live video first (stream/governor.py): at a quarter, a 5 frames/s
+    client gets ~1.25 frames/s, and a 1 frames/s client keeps its 1 frame/s."""
+    viewers = Viewers([(5.0, 640), (1.0, 320)])
+    video = LiveVideo(["cam"], lambda s: viewers.requests, viewers.publish, make_annotator,
+                      rate_scale=lambda: 0.25).start()
+    try:
+        for i in range(80):  # 4 s of a 20 frames/s stream
+            video.offer(result(i))
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        video.stop()
+    by_width = {}
+    for f in viewers.frames:
+        by_width.setdefault(f.rendition, []).append(f)
+    assert 4 <= len(by_width[640]) <= 6  # 1.25 frames/s instead of 5
+    assert 3 <= len(by_width[320]) <= 5  # 1 frame/s: already at the floor
+
+
+@pytest.mark.timeout(30)
 def test_nothing_is_drawn_without_viewers_and_a_failing_frame_loses_only_itself():
     viewers = Viewers([])
     calls = []
