@@ -85,8 +85,13 @@ class GapMonitor:
         if self._last is not None and points and self._last != points[-1]:
             points.append(self._last)  # the open gap since the last detection counts too
         for (pts_a, index_a), (pts_b, index_b) in zip(points, points[1:]):
-            gap_s = max(gap_s, pts_b - pts_a)
-            gap_frames = max(gap_frames, index_b - index_a)
+            frames, seconds = index_b - index_a, pts_b - pts_a
+            nominal = frames / self.fps
+            # Timestamps of a live camera jitter around its rate (a looping file's restart,
+            # RTSP arrival): within half a frame, the gap is its frames at the nominal rate;
+            # beyond, the camera itself lost frames and the timestamps tell the real gap.
+            gap_s = max(gap_s, nominal if abs(seconds - nominal) < 0.5 / self.fps else seconds)
+            gap_frames = max(gap_frames, frames)
         frames = len(self._frames)
         detected = sum(1 for pts, _ in self._detections
                        if self._frames and pts >= self._frames[0][0])
@@ -94,8 +99,7 @@ class GapMonitor:
         if frames:
             lost = max(self._frames[-1][1] - self._frames[0][1] + 1 - frames, 0)
         fraction = detected / frames if frames else 1.0
-        # Half a frame of slack: timestamps of a live camera jitter around the nominal rate.
-        reliable = gap_s <= self.limit_s + 0.5 / self.fps
+        reliable = gap_s <= self.limit_s + 1e-9
         reason = None
         if not reliable:
             reason = (f"{gap_s:.2f} s ({gap_frames} frames) between two detections in the last "

@@ -92,10 +92,10 @@ class DetectionSettings(_Strict):
         "raise N (evenly spaced, shared fairly by the streams) instead of falling behind; "
         "false: exactly every_nth_frame, and a stream over capacity drops frames")
     max_gap_s: float = Field(
-        0.25, gt=0, le=10, description="the exactness limit: the longest time between two "
-        "detections at which this camera's counts stay exact (docs/performance.md: 0.25 s "
-        "for highway traffic seen like highway.mp4); a live stream beyond it reports "
-        "counting_reliable: false")
+        0.27, gt=0, le=10, description="the exactness limit: the longest time between two "
+        "detections at which this camera's counts stay exact (measured on highway.mp4: 8 "
+        "frames of 29.97 frames/s; docs/performance.md gives the rule for other cameras); a "
+        "live stream beyond it reports counting_reliable: false")
     region: Literal["full", "lanes"] | list[float] = Field(
         "full", description="what the model sees: the full frame, `lanes` (the bounding box "
         "of the stream's lanes plus region_margin) or [x1, y1, x2, y2] in stream coordinates")

@@ -168,7 +168,7 @@ def frame(index: int, fps: float = FPS) -> Frame:
     return Frame("cam", index, index / fps, 0.0, PIXELS)
 
 
-def monitor(indices_detected, frames, limit=0.25, missing=()):
+def monitor(indices_detected, frames, limit=0.27, missing=()):
     gaps = GapMonitor(limit, FPS)
     for i in range(frames):
         if i not in missing:
@@ -176,18 +176,18 @@ def monitor(indices_detected, frames, limit=0.25, missing=()):
     return gaps
 
 
-@pytest.mark.parametrize("cadence,reliable", [(1, True), (3, True), (7, True), (8, False),
-                                              (9, False)])
+@pytest.mark.parametrize("cadence,reliable", [(1, True), (3, True), (7, True), (8, True),
+                                              (9, False), (12, False)])
 def test_an_even_cadence_is_reliable_up_to_the_limit(cadence, reliable):
     gaps = monitor(set(range(0, 300, cadence)), 300)
-    verdict = gaps.reliability(cadence)
+    verdict = gaps.reliability(cadence)  # the default limit: 0.27 s, 8 frames at 30/s
     assert verdict.largest_gap_frames == cadence
     assert verdict.largest_gap_s == pytest.approx(cadence / FPS)
     assert verdict.processed_fraction == pytest.approx(len(range(0, 300, cadence)) / 300)
     assert verdict.reliable is reliable
     if not reliable:
         assert f"every {cadence}th frame" in verdict.reason
-        assert "0.25 s (detection.max_gap_s)" in verdict.reason
+        assert "0.27 s (detection.max_gap_s)" in verdict.reason
 
 
 def test_dropped_frames_and_a_stalled_detector_show_as_gaps():
@@ -220,3 +220,18 @@ def test_the_scheduler_detects_evenly_on_multiples_of_the_cadence():
     governor._apply()
     seen = [i for i in range(12, 31) if i != 15 and scheduler.due(frame(i))]
     assert seen == [12, 16, 20, 25, 30]  # 15 never arrived: 16 is detected instead
+
+
+def test_timestamp_jitter_is_not_a_gap_but_frames_the_camera_lost_are():
+    jittery = GapMonitor(0.27, FPS)
+    for i in range(90):  # every 8th frame, timestamps off by up to 0.4 of a frame
+        jittery.record(Frame("cam", i, i / FPS + (0.4 / FPS if i % 2 else 0), 0.0, PIXELS),
+                       i % 8 == 0)
+    verdict = jittery.reliability(8)
+    assert verdict.reliable and verdict.largest_gap_s == pytest.approx(8 / FPS)
+    lossy = GapMonitor(0.27, FPS)
+    for i in range(90):  # the camera sent nothing for 0.5 s after frame 40: same indices
+        lossy.record(Frame("cam", i, i / FPS + (0.5 if i > 40 else 0), 0.0, PIXELS),
+                     i % 4 == 0)
+    verdict = lossy.reliability(4)
+    assert not verdict.reliable and verdict.largest_gap_s == pytest.approx(0.5 + 4 / FPS)

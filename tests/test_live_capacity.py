@@ -172,3 +172,27 @@ def test_four_batched_streams_count_exactly_below_capacity(config, detector, hig
     check_exact(runs, f"4 batched, capacity 1/{share}")
     cadences = {runner.status()["cadence"] for runner, _ in runs}
     assert len(cadences) == 1, cadences  # the box is shared fairly
+
+
+@pytest.mark.timeout(240)
+def test_below_the_exactness_limit_the_stream_says_its_counts_are_unreliable(
+        config, detector, highway_video):
+    """Capacity 1/12 of the camera: the model can see at most every 13th frame, 0.43 s apart,
+    beyond the 0.27 s limit. Counts may miss vehicles now, and every surface says so."""
+    runs = run_live(config, PacedDetector(detector, 12 / FPS), [str(highway_video)])
+    runner, crossings = runs[0]
+    status = runner.status()
+    print(f"\ncapacity 1/12: cadence {status['cadence']}, largest gap "
+          f"{status['largest_gap_s']:.3f} s, counts {dict(crossings)}")
+    assert status["frames_processed"] == CLIP_FRAMES  # still every frame, never a burst
+    assert status["cadence"] >= 13
+    assert not status["counting_reliable"]
+    assert status["largest_gap_s"] > status["gap_limit_s"]
+    assert "exactness limit" in status["counting_reason"]
+    assert "detection.max_gap_s" in status["counting_reason"]
+    exposition = runner.metrics.exposition().decode()
+    assert 'lanewatch_counting_reliable{stream="cam0"} 0.0' in exposition
+    assert f'lanewatch_detection_cadence{{stream="cam0"}} {float(status["cadence"])}' \
+        in exposition
+    # Never more vehicles than passed: a gap can lose a vehicle, not invent one.
+    assert all(crossings[lane] <= n for lane, n in HAND_COUNT.items())
