@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from lanewatch.stream.config import load_config
 from lanewatch.stream.detector import create_detector
+from lanewatch.stream.frames import Frame, Picture
+from lanewatch.stream.pipeline import StreamProcessor
 from lanewatch.stream.sources import FileSource
 from lanewatch.trackers.analytics import LaneAnalytics
 from lanewatch.trackers.bytetrack import ByteTrack
@@ -69,8 +73,8 @@ def assert_hand_count(events, label):
     assert len({e.track_id for e in events}) == len(events), f"{label}: a track counted twice"
 
 
-# Down to about 4.3 processed frames per second of a 30 frames/s camera.
-@pytest.mark.parametrize("stride", range(1, 8))
+# Down to about 3.7 processed frames per second of a 30 frames/s camera.
+@pytest.mark.parametrize("stride", range(1, 9))
 @pytest.mark.timeout(300)
 def test_every_kth_frame_counts_exactly(config, every_frame, stride):
     for offset in range(stride):
@@ -89,3 +93,37 @@ def test_random_drop_patterns_count_exactly(config, every_frame):
             i += rng.randint(1, longest_gap)
         assert_hand_count(count(config, every_frame, indices),
                           f"trial {trial} (gaps up to {longest_gap - 1} frames)")
+
+
+def count_live(config, every_frame, stride, offset):
+    """The live path: every frame through `StreamProcessor.update`, the model's detections on
+    every `stride`th frame (from `offset`), the tracker's prediction on the others."""
+    picture = Picture(np.zeros((2, 2, 3), np.uint8))  # update() never looks at the pixels
+    detector = SimpleNamespace(class_names=every_frame[0][2].class_names, task="detect")
+    processor = StreamProcessor(config.streams[0], config, detector, (1280, 720), 29.97)
+    events = []
+    for pts, index, detections in every_frame:
+        due = (index - offset) % stride == 0
+        result = processor.update(Frame("highway", index, pts, 0.0, picture),
+                                  detections if due else None)
+        events += result.analytics.crossings
+    return events
+
+
+@pytest.mark.timeout(300)
+def test_the_exactness_limit_of_the_live_cadence(config, every_frame):
+    """The limit behind `detection.max_gap_s` (0.27 s): on this clip, counts are exact for
+    every phase with the model on every 2nd ... 8th frame (8 frames = 0.267 s) and the tracker
+    predicting the frames between, as a live stream over capacity runs; from every 10th frame
+    on they are not, so the documented limit is the real one."""
+    for stride in range(2, 9):
+        for offset in range(stride):
+            assert_hand_count(count_live(config, every_frame, stride, offset),
+                              f"live, model on every {stride}th frame from frame {offset}")
+    broken = 0
+    for offset in range(10):
+        events = count_live(config, every_frame, 10, offset)
+        broken += Counter(e.lane for e in events) != EXPECTED
+    assert broken >= 5, "every 10th frame now counts exactly: raise the documented limit"
+    assert load_config(CONFIGS / "highway.yaml").streams[0].detection.max_gap_s == \
+        pytest.approx(8 / 29.97, abs=0.01)
