@@ -395,7 +395,8 @@ class OpenVINODetector:
         second would otherwise count; 18 frames of a live camera queued behind it)."""
         placement = self._placement(frame_size, imgsz)
         hint = self._detect_hint if single else "THROUGHPUT"
-        request = self._compiled_for(placement.input_hw, hint).create_infer_request()
+        with self._lock:  # streams starting together compile the model once, not each
+            request = self._compiled_for(placement.input_hw, hint).create_infer_request()
         request.get_input_tensor().data[:] = _PAD_VALUE
         try:
             request.infer()
