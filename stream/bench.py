@@ -13,8 +13,12 @@ One run, one clip, one model, measured in turn (never concurrently):
   the ratios on this machine (stream/cpu_use.py);
 - live: the clip paced like a camera through the live worker, capture-to-publish latency
   percentiles against the model's single-frame inference time;
-- many cameras (`--streams N`): N paced copies of the stream in one process with a batched
-  model, in one process without batching, and in N processes (stream/bench_streams.py);
+- live: the cadence the stream's worker chose (the model on every Nth frame), whether its
+  counts were reliable, and its crossings;
+- many cameras (`--streams N`): for k = 1 .. N, k copies of the stream paced like cameras and
+  played once, in one process as `serve` runs them (shared model, or batched; one capacity
+  governor): each stream's cadence and counts against the review's, and how many cameras the
+  box counts exactly (stream/bench_streams.py); `--streams-only` measures just that;
 - a model comparison table over the models given (each measured in a child process, so peak
   memory is its own).
 
@@ -36,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from lanewatch.stream.bench_ultralytics import measure_object_counter, measure_ultralytics_track
+from lanewatch.stream.cadence import ordinal
 from lanewatch.stream.config import Config, ModelConfig
 from lanewatch.stream.cpu_use import cpu_bound_fps
 from lanewatch.stream.detector import create_detector
@@ -157,30 +162,51 @@ def live_rate(clip_fps: float, latency_p50_ms: float) -> float:
     return min(clip_fps, 0.5 * 1000 / latency_p50_ms)
 
 
-def measure_live_latency(config: Config, seconds: float, max_fps: float | None = None
-                         ) -> np.ndarray:
-    """Capture-to-publish latencies (s) of the first stream paced like a camera, processing
-    at most `max_fps` frames per second (the source's `max_fps`)."""
+@dataclass(frozen=True)
+class LiveRun:
+    """The first stream paced like a camera (the clip looped) through the live worker."""
+
+    latencies: np.ndarray  # capture to publish (s), after warm-up
+    status: dict  # the stream's status at the end: cadence, reliability, frames
+    max_cadence: int  # the largest cadence any frame was scheduled at
+    crossings: int  # counted over the whole run (the clip looped: several passes)
+    passes: float  # how many times the clip was played (frames received / clip frames)
+
+
+def measure_live_latency(config: Config, seconds: float, max_fps: float | None = None,
+                         clip_frames: int | None = None) -> LiveRun:
+    """Capture-to-publish latencies of the first stream paced like a camera, processing
+    at most `max_fps` frames per second (the source's `max_fps`), with the cadence its worker
+    chose and what it counted."""
     from lanewatch.sinks.metrics import ServiceMetrics
     from lanewatch.stream.runner import StreamRunner
 
     detector = create_detector(config.model)
     latencies: list[float] = []
+    crossings = [0]
+    cadences = [0]
 
     def published(result) -> None:
         latencies.append(time.time() - result.frame.wall_time)
+        crossings[0] += len(result.analytics.crossings)
+        if runner.scheduler is not None:
+            cadences[0] = max(cadences[0], runner.scheduler.load.cadence)
 
     stream = config.streams[0]
     options = stream.source_options.model_copy(update={"loop": True, "realtime": True,
                                                        "max_fps": max_fps})
     runner = StreamRunner(stream, config, detector, ServiceMetrics(),
-                          on_result=published, source_settings=options).start()
+                          on_result=published, source_settings=options)
+    runner.start()
     try:
         time.sleep(seconds)
+        status = runner.status()
     finally:
         runner.stop()
     skip = min(len(latencies) // 10, 30)  # warm-up
-    return np.asarray(latencies[skip:])
+    passes = status["frames_received"] / clip_frames if clip_frames else float("nan")
+    return LiveRun(np.asarray(latencies[skip:]), status, max(cadences[0], status["cadence"]),
+                   crossings[0], passes)
 
 
 def measure_paced_inference(config: Config, frames: list[Picture], rate: float
@@ -272,16 +298,27 @@ def report_cpu(measured: Round, preset: str, say) -> None:
         "with this CPU per frame; one round, the median's)")
 
 
+def _many_streams(config: Config, video: Path, streams: int, seconds: float | None,
+                  say) -> dict:
+    """k = 1 .. `streams` cameras counted live against the review (stream/bench_streams.py)."""
+    from lanewatch.stream import bench_streams
+
+    return bench_streams.measure_streams(config, video, streams, seconds, say=say)
+
+
 def _median(values) -> float:
     return float(np.median(list(values)))
 
 
 def run(config: Config, video: Path, models: list[str], live_seconds: float,
         ultralytics: bool = True, out=sys.stdout, streams: int = 0,
-        streams_seconds: float = 15.0, rounds: int = 3) -> dict:
+        streams_seconds: float | None = None, rounds: int = 3,
+        streams_only: bool = False) -> dict:
     """Measure everything and print the report; returns the figures (for --json). The raw
     model and `process` (counting only, annotated) are measured in `rounds` interleaved
-    rounds and reported as medians; each target ratio is the median of its rounds' ratios."""
+    rounds and reported as medians; each target ratio is the median of its rounds' ratios.
+    `streams_only`: only the many-cameras part (`streams` cameras, the clip's first
+    `streams_seconds` when given)."""
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)
 
@@ -289,6 +326,9 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
         info = source.info
     say(f"lanewatch bench: {video.name} ({info.width}x{info.height}, {info.frame_count} "
         f"frames), model {Path(config.model.path).name}, {os.cpu_count()} CPU threads")
+    if streams_only:
+        return {"many_streams": _many_streams(config, video, max(streams, 1), streams_seconds,
+                                              say)}
     frames = load_frames(video, 60)
     measured = measure_rounds(config, video, frames, rounds)
     middle = min(measured, key=lambda r: abs(r.raw.inflight_fps - _median(
@@ -387,8 +427,9 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
 
     if live_seconds > 0:
         rate = live_rate(info.fps, raw.latency_p50_ms)
-        latency = measure_live_latency(config, live_seconds,
-                                       rate if rate < info.fps else None)
+        live = measure_live_latency(config, live_seconds, rate if rate < info.fps else None,
+                                    info.frame_count)
+        latency = live.latencies
         p50, p95, p99 = (float(np.percentile(latency, q) * 1000) for q in (50, 95, 99))
         paced_ms = float(np.median(measure_paced_inference(config, load_frames(video, 90),
                                                            rate)) * 1000)
@@ -405,13 +446,32 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
             f"{raw.latency_p50_ms:.1f} ms back to back; target p99 < 2x: "
             f"{p99 / paced_ms:.2f}x the model at the live pace "
             f"({p99 / raw.latency_p50_ms:.2f}x back to back)")
+        st = live.status
+        figures["live_stream"] = {
+            "cadence": st["cadence"], "max_cadence": live.max_cadence,
+            "processed_fraction": st["processed_fraction"],
+            "largest_gap_frames": st["largest_gap_frames"],
+            "largest_gap_s": st["largest_gap_s"], "gap_limit_s": st["gap_limit_s"],
+            "counting_reliable": st["counting_reliable"],
+            "counting_reason": st["counting_reason"],
+            "frames_received": st["frames_received"],
+            "frames_processed": st["frames_processed"],
+            "frames_dropped": st["frames_dropped"], "crossings": live.crossings,
+            "clip_passes": live.passes}
+        say(f"  live stream: cadence {st['cadence']} (the model on every "
+            f"{ordinal(st['cadence'])} frame; at most {live.max_cadence} during the run), "
+            f"{st['processed_fraction']:.1%} of the frames it processed went to the model, "
+            f"largest gap "
+            f"{st['largest_gap_frames']} frames ({st['largest_gap_s']:.3f} s, limit "
+            f"{st['gap_limit_s']:g} s), counting reliable: "
+            f"{'yes' if st['counting_reliable'] else 'NO'}; {st['frames_received']} frames "
+            f"received ({live.passes:.1f} plays of the looped clip), {st['frames_processed']} "
+            f"processed, {st['frames_dropped']} dropped; {live.crossings} crossings counted")
+        if not st["counting_reliable"] and st["counting_reason"]:
+            say(f"  (not reliable: {st['counting_reason']})")
 
     if streams > 0:
-        from lanewatch.stream import bench_streams
-
-        many = bench_streams.measure_streams(config, streams, streams_seconds)
-        figures["many_streams"] = many
-        bench_streams.report(many, say)
+        figures["many_streams"] = _many_streams(config, video, streams, streams_seconds, say)
 
     if models:
         rows = model_table(models, config.model, video)

@@ -110,7 +110,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise LanewatchError(f"bench needs a video file: {video} is not one (give VIDEO)")
     figures = bench.run(config, video, args.models, args.live_seconds,
                         ultralytics=not args.no_ultralytics, streams=args.streams,
-                        streams_seconds=args.streams_seconds, rounds=args.rounds)
+                        streams_seconds=args.streams_seconds, rounds=args.rounds,
+                        streams_only=args.streams_only)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
@@ -239,9 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--live-seconds", type=float, default=20.0,
                    help="how long to measure live latency (0: skip)")
     e.add_argument("--streams", type=int, default=4, metavar="N",
-                   help="cameras for the many-streams comparison (0: skip)")
-    e.add_argument("--streams-seconds", type=float, default=15.0,
-                   help="how long each many-streams set-up is measured")
+                   help="how many cameras the box counts exactly: 1 to N paced copies of the "
+                   "clip, played once, counted live against the review (0: skip)")
+    e.add_argument("--streams-seconds", type=float, default=None,
+                   help="the cameras play only the clip's first S seconds (a short run; "
+                   "default: the whole clip)")
+    e.add_argument("--streams-only", action="store_true",
+                   help="measure only the many-cameras part (--streams N)")
     e.add_argument("--rounds", type=_positive_int, default=3,
                    help="interleaved rounds of the model alone, counting and annotated: the "
                    "target ratios are their medians (default 3)")

@@ -111,7 +111,7 @@ class CapacityGovernor:
     """
 
     def __init__(self, video_active: Callable[[], bool] | None = None, tick_s: float = 0.25,
-                 hold_s: float = 5.0, max_hold_s: float = 60.0,
+                 hold_s: float = 2.0, max_hold_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic):
         self.video_active = video_active or (lambda: False)
         self.tick_s = tick_s
