@@ -19,10 +19,11 @@ The order in which work is shed when the box cannot keep up is explicit:
 It is restored in the opposite order: the cadence first (counting matters more), then video.
 
 Hysteresis: the cadence rises at once when a stream's predicted load passes 1 (it would fall
-behind) or its queue holds more than half a second beyond one detection; it falls only after
-`hold_s` without a change and only to a level predicted under LOWER_BELOW. A lowering that has
-to be undone within two holds was a failed probe: the hold doubles (up to `max_hold_s`), so
-a box at the edge of a level does not oscillate.
+behind) or its queue, more than half a second beyond one detection, grew at three decisions in
+a row at the current level; it falls only after `hold_s` without a change, only to a level
+predicted under LOWER_BELOW, and at most halved. A lowering that has to be undone within two
+holds was a failed probe: the hold doubles (up to `max_hold_s`), so a box at the edge of a
+level does not oscillate.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 TARGET = 0.9  # predicted busy share a chosen cadence aims at
 RAISE_ABOVE = 1.0  # predicted busy share at the current cadence that raises it at once
-LOWER_BELOW = 0.7  # a lower cadence must be predicted under this
+LOWER_BELOW = 0.8  # a lower cadence must be predicted under this
 MIN_SAMPLES = 1  # detections measured (after the first) before a stream's load is predicted
 DRAIN_S = 5.0  # a queue beyond one detection's time is planned to drain within this ...
 MAX_DRAIN_SHARE = 0.1  # ... with at most this much of the target given to draining
@@ -216,7 +217,9 @@ class CapacityGovernor:
         if self._last_lowered is not None and now - self._last_lowered > 4 * self.hold_s:
             self.hold_s = self.base_hold_s  # the last lowering held: probes are cheap again
         if self.level > 1 and self._worst(self.level - 1) <= LOWER_BELOW:
-            level = self._lowest_level(1, LOWER_BELOW)
+            # At most halved: a detector shared by several streams slows down as they all
+            # detect more often, which the per-stream prediction does not see.
+            level = max(self._lowest_level(1, LOWER_BELOW), (self.level + 1) // 2)
             log.info("capacity to spare: detection cadence %d -> %d", self.level, level)
             self.level = level
             self._last_change = self._last_lowered = now
@@ -230,3 +233,4 @@ class CapacityGovernor:
     def _apply(self) -> None:
         for load in self._loads.values():
             load.cadence = self._cadence(load, self.level)
+            load.growing = 0  # a queue must be seen growing at the new level to count

@@ -44,6 +44,12 @@ class PacedDetector:
             self.calls += 1
             return result
 
+    @property
+    def in_control(self) -> bool:
+        """Whether the padding set the capacity: the real model was faster on most calls.
+        Otherwise this machine, at this moment, is slower than the capacity asked for."""
+        return self.calls > 0 and self.late <= self.calls / 2
+
     def detect(self, image, imgsz: int | None = None) -> Detections:
         return self._paced(1, lambda: self.inner.detect(image, imgsz))
 

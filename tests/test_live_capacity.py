@@ -102,13 +102,23 @@ def run_live(config, detector, sources: list[str], reliable_seen: list | None = 
     return runs
 
 
-def check_exact(runs, label: str) -> None:
+def check_exact(runs, label: str, paced: PacedDetector) -> None:
+    """Every stream counted the hand count with every frame processed and none dropped, and
+    said its counts were reliable. Where the real model was slower than the padding on most
+    calls (this machine, at this moment, is slower than the capacity asked for: other work on
+    it), the capacity is no longer the test's: then each stream must either be exact as above
+    or say, with its reason, that it is beyond its exactness limit."""
     for runner, crossings in runs:
         status = runner.status()
         print(f"\n{label} {runner.stream.id}: cadence {status['cadence']}, "
               f"{status['processed_fraction']:.0%} of frames detected, largest gap "
               f"{status['largest_gap_frames']} frames ({status['largest_gap_s']:.3f} s), "
-              f"reliable {status['counting_reliable']}; counts {dict(crossings)}")
+              f"reliable {status['counting_reliable']}; counts {dict(crossings)}; the real "
+              f"model slower than the padding on {paced.late} of {paced.calls} calls")
+        if not paced.in_control and not status["counting_reliable"]:
+            assert status["largest_gap_s"] > status["gap_limit_s"], status
+            assert "exactness limit" in status["counting_reason"], status
+            continue
         assert status["frames_dropped"] == 0, status  # no frame lost in a burst
         assert status["frames_processed"] == status["frames_received"], status
         assert status["counting_reliable"], status["counting_reason"]
@@ -132,7 +142,7 @@ def test_file_paced_like_a_camera_counts_exactly_below_capacity(config, detector
     paced = PacedDetector(detector, share / FPS)
     with load(burner):
         runs = run_live(config, paced, [str(highway_video)])
-    check_exact(runs, f"capacity 1/{share}{' + burner' if burner else ''}")
+    check_exact(runs, f"capacity 1/{share}{' + burner' if burner else ''}", paced)
     # Every frame reached the lanes; the model saw about what the box allows.
     runner = runs[0][0]
     assert runner.status()["cadence"] > share  # a cadence at capacity would fall behind
@@ -144,15 +154,15 @@ def test_file_paced_like_a_camera_counts_exactly_below_capacity(config, detector
 def test_rtsp_camera_counts_exactly_below_capacity(config, detector, highway_video, share,
                                                    burner):
     camera = RtspServer(highway_video, once=True)
+    paced = PacedDetector(detector, share / FPS)
     try:
         with load(burner):
-            runs = run_live(config, PacedDetector(detector, share / FPS), [camera.url],
-                            start=camera.start)
+            runs = run_live(config, paced, [camera.url], start=camera.start)
     finally:
         camera.kill()
     # The camera ended: the stream reconnects (then gives up after max_attempts); its worker
     # has taken every frame that arrived.
-    check_exact(runs, f"rtsp capacity 1/{share}")
+    check_exact(runs, f"rtsp capacity 1/{share}", paced)
 
 
 @pytest.mark.timeout(300)
@@ -161,17 +171,23 @@ def test_rtsp_camera_counts_exactly_below_capacity(config, detector, highway_vid
 def test_four_batched_streams_count_exactly_below_capacity(config, detector, highway_video,
                                                            share, burner):
     """Four cameras on one batched model whose capacity is 1/share of their frames: a batch
-    of four frames takes `share` frame times."""
-    batched = BatchingDetector(PacedDetector(detector, share / FPS / 4), batch_size=4,
-                               timeout_s=0.010)
+    of four frames takes `share` frame times. (This 2-core box itself does about 20-30
+    detections a second beside four decoders: four cameras at 1/2 and 1/3 are bound by the
+    machine, at 1/5 by the padding; with a core burnt, four cameras need the model on about
+    every 9th frame, past the exactness limit, and the streams must say so.) The batch waits
+    up to one frame interval for the other streams' frames of the same moment."""
+    paced = PacedDetector(detector, share / FPS / 4)
+    batched = BatchingDetector(paced, batch_size=4, timeout_s=1 / FPS)
     try:
         with load(burner):
             runs = run_live(config, batched, [str(highway_video)] * 4)
     finally:
         batched.close()
-    check_exact(runs, f"4 batched, capacity 1/{share}")
+    check_exact(runs, f"4 batched, capacity 1/{share}", paced)
     cadences = {runner.status()["cadence"] for runner, _ in runs}
     assert len(cadences) == 1, cadences  # the box is shared fairly
+    assert sum(batched.batch_sizes.values()) < sum(
+        n * size for size, n in batched.batch_sizes.items())  # frames shared batches
 
 
 @pytest.mark.timeout(240)
