@@ -93,15 +93,6 @@ class StreamLoad:
         return self.growing >= GROWING_DECISIONS
 
 
-@dataclass(frozen=True)
-class GovernorState:
-    """The shared decision, for status pages and tests."""
-
-    level: int
-    video_scale: float
-    hold_s: float
-
-
 class CapacityGovernor:
     """Chooses every live stream's detection cadence and the live video's rate (module doc).
 
@@ -142,9 +133,6 @@ class CapacityGovernor:
         with self._lock:
             if self._loads.get(load.stream_id) is load:
                 del self._loads[load.stream_id]
-
-    def state(self) -> GovernorState:
-        return GovernorState(self.level, self.video_scale, self.hold_s)
 
     # -- measurements ------------------------------------------------------------------------
     def report(self, load: StreamLoad, detect_s: float | None, other_s: float,
