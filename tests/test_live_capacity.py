@@ -12,7 +12,6 @@ the exactness limit the stream must say so instead.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import Counter
 
 import pytest
@@ -28,6 +27,7 @@ from lanewatch.stream.runner import StreamRunner
 
 from conftest import CONFIGS
 from rtsp import RtspServer
+from serving import wait_for
 from test_review_footage import HIGHWAY_TRUTH
 
 pytestmark = pytest.mark.integration
@@ -45,15 +45,6 @@ def config():
 @pytest.fixture(scope="module")
 def detector(config):
     return create_detector(config.model)
-
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def drained(runner: StreamRunner) -> bool:
@@ -95,7 +86,7 @@ def run_live(config, detector, sources: list[str], reliable_seen: list | None = 
                     reliable_seen.append(runner.reliability().reliable)
             return all(drained(r) for r, _ in runs)
 
-        assert wait_for(finished, 120), [r.status() for r, _ in runs]
+        assert wait_for(finished, 120, step=0.05), [r.status() for r, _ in runs]
     finally:
         for runner, _ in runs:
             runner.stop()
