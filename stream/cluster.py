@@ -120,9 +120,12 @@ class StreamActor:
             self._cond.notify_all()
 
     def poll(self, incarnation: str | None, after: int, want_image: bool,
-             wait_s: float = POLL_WAIT_S) -> StreamBatch:
+             wait_s: float = POLL_WAIT_S, want_lanes: bool = False) -> StreamBatch:
         """Results after `after` (of `incarnation`; all buffered ones after a restart), waiting
-        up to `wait_s` for the first. Results up to `after` were received: they are dropped."""
+        up to `wait_s` for the first. Results up to `after` were received: they are dropped.
+        The lanes come with the first answer to a new gateway or incarnation, and with every
+        answer while the gateway still has none (the first polls may come before the first
+        frame, when the stream's lanes in pixels are not known yet)."""
         if incarnation != self.incarnation:
             after = 0
         with self._cond:
@@ -145,7 +148,7 @@ class StreamActor:
             lane_snapshot=lane_snapshot(runner.processor, runner.last_result),
             movement_snapshot=movement_snapshot(runner.processor),
             frame_size=runner.frame_size,
-            lanes=runner.lanes if incarnation != self.incarnation else None,
+            lanes=runner.lanes if want_lanes or incarnation != self.incarnation else None,
             worker={"node": socket.gethostname(), "pid": os.getpid(),
                     "actor": self.incarnation[:8]})
 
@@ -255,7 +258,8 @@ class RemoteStream(ResultPublisher):
             started = time.monotonic()
             try:
                 batch: StreamBatch = ray.get(
-                    self.actor.poll.remote(incarnation, after, self._wants_image(started)),
+                    self.actor.poll.remote(incarnation, after, self._wants_image(started),
+                                           want_lanes=self._lanes is None),
                     timeout=CALL_TIMEOUT_S)
             except ray.exceptions.RayError as err:
                 if self._stop.is_set():

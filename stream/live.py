@@ -32,7 +32,8 @@ from lanewatch.stream.frames import Frame, Picture
 
 log = logging.getLogger(__name__)
 
-STARTUP_BACKLOG_S = 30.0  # frames kept while the pipeline starts (compiling the model)
+STARTUP_BACKLOG_S = 10.0  # frames kept while the pipeline starts (compiling the model); 1.4 MB
+# each at 720p: a bound on memory too
 
 
 class StreamState(str, Enum):

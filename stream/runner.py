@@ -26,7 +26,7 @@ from lanewatch.sinks.store import CountStore
 from lanewatch.stream.cadence import CadenceScheduler, Reliability
 from lanewatch.stream.config import Config, StreamConfig
 from lanewatch.stream.detector import Detector
-from lanewatch.stream.errors import ConfigError
+from lanewatch.stream.errors import ConfigError, ModelError
 from lanewatch.stream.governor import CapacityGovernor
 from lanewatch.stream.live import LiveSource, SourceSettings, StreamState, redact
 from lanewatch.stream.pipeline import FrameResult, StreamProcessor
@@ -224,7 +224,8 @@ class StreamRunner(ResultPublisher):
             processor = StreamProcessor(self.stream, self.config, self.detector, frame_size,
                                         self.source.fps or 30.0, origin_s=0.0,
                                         retain_intervals=2)
-        except ConfigError as err:
+            processor.prepare_detector(single=True)  # compiled for this input now, not later
+        except (ConfigError, ModelError) as err:
             self.error = str(err)
             log.error("stream %s: %s", self.stream.id, err)
             self._on_state(self.stream.id, StreamState.FAILED)
@@ -237,7 +238,6 @@ class StreamRunner(ResultPublisher):
             if self.processor is None:
                 self.metrics.restore_crossings(self.stream.id, stored)
                 self.metrics.restore_movements(self.stream.id, moved)
-        processor.prepare_detector(single=True)  # compiled for this input now, not mid-stream
         if self.scheduler is not None:
             self.scheduler.close()
         self.scheduler = CadenceScheduler(self.stream.id, self.stream.detection,

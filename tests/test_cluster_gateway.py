@@ -171,3 +171,15 @@ def test_an_unreachable_ray_cluster_is_a_clear_error():
     with pytest.raises(ConfigError, match=r"cluster.address: cannot join auto: .*\(start the "
                        r"head node with `ray start --head`"):
         connect(ClusterConfig(enabled=True, address="auto"))
+
+
+def test_the_lanes_keep_coming_until_the_gateway_has_them(monkeypatch):
+    """A gateway's first poll can come before the actor's first frame (no lanes in pixels
+    yet): the lanes then come with a later answer, or the gateway could never draw video."""
+    actor = _actor(monkeypatch)
+    actor.runner.lanes = None  # before the first frame
+    first = actor.poll(None, 0, want_image=False, wait_s=0, want_lanes=True)
+    assert first.lanes is None
+    actor.runner.lanes = ("lane",)  # the first frame built the processor
+    assert actor.poll("one", 0, want_image=False, wait_s=0).lanes is None  # has them: none
+    assert actor.poll("one", 0, want_image=False, wait_s=0, want_lanes=True).lanes == ("lane",)

@@ -101,7 +101,7 @@ def test_every_frame_in_order_and_a_full_queue_drops_the_oldest(highway_video):
     source = LiveSource("cam", str(highway_video), SourceSettings(max_backlog_s=0.5)).start()
     try:
         assert wait_for(lambda: source.state is StreamState.RUNNING)
-        assert source.capacity() == 900  # starting: 30 s, the pipeline compiles its model
+        assert source.capacity() == 300  # starting: 10 s, the pipeline compiles its model
         source.pipeline_ready()  # what queued while starting, plus 0.5 s of 29.97 frames/s
         assert source.capacity() - source.backlog in (15, 16)  # (one may have arrived)
         first = [source.next_frame(timeout=5).index for _ in range(5)]

@@ -12,6 +12,7 @@ from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
 from lanewatch.stream.config import StreamConfig, load_config
 from lanewatch.stream.detector import create_detector
+from lanewatch.stream.errors import ModelError
 from lanewatch.stream.live import StreamState
 from lanewatch.stream.runner import StreamRunner, next_slot
 from lanewatch.trackers.lanes import LaneSpec
@@ -104,6 +105,33 @@ def test_a_misconfigured_stream_fails_alone(tmp_path, config, detector):
     finally:
         good.stop()
         broken.stop()
+
+
+class UnfitModel:
+    """A detector whose start-up for the stream's frame size fails, as a fixed-size model
+    that cannot run at that input does."""
+
+    def __init__(self, inner):
+        self.class_names, self.task = inner.class_names, inner.task
+
+    def check_input_size(self, imgsz):
+        pass
+
+    def prepare(self, frame_size, imgsz=None, single=False):
+        raise ModelError(f"cannot run model m at {frame_size[0]}x{frame_size[1]}")
+
+
+@pytest.mark.timeout(60)
+def test_a_model_that_cannot_start_on_a_stream_fails_that_stream_with_its_reason(
+        tmp_path, config, detector):
+    small = write_video(tmp_path / "small.mp4", frames=60, size=(320, 240))
+    stream = StreamConfig(id="unfit", source=str(small))
+    runner = StreamRunner(stream, config, UnfitModel(detector), ServiceMetrics()).start()
+    try:
+        assert wait_for(lambda: runner.state is StreamState.FAILED, timeout=30)
+        assert runner.status()["error"] == "cannot run model m at 320x240"
+    finally:
+        runner.stop()
 
 
 @pytest.mark.parametrize("captured, next_due, due, following", [
