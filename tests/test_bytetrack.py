@@ -100,6 +100,40 @@ def test_new_track_is_tentative_until_min_hits(min_hits):
     assert shown == [k + 1 >= min_hits for k in range(7)]
 
 
+# (model on every Nth frame, the newcomer's match at which it is confirmed): min_hits (5)
+# matches on every frame; from every 2nd frame on, sparse_min_hits (3) spanning 5 frames.
+SPARSE_CONFIRMATION = [(1, 5), (2, 3), (3, 3), (5, 3), (10, 3)]
+
+
+@pytest.mark.parametrize("every, confirmed_at", SPARSE_CONFIRMATION)
+def test_confirmation_is_evidence_over_camera_frames_not_model_calls(every, confirmed_at):
+    tracker = ByteTrack()  # min_hits 5, sparse_min_hits 3
+    tracker.update(dets([moving_box(0, x0=800)]), 0.0)  # an unrelated first-frame track
+    shown = []
+    for k in range(1, 7):  # the newcomer's k-th match, `every` camera frames apart
+        t = k * every
+        out = tracker.update(dets([moving_box(0, x0=800), moving_box(t, vx=2)]), t / 30)
+        assert 2 in out.detections.tracker_id.tolist()
+        shown.append(2 in out.confirmed_detections.tracker_id.tolist())
+    assert shown == [k >= confirmed_at for k in range(1, 7)]
+
+
+def test_a_sparse_track_whose_last_match_jumped_is_not_confirmed_early():
+    """Every 10th frame: the third match lies beside the predicted box (a neighbour in the next
+    lane, reached only through the buffered IoU): it does not confirm the track; the next
+    match, where the motion since the jump predicted it, does."""
+    tracker = ByteTrack()
+    tracker.update(dets([moving_box(0, x0=800)]), 0.0)
+    path = [moving_box(10, vx=2), moving_box(20, vx=2), moving_box(30, vx=2, y0=135),
+            moving_box(40, vx=2, y0=135), moving_box(50, vx=2, y0=135)]
+    shown = []
+    for k, box in enumerate(path, start=1):
+        out = tracker.update(dets([moving_box(0, x0=800), box]), 10 * k / 30)
+        assert out.detections.tracker_id.tolist()[-1] == 2  # followed on the grown boxes
+        shown.append(2 in out.confirmed_detections.tracker_id.tolist())
+    assert shown == [False, False, False, True, True]
+
+
 def test_a_miss_kills_a_tentative_track():
     tracker = ByteTrack(ByteTrackSettings(min_hits=3))
     tracker.update(dets([moving_box(0)]), 0.0)

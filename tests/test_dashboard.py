@@ -210,7 +210,7 @@ def test_counting_badge_reads_exact_for_a_stream_that_keeps_up(served, browser):
     assert shown["visible"] and shown["badge"] == "counting exact", shown
     assert shown["color"] == GREEN and "UNRELIABLE" not in shown["badge"]
     assert shown["reason"] == ""  # nothing to explain
-    assert "limit 0.27 s" in shown["title"]  # detection.max_gap_s's default, in the tooltip
+    assert "limit 0.34 s" in shown["title"]  # detection.max_gap_s's default, in the tooltip
     assert shown["rows"] == [True, True]
     assert re.fullmatch(r"model on every (frame|\d+(st|nd|rd|th) frame) · \d+ % of frames seen "
                         r"\(last minute\) · largest gap \d+\.\d\d s \(\d+ frames\), limit "

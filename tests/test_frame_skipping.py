@@ -73,8 +73,8 @@ def assert_hand_count(events, label):
     assert len({e.track_id for e in events}) == len(events), f"{label}: a track counted twice"
 
 
-# Down to about 3.7 processed frames per second of a 30 frames/s camera.
-@pytest.mark.parametrize("stride", range(1, 9))
+# Down to 3 processed frames per second of a 30 frames/s camera.
+@pytest.mark.parametrize("stride", range(1, 11))
 @pytest.mark.timeout(300)
 def test_every_kth_frame_counts_exactly(config, every_frame, stride):
     for offset in range(stride):
@@ -112,18 +112,18 @@ def count_live(config, every_frame, stride, offset):
 
 @pytest.mark.timeout(300)
 def test_the_exactness_limit_of_the_live_cadence(config, every_frame):
-    """The limit behind `detection.max_gap_s` (0.27 s): on this clip, counts are exact for
-    every phase with the model on every 2nd ... 8th frame (8 frames = 0.267 s) and the tracker
-    predicting the frames between, as a live stream over capacity runs; from every 10th frame
-    on they are not, so the documented limit is the real one."""
-    for stride in range(2, 9):
+    """The limit behind `detection.max_gap_s` (0.34 s): on this clip, counts are exact for
+    every phase with the model on every 2nd ... 10th frame (10 frames = 0.334 s) and the
+    tracker predicting the frames between, as a live stream over capacity runs; at every 12th
+    frame most phases are not, so the documented limit is the real one."""
+    for stride in range(2, 11):
         for offset in range(stride):
             assert_hand_count(count_live(config, every_frame, stride, offset),
                               f"live, model on every {stride}th frame from frame {offset}")
     broken = 0
-    for offset in range(10):
-        events = count_live(config, every_frame, 10, offset)
+    for offset in range(12):
+        events = count_live(config, every_frame, 12, offset)
         broken += Counter(e.lane for e in events) != EXPECTED
-    assert broken >= 5, "every 10th frame now counts exactly: raise the documented limit"
+    assert broken >= 5, "every 12th frame now counts exactly: raise the documented limit"
     assert load_config(CONFIGS / "highway.yaml").streams[0].detection.max_gap_s == \
-        pytest.approx(8 / 29.97, abs=0.01)
+        pytest.approx(10 / 29.97, abs=0.01)

@@ -180,7 +180,7 @@ def monitor(indices_detected, frames, limit=0.27, missing=()):
                                               (9, False), (12, False)])
 def test_an_even_cadence_is_reliable_up_to_the_limit(cadence, reliable):
     gaps = monitor(set(range(0, 300, cadence)), 300)
-    verdict = gaps.reliability(cadence)  # the default limit: 0.27 s, 8 frames at 30/s
+    verdict = gaps.reliability(cadence)  # a limit of 0.27 s, 8 frames at 30/s
     assert verdict.largest_gap_frames == cadence
     assert verdict.largest_gap_s == pytest.approx(cadence / FPS)
     assert verdict.processed_fraction == pytest.approx(len(range(0, 300, cadence)) / 300)

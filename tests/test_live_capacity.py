@@ -185,7 +185,7 @@ def test_four_batched_streams_count_exactly_below_capacity(config, detector, hig
 def test_below_the_exactness_limit_the_stream_says_its_counts_are_unreliable(
         config, detector, highway_video):
     """Capacity 1/12 of the camera: the model can see at most every 13th frame, 0.43 s apart,
-    beyond the 0.27 s limit. Counts may miss vehicles now, and every surface says so."""
+    beyond the 0.34 s limit. Counts may miss vehicles now, and every surface says so."""
     runs = run_live(config, PacedDetector(detector, 12 / FPS), [str(highway_video)])
     runner, crossings = runs[0]
     status = runner.status()

@@ -48,6 +48,16 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of each box of `a` (N, 4) with the box of `b` (N, 4) in the same row."""
+    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = w * h
+    union = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+             + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter)
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
 @njit(cache=True)
 def _hungarian_rows(cost: np.ndarray) -> np.ndarray:
     """Minimum-cost assignment for n <= m (Kuhn-Munkres with potentials, O(n^2 m)).

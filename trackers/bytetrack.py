@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lanewatch.trackers import kalman
-from lanewatch.trackers.association import associate, mark_duplicates
+from lanewatch.trackers.association import associate, mark_duplicates, paired_iou
 from lanewatch.trackers.detections import Detections
 from lanewatch.trackers.kernels import on_first_compile
 
@@ -38,6 +38,9 @@ class ByteTrackSettings(BaseModel):
     duplicate_iou: float = Field(0.85, gt=0, le=1, description="tracked/lost overlap that merges")
     refill_gaps: bool = Field(True, description="observation-centric re-update after a gap")
     min_hits: int = Field(5, ge=1, description="consecutive matches that confirm a new track")
+    sparse_min_hits: int = Field(
+        3, ge=1, description="when the model sees only some frames, this many consecutive "
+        "matches also confirm a new track, if they span min_hits frames of the camera")
     tentative_iou_buffer: float = Field(
         0.3, ge=0, le=2, description="tentative tracks (velocity still unknown) match on boxes "
         "grown by this fraction per frame interval since the previous update")
@@ -174,8 +177,9 @@ class ByteTrack:
 
         scores = detections.confidence.astype(np.float64)
         det_boxes = detections.xyxy.astype(np.float64)
+        predicted = kalman.xyah_to_xyxy(f)
         t_idx, d_idx, track_free, det_free = associate(
-            kalman.xyah_to_xyxy(f), tr.confirmed, tr.lost, det_boxes, scores,
+            predicted, tr.confirmed, tr.lost, det_boxes, scores,
             s.high_threshold, s.low_threshold, s.match_threshold, s.low_match_threshold,
             s.unconfirmed_match_threshold, s.fuse_score,
             min(s.tentative_iou_buffer * steps, s.max_iou_buffer),
@@ -191,6 +195,8 @@ class ByteTrack:
         tr.lost = track_free
         tr.hits[t_idx] += 1
         tr.confirmed |= tr.hits >= s.min_hits
+        if s.sparse_min_hits < s.min_hits:
+            self._confirm_sparse(t_idx, predicted[t_idx], matched_boxes, timestamp_s)
 
         # Tentative tracks die at their first miss; lost tracks expire after the buffer;
         # a lost track overlapping a matched one almost entirely is a duplicate (ByteTrack).
@@ -236,6 +242,20 @@ class ByteTrack:
         steps = max((timestamp_s - self._last_time) / self.frame_interval, 0.0)
         states = kalman.predict(tr.f[live, tr.STATE], steps)
         return TrackPrediction(tr.ids[live], kalman.xyah_to_xyxy(states), tr.confirmed[live])
+
+    def _confirm_sparse(self, t_idx: np.ndarray, predicted: np.ndarray, matched: np.ndarray,
+                        now: float) -> None:
+        """Confirmation is evidence over time, not over model calls: a stream detecting every
+        10th frame would need 1.3 s of matches for `min_hits`, and a fast vehicle is gone
+        before. `sparse_min_hits` matches in a row also confirm a track when they span
+        `min_hits` camera frames and the last one lies where the track's motion predicted it
+        (their plain boxes overlap): a track that jumped to a neighbour on a grown box does not."""
+        tr = self._tracks
+        s = self.settings
+        on_course = paired_iou(predicted, matched) > 0
+        rows = t_idx[on_course]
+        spans = now - tr.f[rows, tr.START] >= (s.min_hits - 1.5) * self.frame_interval
+        tr.confirmed[rows] |= (tr.hits[rows] >= s.sparse_min_hits) & spans
 
     def _refill_gaps(self, t_idx: np.ndarray, z_new: np.ndarray, now: float) -> None:
         """Re-found tracks: replay the filter from their last observation through virtual
