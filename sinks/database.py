@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lanewatch.stream.errors import LanewatchError
+from lanewatch.stream.redaction import redact
 
 _POSTGRES_URL = re.compile(r"^postgres(ql)?://", re.I)
 
@@ -33,7 +34,7 @@ def is_postgres_url(target: str | Path | None) -> bool:
 
 def redact_url(target: str | Path) -> str:
     """A database address without its password, for logs and error messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(target))
+    return redact(str(target))
 
 
 class Database:

@@ -29,6 +29,7 @@ from lanewatch.sinks.reports import (
     movement_record,
     wrong_way_record,
 )
+from lanewatch.stream import json_input
 from lanewatch.stream.pipeline import FrameResult
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 CLOSE_TOO_SLOW = 4001  # application close codes (4000-4999)
 CLOSE_SHUTDOWN = WSCloseCode.GOING_AWAY
+# A send that cannot complete in this long means the client stopped reading (its TCP window is
+# shut): waiting longer would hold its messages, and at shutdown the whole process, hostage.
+SEND_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 2.0  # a client that does not take a close frame in this long is dropped
 
 
 def frame_message(header: dict[str, Any], jpeg: bytes) -> bytes:
@@ -164,12 +169,27 @@ class WebSocketHub:
         """Disconnect a client that stays too far behind (its writer may be stuck in send)."""
         log.warning("websocket client too slow (%d messages lost): disconnecting",
                     client.dropped_in_a_row)
+        await self._close_client(client, CLOSE_TOO_SLOW, "too slow: messages dropped",
+                                 CLOSE_TIMEOUT_S)
+
+    @staticmethod
+    async def _close_client(client: Client, code: int, reason: str, timeout: float,
+                            flush: bool = False) -> None:
+        """Close one client with `code`, waiting at most `timeout` s in all (after sending
+        what is queued for it, with `flush`): a client that stopped reading never takes the
+        close frame (its buffers are full), so it is dropped."""
+        deadline = time.monotonic() + timeout
+        while flush and client.queue and not client.cut_off and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)  # its writer is sending the queue
+        client.cut_off = True  # nothing more is queued or sent to it
+        client.queue.clear()
+        client.wakeup.set()  # its writer sees `cut_off` and ends
         try:
-            await asyncio.wait_for(client.ws.close(code=CLOSE_TOO_SLOW,
-                                                   message=b"too slow: messages dropped"), 2)
+            await asyncio.wait_for(client.ws.close(code=code, message=reason.encode()),
+                                   max(deadline - time.monotonic(), 0.1))
         except (TimeoutError, ConnectionError, RuntimeError):
             if client.transport is not None:
-                client.transport.abort()  # its buffers are full: drop the connection
+                client.transport.abort()  # close() would wait for the unsent bytes forever
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The /ws endpoint."""
@@ -216,10 +236,22 @@ class WebSocketHub:
                                              "message": message}))
 
     async def _on_message(self, client: Client, text: str) -> None:
+        """One text message: whatever it holds, the client gets a reply and stays connected."""
         try:
-            msg = json.loads(text)
-        except ValueError:
-            await self._error(client, "bad_json", "message is not valid JSON")
+            await self._handle_message(client, text)
+        except (ConnectionError, asyncio.CancelledError):
+            raise  # the connection is gone: nothing to reply to
+        except Exception:  # noqa: BLE001 - a bug must not drop the client without a word
+            log.exception("websocket: cannot handle a client message (%s)",
+                          json_input.shorten(text))
+            await self._error(client, "internal_error", "the server failed on this message; "
+                              "it is logged, the connection stays open")
+
+    async def _handle_message(self, client: Client, text: str) -> None:
+        try:
+            msg = json_input.parse(text)
+        except json_input.JSONInputError as err:
+            await self._error(client, "bad_json", f"message is not acceptable JSON: {err}")
             return
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             await self._error(client, "bad_message", 'expected an object with a "type"')
@@ -230,38 +262,53 @@ class WebSocketHub:
         elif kind == "subscribe":
             await self._subscribe(client, msg)
         elif kind == "unsubscribe":
-            streams = msg.get("streams") or []
-            client.streams -= set(streams) if isinstance(streams, list) else set()
+            streams = self._stream_list(msg.get("streams", []))
+            if streams is None:
+                await self._error(client, "bad_subscribe",
+                                  '"streams" must be a list of stream ids or "*"')
+                return
+            client.streams -= set(streams)
             await client.ws.send_str(json.dumps({"type": "subscribed",
                                                  "streams": sorted(client.streams)}))
         else:
-            await self._error(client, "unknown_type", f"unknown message type {kind!r}")
+            await self._error(client, "unknown_type",
+                              f"unknown message type {json_input.shorten(kind)!r} (expected "
+                              "subscribe, unsubscribe or ping)")
+
+    def _stream_list(self, streams: Any) -> list[str] | None:
+        """A message's "streams": "*" for every stream, else a list of ids; None if neither."""
+        if streams == "*":
+            return list(self.stream_ids)
+        if isinstance(streams, list) and all(isinstance(s, str) for s in streams):
+            return streams
+        return None
 
     async def _subscribe(self, client: Client, msg: dict) -> None:
-        streams = msg.get("streams", "*")
-        if streams == "*":
-            streams = list(self.stream_ids)
-        if not isinstance(streams, list) or not all(isinstance(s, str) for s in streams):
+        streams = self._stream_list(msg.get("streams", "*"))
+        if streams is None:
             await self._error(client, "bad_subscribe", '"streams" must be a list of ids or "*"')
             return
         unknown = sorted(set(streams) - set(self.stream_ids))
         if unknown:
             await self._error(client, "unknown_stream",
-                              f"no stream {', '.join(unknown)} (streams: "
+                              f"no stream {json_input.shorten(', '.join(unknown))} (streams: "
                               f"{', '.join(self.stream_ids)})")
             return
-        try:
-            max_fps = float(msg.get("max_fps", client.max_fps))
-            max_width = int(msg.get("max_width", client.max_width))
-        except (TypeError, ValueError):
-            await self._error(client, "bad_subscribe", "max_fps and max_width must be numbers")
+        # Numbers only, and finite: 1e400 parses as infinity, which int() cannot convert.
+        max_fps = json_input.finite_number(msg.get("max_fps", client.max_fps))
+        max_width = json_input.finite_number(msg.get("max_width", client.max_width))
+        video = msg.get("video", client.video)
+        if max_fps is None or max_width is None or not isinstance(video, bool):
+            await self._error(client, "bad_subscribe", "max_fps and max_width must be "
+                              "numbers, video true or false")
             return
         if not (0 < max_fps <= 60 and 64 <= max_width <= 4096):
             await self._error(client, "bad_subscribe",
                               "max_fps must be in (0, 60], max_width in [64, 4096]")
             return
+        max_width = int(max_width)
         client.streams |= set(streams)
-        client.video = bool(msg.get("video", client.video))
+        client.video = video
         client.max_fps, client.max_width = max_fps, max_width
         await client.ws.send_str(json.dumps({"type": "subscribed",
                                              "streams": sorted(client.streams),
@@ -277,18 +324,28 @@ class WebSocketHub:
                 client.wakeup.clear()
                 while client.queue and not ws.closed and not client.cut_off:
                     message = client.queue.popleft()
-                    if isinstance(message, bytes):
-                        await ws.send_bytes(message)
-                    else:
-                        await ws.send_str(message)
+                    send = (ws.send_bytes(message) if isinstance(message, bytes)
+                            else ws.send_str(message))
+                    await asyncio.wait_for(send, SEND_TIMEOUT_S)
                     client.dropped_in_a_row = 0
+        except TimeoutError:
+            log.warning("websocket client took no data for %.0f s: disconnecting",
+                        SEND_TIMEOUT_S)
+            client.cut_off = True
+            client.queue.clear()
+            if client.transport is not None:
+                client.transport.abort()  # a close frame could not get through either
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             return
 
-    async def close_all(self, message: str = "server shutting down") -> None:
-        """Close every client with 1001 (going away)."""
-        for client in list(self.clients):
-            try:
-                await client.ws.close(code=CLOSE_SHUTDOWN, message=message.encode())
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+    async def close_all(self, message: str = "server shutting down",
+                        timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Send every client what is queued for it, then close it with 1001 (going away): all
+        at once, within about `timeout` seconds whatever they do; a client that does not take
+        its messages and the close frame in that time is dropped."""
+        results = await asyncio.gather(
+            *(self._close_client(client, CLOSE_SHUTDOWN, message, timeout, flush=True)
+              for client in list(self.clients)), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):  # already gone: nothing left to close
+                log.debug("websocket client closed with an error: %r", result)

@@ -17,19 +17,30 @@
     POST /api/streams/{id}/lanes/export    validate edited lanes; YAML for the config
     POST /api/streams, PUT|DELETE /api/streams/{id}   streams at run time (stream_admin.py)
 
-With `server.auth_token` set, /ws and /api need `Authorization: Bearer TOKEN` (or
-`?token=TOKEN`); /metrics and the health checks too when `protect_metrics` / `protect_health`.
+With `server.auth_token` set (or, when it is not, the environment variable
+LANEWATCH_AUTH_TOKEN: how the compose stack passes a generated token), /ws and /api need
+`Authorization: Bearer TOKEN` (any case of "Bearer") or `?token=TOKEN`; /metrics and the
+health checks too when `protect_metrics` / `protect_health`.
 The dashboard page itself is static and holds no data; it asks for the token when needed.
+
+Cross-site requests (docs/deployment.md, Security): a browser sends any page's requests to the
+service, token or not, so a request that changes state (any method but GET/HEAD/OPTIONS) and
+the /ws upgrade are refused (403) when their `Origin` is neither the service's own host:port
+nor in `server.allowed_origins`; a POST/PUT body must be `application/json` (415 otherwise),
+which a cross-site page cannot send without a CORS preflight that the service never grants.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -37,16 +48,65 @@ from aiohttp import web
 
 from lanewatch.sinks.metrics import CONTENT_TYPE
 from lanewatch.sinks.reports import crossing_record
+from lanewatch.stream import json_input
 from lanewatch.stream.errors import ConfigError
 from lanewatch.stream.lane_export import config_yaml, lanes_from_editor, lanes_yaml
 from lanewatch.stream.live import StreamState
 from lanewatch.stream.runner import StreamRunner
 
 if TYPE_CHECKING:
+    from lanewatch.stream.config import ServerConfig
     from lanewatch.stream.service import Service
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # methods that change nothing
+
 
 def _bad_query(message: str) -> web.Response:
     return web.json_response({"error": "bad_query", "message": message}, status=400)
+
+
+TOKEN_ENV = "LANEWATCH_AUTH_TOKEN"
+
+
+def auth_token(server: ServerConfig) -> str | None:
+    """The bearer token the service requires: `server.auth_token`, else $LANEWATCH_AUTH_TOKEN,
+    else None (no authentication). Raises ConfigError for a token too short to be secret."""
+    token = server.auth_token or os.environ.get(TOKEN_ENV) or None
+    if token is not None and len(token) < 8:
+        raise ConfigError(f"{TOKEN_ENV} is {len(token)} characters long: use at least 8, "
+                          "e.g. the output of `openssl rand -hex 24`")
+    return token
+
+
+def exposure_warning(host: str, token: str | None) -> str | None:
+    """The start-up warning for a service that anyone on the network can control: listening
+    beyond loopback with no token. None when the service is safe in this respect."""
+    if token:
+        return None
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        loopback = False
+    if loopback:
+        return None
+    return (f"SECURITY: listening on {host}, beyond loopback, with no server.auth_token: anyone "
+            "who can reach this port can add, change and delete streams and watch every "
+            f"camera. Set server.auth_token or ${TOKEN_ENV}, or listen on 127.0.0.1 "
+            "(server.host); see docs/deployment.md, Security")
+
+
+def same_host(origin: str, host: str) -> bool:
+    """Whether an `Origin` header names the host:port of the request's `Host` header (a Host
+    without a port counts as the Origin scheme's default port, as behind a TLS proxy)."""
+    try:
+        o, h = urlsplit(origin), urlsplit(f"//{host}")
+        o_port, h_port = o.port, h.port
+    except ValueError:  # a malformed port
+        return False
+    if not o.hostname or o.hostname != h.hostname:
+        return False
+    default = {"http": 80, "https": 443}.get(o.scheme)
+    return (o_port or default) == (h_port or default)
 
 
 class Api:
@@ -55,17 +115,45 @@ class Api:
     def __init__(self, service: Service, static_dir: Path | None = None):
         self.service = service
         self.static_dir = static_dir or _static_dir()
+        self.token = auth_token(service.config.server)
 
     # -- auth --------------------------------------------------------------------------------
     def _authorized(self, request: web.Request) -> bool:
-        token = self.service.config.server.auth_token
+        token = self.token
         if token is None:
             return True
         given = request.query.get("token", "")
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            given = header[len("Bearer "):]
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":  # auth schemes are case-insensitive (RFC 7235)
+            given = credentials.strip()
         return hmac.compare_digest(given.encode(), token.encode())
+
+    def _origin_allowed(self, request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:  # not sent by a browser for a cross-site request: curl, scripts
+            return True
+        allowed = {o.rstrip("/").lower() for o in self.service.config.server.allowed_origins}
+        return origin.rstrip("/").lower() in allowed or same_host(origin, request.host)
+
+    @web.middleware
+    async def cross_site(self, request: web.Request, handler):
+        """Refuse what a page on another site could make a browser send (module docstring)."""
+        changes = request.method not in SAFE_METHODS
+        if (changes or request.path == "/ws") and not self._origin_allowed(request):
+            origin = json_input.shorten(request.headers["Origin"])
+            return web.json_response({
+                "error": "forbidden_origin",
+                "message": f"a page at {origin} may not change streams or open /ws; this "
+                           f"service accepts its own origin ({request.host}) and those listed "
+                           "in server.allowed_origins"}, status=403)
+        if (request.method in ("POST", "PUT", "PATCH")
+                and request.content_type != "application/json"):
+            return web.json_response({
+                "error": "unsupported_media_type",
+                "message": f"{request.method} {request.path} takes a JSON body with "
+                           f"Content-Type: application/json (got {request.content_type})"},
+                status=415)
+        return await handler(request)
 
     @web.middleware
     async def auth(self, request: web.Request, handler):
@@ -118,7 +206,7 @@ class Api:
                                  status=200 if ready else 503)
 
     async def streams(self, request: web.Request) -> web.Response:
-        return web.json_response([r.status() for r in self.service.runners.values()])
+        return web.json_response([self.service.stats(sid) for sid in list(self.service.runners)])
 
     async def stream(self, request: web.Request) -> web.Response:
         runner = self._runner(request)
@@ -248,9 +336,9 @@ class Api:
         runner = self._runner(request)
         frame_size = self._frame_size(runner)
         try:
-            payload = await request.json()
-        except ValueError:
-            return web.json_response({"error": "bad_json", "message": "body is not JSON"},
+            payload = json_input.parse(await request.read())
+        except json_input.JSONInputError as err:
+            return web.json_response({"error": "bad_json", "message": f"the body: {err}"},
                                      status=400)
         try:
             specs = lanes_from_editor(payload, runner.stream, frame_size)

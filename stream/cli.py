@@ -1,7 +1,8 @@
 """The `lanewatch` command line.
 
     lanewatch process VIDEO -c CONFIG -o OUTDIR   review a recorded video
-    lanewatch check-config CONFIG                 validate a config and print a summary
+    lanewatch check-config CONFIG                 validate a config (and the model and video
+                                                  files it names) and print a summary
 
 Errors the user can fix are printed as `lanewatch: error: ...` without a traceback; the exit
 code is 2 for bad input or config, 3 for a truncated video (reports still written), 130 on
@@ -21,7 +22,9 @@ from pydantic import ValidationError
 from lanewatch.sinks.database import is_postgres_url
 from lanewatch.stream import __version__
 from lanewatch.stream.config import Config, load_config
+from lanewatch.stream.config_checks import preflight
 from lanewatch.stream.errors import ConfigError, LanewatchError
+from lanewatch.stream.redaction import redact
 
 # Names of lanewatch.trackers.benchmark.TRACKERS, listed here so `--help` needs no heavy import.
 _BENCH_TRACKERS = ("lanewatch", "roboflow-bytetrack", "roboflow-sort", "roboflow-ocsort",
@@ -33,7 +36,7 @@ def _describe(config: Config) -> str:
     m = config.model
     classes = ", ".join(m.classes) if m.classes else "all"
     lines = [
-        f"model:    {m.path}",
+        f"model:    {redact(m.path)}",
         f"          task={m.task} imgsz={m.imgsz} conf={m.confidence} iou={m.iou} "
         f"device={m.device} classes={classes}",
         f"tracker:  ByteTrack (lost buffer {config.tracker.lost_track_buffer_s:g} s, "
@@ -45,7 +48,8 @@ def _describe(config: Config) -> str:
         f"streams:  {len(config.streams)}",
     ]
     for s in config.streams:
-        lines.append(f"  - {s.id}: {s.source} ({s.coordinates}, {len(s.lanes)} lane(s))")
+        lines.append(f"  - {s.id}: {redact(s.source)} ({s.coordinates}, "
+                     f"{len(s.lanes)} lane(s))")
         for lane in s.lanes:
             parts = []
             if lane.line is not None:
@@ -76,6 +80,11 @@ def _describe(config: Config) -> str:
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    problems = preflight(config)  # what fails only later: a missing model, lanes off the frame
+    if problems:
+        raise ConfigError("\n".join(
+            [f"{args.config}: invalid configuration ({len(problems)} problem(s)):"]
+            + [f"  - {p}" for p in problems]))
     print(f"{args.config}: OK")
     print(_describe(config))
     return 0

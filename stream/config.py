@@ -7,14 +7,23 @@ for a literal `${`), so secrets such as camera passwords stay out of the file. R
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from lanewatch.stream.config_checks import MAX_DEPTH, coordinate_problems, non_finite, too_deep
+from lanewatch.stream.environment import interpolate_env  # also imported from here
 from lanewatch.stream.errors import ConfigError
 from lanewatch.stream.live import SourceSettings
 from lanewatch.trackers.bytetrack import ByteTrackSettings
@@ -92,8 +101,8 @@ class DetectionSettings(_Strict):
         "raise N (evenly spaced, shared fairly by the streams) instead of falling behind; "
         "false: exactly every_nth_frame, and a stream over capacity drops frames")
     max_gap_s: float = Field(
-        0.27, gt=0, le=10, description="the exactness limit: the longest time between two "
-        "detections at which this camera's counts stay exact (measured on highway.mp4: 8 "
+        0.34, gt=0, le=10, description="the exactness limit: the longest time between two "
+        "detections at which this camera's counts stay exact (measured on highway.mp4: 10 "
         "frames of 29.97 frames/s; docs/performance.md gives the rule for other cameras); a "
         "live stream beyond it reports counting_reliable: false")
     region: Literal["full", "lanes"] | list[float] = Field(
@@ -123,7 +132,8 @@ class DetectionSettings(_Strict):
 class StreamConfig(_Strict):
     """One video stream and its lanes."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique name: letters, digits, _.-")
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64,
+                    description="unique name: 1 to 64 letters, digits, _.-")
     source: str = Field(description="file path, rtsp:// URL, ...")
     coordinates: Literal["pixels", "normalized"] = Field(
         "pixels", description="lane points in pixels or as fractions 0..1 of the frame"
@@ -135,6 +145,24 @@ class StreamConfig(_Strict):
         None, description="zones and named movements for turning-movement counts")
     calibration: CalibrationSpec | None = Field(
         None, description="ground-plane points for speeds and distances in metres")
+    # Not a config key: the source as posted through the API, `${ENV}` references kept, which
+    # the stream registry stores instead of their values (stream_registry.py).
+    _source_as_written: str | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers(cls, data: Any) -> Any:
+        problem = non_finite(data) if isinstance(data, dict) else None
+        if problem is not None:
+            raise ValueError(problem)
+        return data
+
+    @model_validator(mode="after")
+    def _points_in_range(self) -> StreamConfig:
+        problems = coordinate_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("lanes")
     @classmethod
@@ -190,6 +218,10 @@ class ServerConfig(_Strict):
         200, ge=1, description="a client that lost this many messages in a row is cut off")
     max_message_bytes: int = Field(65536, ge=1024, description="largest client message")
     counts_interval_s: float = Field(1.0, gt=0, description="counts/stats push period")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="other web origins (https://host[:port]) whose pages "
+        "may change streams and open /ws, e.g. a dashboard behind a proxy; the service's own "
+        "origin is always allowed")
 
 
 class StoreConfig(_Strict):
@@ -239,6 +271,15 @@ class Config(_Strict):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     streams: list[StreamConfig] = Field(min_length=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):  # streams[] check their own, naming the stream
+            problem = non_finite({k: v for k, v in data.items() if k != "streams"})
+            if problem is not None:
+                raise ValueError(problem)
+        return data
+
     @model_validator(mode="after")
     def _shared_store_for_clusters(self) -> Config:
         if self.cluster.enabled and self.store.url is None:
@@ -267,35 +308,6 @@ class Config(_Strict):
                 return s
         ids = ", ".join(s.id for s in self.streams)
         raise ConfigError(f"no stream '{stream_id}' in the config (streams: {ids})")
-
-
-_ENV = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def interpolate_env(value: Any, where: str = "") -> Any:
-    """Replace ${NAME} / ${NAME:-default} in every string of a parsed YAML tree."""
-    if isinstance(value, dict):
-        return {k: interpolate_env(v, f"{where}.{k}" if where else str(k))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(m: re.Match) -> str:
-        if m.group(0) == "$${":
-            return "${"
-        name, default = m.group(1), m.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is not None:
-            return default
-        raise ConfigError(
-            f"{where}: environment variable {name} is not set "
-            f"(export it, or write ${{{name}:-default}} to give a default)"
-        )
-
-    return _ENV.sub(substitute, value)
 
 
 def _format_location(loc: tuple, data: Any) -> str:
@@ -342,7 +354,14 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with model: and streams:, "
                           f"got {type(data).__name__}")
-    data = interpolate_env(data)
+    if too_deep(data):
+        raise ConfigError(f"{source}: lists and mappings nested more than {MAX_DEPTH} levels "
+                          "deep: not a lanewatch config (see the configuration reference in "
+                          "README)")
+    try:
+        data = interpolate_env(data)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
@@ -358,13 +377,36 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
     return config.model_copy(update={"model": model, "streams": streams, "store": store})
 
 
+MAX_FLOW_DEPTH = 64  # a config nests 6 levels at most
+
+
+def _flow_depth(text: str) -> int:
+    """How deep `[` and `{` nest in YAML text (brackets in quoted strings count too: an
+    over-estimate that only matters for absurd files)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
 def load_config(path: str | Path) -> Config:
     """Read, interpolate and validate a YAML config file; raises ConfigError with field paths."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        # PyYAML recurses once per level: `[[[[...` would end in a RecursionError (slowly).
+        if _flow_depth(text) > MAX_FLOW_DEPTH:
+            raise ConfigError(f"{path}: not valid YAML: [ and {{ nested more than "
+                              f"{MAX_FLOW_DEPTH} levels deep")
+        data = yaml.safe_load(text)
+    except RecursionError:  # deep block nesting: much larger files, same answer
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from lanewatch.stream.config import StreamConfig, format_validation_error, parse_config
 from lanewatch.stream.errors import ConfigError
+from lanewatch.stream.json_input import finite_number, shorten
 from lanewatch.trackers.lanes import LaneSpec, resolve_lanes
 
 _DIGITS = {"pixels": 0, "normalized": 4}
@@ -37,15 +38,11 @@ def lanes_from_editor(payload: Any, stream: StreamConfig,
         if not isinstance(raw, dict):
             raise ConfigError("each lane must be an object")
         lane = dict(raw)
+        name = shorten(repr(lane.get("name")))
         for key in ("polygon", "line"):
             points = lane.get(key)
             if points is not None:
-                try:
-                    lane[key] = [[_round(float(x) * scale[0], digits),
-                                  _round(float(y) * scale[1], digits)] for x, y in points]
-                except (TypeError, ValueError):
-                    raise ConfigError(f"lane {lane.get('name')!r}: {key} must be a list of "
-                                      "[x, y] points") from None
+                lane[key] = _scaled(points, scale, digits, f"lane {name}: {key}")
         lanes.append(lane)
     data = {"id": stream.id, "source": stream.source, "coordinates": stream.coordinates,
             "lanes": lanes}
@@ -58,6 +55,23 @@ def lanes_from_editor(payload: Any, stream: StreamConfig,
     except ValueError as err:
         raise ConfigError(f"streams({stream.id}).lanes: {err}") from None
     return specs
+
+
+def _scaled(points: Any, scale: tuple[float, float], digits: int,
+            where: str) -> list[list[float | int]]:
+    """[[x, y], ...] in pixels, scaled to the stream's coordinates and rounded."""
+    if not isinstance(points, list) or not all(
+            isinstance(p, list) and len(p) == 2 for p in points):
+        raise ConfigError(f"{where} must be a list of [x, y] points")
+    scaled = []
+    for point in points:
+        x, y = (finite_number(v) for v in point)
+        if x is None or y is None:  # 1e400 arrives as inf; a 400-digit integer overflows
+            bad = point[0] if x is None else point[1]
+            raise ConfigError(f"{where}: {shorten(repr(bad))} is not a finite number; give "
+                              "each point as [x, y] in pixels of the frame")
+        scaled.append([_round(x * scale[0], digits), _round(y * scale[1], digits)])
+    return scaled
 
 
 def _round(value: float, digits: int) -> float | int:

@@ -5,10 +5,11 @@ Each source reads in its own thread into a short queue bounded in seconds (`max_
 the pipeline takes every frame in order, so that a detector slower than the camera is met by
 an evenly spaced detection cadence (stream/cadence.py) rather than by frames lost in irregular
 bursts. Only when the pipeline falls more than `max_backlog_s` behind is the oldest waiting
-frame dropped, and counted. Failures never end the thread: the source reconnects with exponential
-back-off and jitter, a watchdog reconnects a stream that stops delivering frames, and the
-state machine (starting, running, reconnecting, stopped, failed) is visible to the service.
-Credentials in URLs are never logged.
+frame dropped, and counted. Failures never end the thread: the source reconnects with
+exponential back-off and jitter (started over after a healthy session: `ReconnectBackoff`), a
+watchdog reconnects a stream that stops delivering frames, and the state machine (starting,
+running, reconnecting, stopped, failed) is visible to the service. Credentials in URLs are
+never logged (stream/redaction.py).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import av
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lanewatch.stream.frames import Frame, Picture
+from lanewatch.stream.redaction import password_of, redact  # redact: also imported from here
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ class SourceSettings(BaseModel):
     stall_timeout_s: float = Field(
         10.0, gt=0, description="watchdog: no decoded frame for this long means reconnect")
     reconnect_initial_s: float = Field(0.5, gt=0, description="first back-off delay")
-    reconnect_max_s: float = Field(30.0, gt=0, description="longest back-off delay")
+    reconnect_max_s: float = Field(
+        30.0, gt=0, description="longest back-off delay; a connection that delivered frames "
+        "for this long starts the back-off over")
     max_attempts: int | None = Field(
         None, ge=1, description="consecutive failed attempts before 'failed' (null: forever)")
     realtime: bool | None = Field(
@@ -79,21 +82,6 @@ class SourceSettings(BaseModel):
         return self
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***, for logs and the API."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def is_device(url: str) -> bool:
     """A V4L2 capture device such as /dev/video0 (or v4l2:///dev/video0)."""
     return url.startswith(("/dev/video", "v4l2://"))
@@ -110,6 +98,39 @@ def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Rand
     return rng.uniform(ceiling / 2, ceiling)
 
 
+class ReconnectBackoff:
+    """The reconnect delays of one source: exponential with jitter over the failures in a row
+    (`backoff_delay`), started over after a healthy session.
+
+    A session (one connection) is healthy when it delivered frames for at least
+    `reconnect_max_s` (from its first frame to its last): a camera that works for minutes
+    between outages is retried at once after each outage, while one that breaks again within
+    seconds of every reconnection keeps backing off up to the cap. The count also decides
+    when to give up (`max_attempts`), so a healthy session resets that too.
+    """
+
+    def __init__(self, settings: SourceSettings, rng: random.Random):
+        self.settings = settings
+        self.rng = rng
+        self.failures = 0  # in a row, since the last healthy session
+
+    def reset(self) -> None:
+        """Start over (a file that loops, a stop on request)."""
+        self.failures = 0
+
+    def session_ended(self, delivered_s: float) -> None:
+        """A connection ended after delivering frames for `delivered_s` seconds."""
+        if delivered_s >= self.settings.reconnect_max_s:
+            self.failures = 0
+
+    def failed(self) -> float:
+        """Count a failure; the delay before the next attempt."""
+        delay = backoff_delay(self.failures, self.settings.reconnect_initial_s,
+                              self.settings.reconnect_max_s, self.rng)
+        self.failures += 1
+        return delay
+
+
 class LiveSource:
     """Reader of one stream in its own thread; the pipeline takes its frames in order from a
     queue bounded by `max_backlog_s` (the oldest frame is dropped when it is full)."""
@@ -121,7 +142,8 @@ class LiveSource:
         self.url = url
         self.settings = settings or SourceSettings()
         self._on_state = on_state
-        self._rng = random.Random(seed)
+        self._backoff = ReconnectBackoff(self.settings, random.Random(seed))
+        self._session: tuple[float, float] | None = None  # this connection's first, last frame
         self._file = is_file_source(url)
         realtime = self.settings.realtime
         self._realtime = self._file if realtime is None else realtime
@@ -231,36 +253,37 @@ class LiveSource:
                        timeout=(s.open_timeout_s, s.read_timeout_s))
 
     def _run(self) -> None:
-        failures = 0
         index = 0  # frame index keeps increasing across reconnects
         while not self._stop.is_set():
             try:
                 container = self._open()
             except Exception as err:  # noqa: BLE001 - any failure to open means retry
-                failures = self._failed(failures, f"cannot open: {_describe(err)}")
-                if failures < 0:
+                if not self._failed(f"cannot open: {_describe(err)}"):
                     return
                 continue
+            self._session = None
+            reason = None  # why this connection ended, if it failed
             try:
                 index, ended = self._read(container, index)
-                if ended and not (self._file and self.settings.loop):
-                    if self._file:
-                        self._set_state(StreamState.STOPPED)
-                        return
-                    failures = self._failed(failures, "stream ended")
-                    if failures < 0:
-                        return
-                else:
-                    failures = 0
-            except Exception as err:  # noqa: BLE001 - read errors, stalls: reconnect
-                failures = self._failed(failures, _describe(err))
-                if failures < 0:
+                if ended and self._file and not self.settings.loop:
+                    self._set_state(StreamState.STOPPED)
                     return
+                if ended and not self._file:
+                    reason = "stream ended"
+            except Exception as err:  # noqa: BLE001 - read errors, stalls: reconnect
+                reason = _describe(err)
             finally:
                 try:
                     container.close()
                 except Exception:  # already broken: nothing left to release
                     pass
+            if reason is None:  # a looping file restarts, or a stop was requested
+                self._backoff.reset()
+                continue
+            first, last = self._session or (0.0, 0.0)
+            self._backoff.session_ended(last - first)
+            if not self._failed(reason):
+                return
 
     def _read(self, container, index: int) -> tuple[int, bool]:
         """Decode until the stream ends (returns True) or stop is requested (False)."""
@@ -302,6 +325,8 @@ class LiveSource:
         return index, True
 
     def _publish(self, frame: Frame) -> None:
+        now = time.monotonic()
+        self._session = (self._session[0] if self._session else now, now)
         with self._lock:
             if len(self._waiting) >= self.capacity():
                 self._waiting.popleft()  # the pipeline is max_backlog_s behind
@@ -310,25 +335,28 @@ class LiveSource:
             self.frames_received += 1
             self._lock.notify_all()
 
-    def _failed(self, failures: int, reason: str) -> int:
-        """Record a failure and sleep the back-off; returns the new count, or -1 to give up."""
-        reason = reason.replace(self.url, redact(self.url))  # FFmpeg errors may quote the URL
+    def _failed(self, reason: str) -> bool:
+        """Record a failure and sleep the back-off; False to give up (max_attempts)."""
+        # FFmpeg errors may quote the URL, or a piece of it
+        reason = reason.replace(self.url, redact(self.url))
+        password = password_of(self.url)
+        if password:
+            reason = reason.replace(password, "***")
         self.last_error = reason
-        failures += 1
+        delay = self._backoff.failed()
+        failures = self._backoff.failures
         limit = self.settings.max_attempts
         if limit is not None and failures >= limit:
             log.error("stream %s (%s): %s; giving up after %d attempts", self.stream_id,
                       redact(self.url), reason, failures)
             self._set_state(StreamState.FAILED)
-            return -1
-        delay = backoff_delay(failures - 1, self.settings.reconnect_initial_s,
-                              self.settings.reconnect_max_s, self._rng)
+            return False
         log.warning("stream %s (%s): %s; reconnecting in %.1f s", self.stream_id,
                     redact(self.url), reason, delay)
         self._set_state(StreamState.RECONNECTING)
         self.reconnects += 1
         self._stop.wait(delay)
-        return failures
+        return True
 
 
 def _describe(err: Exception) -> str:

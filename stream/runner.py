@@ -131,15 +131,20 @@ class StreamRunner(ResultPublisher):
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the source and the worker (bounded wait)."""
-        self._stop.set()
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the source and the worker, waiting `timeout` s at most in all; True when both
+        threads have ended (False: still stopping, e.g. a camera that hangs in a read)."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()  # first: the worker winds down while the source is joined
         self.source.stop(timeout)
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(max(deadline - time.monotonic(), 0.05))
         if self.scheduler is not None:
             self.scheduler.close()  # its share of the box goes back to the other streams
         self._on_state(self.stream.id, StreamState.STOPPED)
+        # The source's thread is private to LiveSource; it is only read here.
+        threads = (self._thread, getattr(self.source, "_thread", None))
+        return not any(t is not None and t.is_alive() for t in threads)
 
     @property
     def state(self) -> StreamState:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from lanewatch.sinks.live_video import LiveVideo
 from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
 from lanewatch.sinks.websocket import WebSocketHub
-from lanewatch.stream.api import Api
+from lanewatch.stream.api import Api, auth_token, exposure_warning
 from lanewatch.stream.batching import BatchingDetector
 from lanewatch.stream.cluster import RemoteStream, connect
 from lanewatch.stream.config import Config, StreamConfig
@@ -34,6 +36,13 @@ from lanewatch.stream.stream_admin import StreamAdmin
 from lanewatch.stream.stream_registry import StreamRegistry
 
 log = logging.getLogger(__name__)
+
+# SIGINT/SIGTERM end the process within SHUTDOWN_TIMEOUT_S whatever the clients do (README,
+# docs/deployment.md): inside the 10 s a container gets by default before SIGKILL. The budget:
+RUNNER_STOP_TIMEOUT_S = 3.0  # every stream's source and worker stopped at once and joined
+CLIENT_CLOSE_TIMEOUT_S = 2.0  # every WebSocket client closed at once; the stalled ones dropped
+HTTP_DRAIN_TIMEOUT_S = 1.0  # aiohttp waits up to twice this for the requests still running
+SHUTDOWN_TIMEOUT_S = 8.0
 
 
 class Service:
@@ -68,6 +77,11 @@ class Service:
                                self.hub.publish_frame, self._make_annotator,
                                rate_scale=lambda: self.governor.video_scale)
         self._pusher: asyncio.Task | None = None
+        # Held by every stream mutation (stream_admin.py): two PUTs of one stream at once would
+        # each stop the same old runner and start their own, leaving orphans that count twice.
+        self.mutations = asyncio.Lock()
+        self.stopping = False  # set at shutdown: no runner may start after that
+        self._failing: set[str] = set()  # streams whose status failed (logged once each)
 
     def _runner(self, stream: StreamConfig) -> StreamRunner | RemoteStream:
         if self.config.cluster.enabled:
@@ -90,6 +104,8 @@ class Service:
         """Start a new stream now and keep it across restarts; the others are not touched."""
         if stream.id in self.runners:
             raise ValueError(f"stream '{stream.id}' already exists (PUT updates it)")
+        if self.stopping:
+            raise RuntimeError("the service is shutting down: no stream can be added")
         runner = self.runners[stream.id] = self._runner(stream)
         self._callers_changed()
         self.hub.stream_ids.append(stream.id)
@@ -103,21 +119,36 @@ class Service:
 
     async def update_stream(self, stream: StreamConfig) -> StreamRunner | RemoteStream:
         """Restart one stream with new settings (lanes, thresholds, source); its cumulative
-        counts resume from the store."""
+        counts resume from the store. Call with `mutations` held. The old runner is stopped
+        and its threads joined before the new one starts: never two runners for a stream."""
         old = self.runners[stream.id]
-        await asyncio.to_thread(old.stop, 5)
+        if await asyncio.to_thread(old.stop, RUNNER_STOP_TIMEOUT_S) is False:
+            raise RuntimeError(f"stream '{stream.id}' did not stop within "
+                               f"{RUNNER_STOP_TIMEOUT_S:.0f} s (is its camera or the model "
+                               "hanging?); it is stopping: retry the update shortly")
+        if self.stopping:  # the shutdown began meanwhile: a new runner would outlive it
+            raise RuntimeError(f"the service is shutting down: stream '{stream.id}' stays "
+                               "stopped")
+        self._failing.discard(stream.id)
+        # A fresh video thread: the old one's drawings are cached with the old lanes.
+        await asyncio.to_thread(self.video.remove, stream.id)
+        self.video.add(stream.id)
         runner = self.runners[stream.id] = self._runner(stream)
         runner.start()
         self.registry.save(stream)
         return runner
 
     async def remove_stream(self, stream_id: str) -> None:
-        """Stop a stream for good; its counts stay in the store."""
+        """Stop a stream for good; its counts stay in the store. Call with `mutations` held."""
+        # The video thread goes first: drawing its last frame needs the registered runner.
+        await asyncio.to_thread(self.video.remove, stream_id)
         runner = self.runners.pop(stream_id)
+        self._failing.discard(stream_id)
         self._callers_changed()
         self.hub.stream_ids.remove(stream_id)
-        await asyncio.to_thread(runner.stop, 5)
-        await asyncio.to_thread(self.video.remove, stream_id)
+        if await asyncio.to_thread(runner.stop, RUNNER_STOP_TIMEOUT_S) is False:
+            log.warning("stream %s: still stopping %.0f s after its removal (it ends on its "
+                        "own and records nothing more)", stream_id, RUNNER_STOP_TIMEOUT_S)
         self.metrics.set_state(stream_id, "stopped", [s.value for s in StreamState])
         self.registry.remove(stream_id)
         self.hub.broadcast_json(None, {"type": "streams", "streams": list(self.runners),
@@ -150,7 +181,23 @@ class Service:
         return self.runners[stream].movement_snapshot()
 
     def stats(self, stream: str) -> dict[str, Any]:
-        return self.runners[stream].status()
+        """One stream's state for the API and the stats push; a stream whose status cannot
+        be read shows as failed, logged once, and never takes the others down with it."""
+        runner = self.runners[stream]
+        try:
+            return runner.status()
+        except Exception:  # noqa: BLE001 - one stream's bug is not the service's
+            self._failed_once(stream, "status")
+            return {"id": stream, "state": StreamState.FAILED.value,
+                    "error": "its status cannot be read (the server log has the reason)"}
+
+    def _failed_once(self, stream: str, what: str) -> None:
+        """Log a stream's failure with its traceback, once per stream (it would repeat every
+        push, every second)."""
+        if stream not in self._failing:
+            self._failing.add(stream)
+            log.exception("stream %s: cannot read its %s; the other streams go on (logged "
+                          "once)", stream, what)
 
     async def _push_periodically(self) -> None:
         period = self.config.server.counts_interval_s
@@ -158,16 +205,26 @@ class Service:
             await asyncio.sleep(period)
             now = time.time()
             for sid in list(self.runners):
-                self.hub.broadcast_json(sid, {"type": "counts", "stream": sid, "ts": now,
-                                              "lanes": self.lane_snapshot(sid),
-                                              "movements": self.movement_snapshot(sid)})
-                self.hub.broadcast_json(sid, {"type": "stats", "stream": sid, "ts": now,
-                                              **self.stats(sid)})
+                if sid not in self.runners:  # removed while an earlier one was sent
+                    continue
+                # One stream's failure costs that stream's message, never the others' (nor
+                # this task, which would end every client's counts and stats for good).
+                try:
+                    self.hub.broadcast_json(sid, {"type": "counts", "stream": sid, "ts": now,
+                                                  "lanes": self.lane_snapshot(sid),
+                                                  "movements": self.movement_snapshot(sid)})
+                except Exception:  # noqa: BLE001
+                    self._failed_once(sid, "counts")
+                try:
+                    self.hub.broadcast_json(sid, {"type": "stats", "stream": sid, "ts": now,
+                                                  **self.stats(sid)})
+                except Exception:  # noqa: BLE001
+                    self._failed_once(sid, "stats")
 
     def app(self) -> web.Application:
         """The aiohttp application (starts and stops the streams with itself)."""
         api = Api(self)
-        app = web.Application(middlewares=[api.auth])
+        app = web.Application(middlewares=[api.cross_site, api.auth])
         app.add_routes([web.get("/ws", self.hub.handle), *api.routes(),
                         *StreamAdmin(self).routes()])
         app.on_startup.append(self._start)
@@ -182,20 +239,32 @@ class Service:
         self._pusher = asyncio.create_task(self._push_periodically())
 
     async def _shutdown(self, app: web.Application) -> None:
-        """Stop sources and workers (their crossings are already committed), close clients."""
+        """Stop sources and workers, then send the clients what is queued and close them
+        (1001), then close the store: each step bounded (RUNNER_STOP_TIMEOUT_S, then
+        CLIENT_CLOSE_TIMEOUT_S) whatever the cameras and clients do. Workers first: every
+        crossing stored reaches the clients that stay to the end."""
+        self.stopping = True  # a stream mutation still running starts no runner now
         if self._pusher is not None:
             self._pusher.cancel()
-        await self.hub.close_all()
-        await asyncio.to_thread(self._stop_runners)
+        await asyncio.to_thread(self._stop_runners, RUNNER_STOP_TIMEOUT_S)
+        await self.hub.close_all(timeout=CLIENT_CLOSE_TIMEOUT_S)
         self.store.close()
         self.registry.close()
         if isinstance(self.detector, BatchingDetector):
             self.detector.close()
 
-    def _stop_runners(self) -> None:
-        for runner in list(self.runners.values()):
-            runner.stop(timeout=5)
-        self.video.stop()
+    def _stop_runners(self, timeout: float) -> None:
+        """Stop every stream and live video thread at once, each waited for `timeout` s at
+        most: one after the other, N hanging cameras would take N times as long."""
+        stoppers = [*(r.stop for r in self.runners.values()), self.video.stop]
+        with ThreadPoolExecutor(len(stoppers), thread_name_prefix="stopping") as pool:
+            for stop in stoppers:
+                pool.submit(stop, timeout)
+        left = sorted(t.name for t in threading.enumerate()
+                      if t.name.startswith(("pipeline-", "source-", "video-", "gateway-")))
+        if left:  # daemon threads: they end with the process
+            log.warning("threads still running %.0f s after the stop: %s", timeout,
+                        ", ".join(left))
 
 
 def serve(config: Config, host: str | None = None, port: int | None = None,
@@ -205,6 +274,8 @@ def serve(config: Config, host: str | None = None, port: int | None = None,
     h = host or config.server.host
     p = port if port is not None else config.server.port
     log.warning("lanewatch serving %d stream(s) on http://%s:%d", len(service.runners), h, p)
+    if warning := exposure_warning(h, auth_token(config.server)):
+        log.warning(warning)
     web.run_app(service.app(), host=h, port=p, print=None,
-                handle_signals=True, shutdown_timeout=10)
+                handle_signals=True, shutdown_timeout=HTTP_DRAIN_TIMEOUT_S)
 

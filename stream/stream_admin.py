@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from pydantic import ValidationError
 
+from lanewatch.stream import json_input
 from lanewatch.stream.config import (
     StreamConfig,
     format_validation_error,
@@ -26,13 +27,16 @@ from lanewatch.stream.config import (
     resolve_path,
 )
 from lanewatch.stream.errors import ConfigError
+from lanewatch.stream.source_url import source_problem
+from lanewatch.stream.stream_registry import keep_source_as_written
 
 if TYPE_CHECKING:
     from lanewatch.stream.service import Service
 
 
 def _error(status: int, code: str, message: str, **extra) -> web.HTTPException:
-    kinds = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict}
+    kinds = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict,
+             503: web.HTTPServiceUnavailable}
     return kinds[status](text=json.dumps({"error": code, "message": message, **extra}),
                          content_type="application/json")
 
@@ -50,11 +54,11 @@ class StreamAdmin:
 
     async def _stream(self, request: web.Request, stream_id: str | None = None) -> StreamConfig:
         """The request body as a validated stream config."""
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _error(400, "bad_json", "the body must be a JSON object: one `streams[]` "
-                         "entry of the config") from None
+        try:  # bounded: 100,000 `[` must be a 400, not a RecursionError
+            body = json_input.parse(await request.read())
+        except json_input.JSONInputError as err:
+            raise _error(400, "bad_json", f"the body must be a JSON object: one `streams[]` "
+                         f"entry of the config ({err})") from None
         if not isinstance(body, dict):
             raise _error(400, "bad_json", "the body must be a JSON object")
         if stream_id is not None:
@@ -63,37 +67,56 @@ class StreamAdmin:
                 raise _error(400, "id_mismatch", f"the body's id '{body['id']}' differs from "
                              f"the URL's '{stream_id}'; a stream cannot be renamed (remove it "
                              "and add it under the new id)")
+        written = body.get("source")  # before ${ENV} substitution: what the registry stores
         try:
             body = interpolate_env(body, "stream")
             stream = StreamConfig.model_validate(body)
+            stream = keep_source_as_written(stream, written)  # refuses a literal password
         except ConfigError as err:
             raise _error(400, "invalid_stream", str(err)) from None
         except ValidationError as err:
             lines = format_validation_error(err, body, "stream").splitlines()
             raise _error(400, "invalid_stream", lines[0], problems=lines[1:]) from None
+        # Checked before anything is added: a URL that cannot be parsed breaks every later
+        # use of it (its redaction for the API and the log, the reader's retries).
+        problem = source_problem(stream.source)
+        if problem is not None:
+            raise _error(400, "invalid_source", f"stream '{stream.id}': {problem}")
         config_path = self.service.config_path
         base = Path(config_path).resolve().parent if config_path else Path.cwd()
         return stream.model_copy(update={"source": resolve_path(stream.source, base)})
 
+    # Each mutation holds `service.mutations` from its existence check to its end: requests
+    # that race (three PUTs at once, a PUT and a DELETE) run one after the other.
     async def add(self, request: web.Request) -> web.Response:
         stream = await self._stream(request)
-        if stream.id in self.service.runners:
-            raise _error(409, "stream_exists", f"stream '{stream.id}' already exists; PUT "
-                         f"/api/streams/{stream.id} updates it")
-        runner = self.service.add_stream(stream)
-        return web.json_response(runner.status(), status=201)
+        async with self.service.mutations:
+            if stream.id in self.service.runners:
+                raise _error(409, "stream_exists", f"stream '{stream.id}' already exists; "
+                             f"PUT /api/streams/{stream.id} updates it")
+            try:
+                self.service.add_stream(stream)
+            except RuntimeError as err:  # shutting down
+                raise _error(503, "shutting_down", str(err)) from None
+            return web.json_response(self.service.stats(stream.id), status=201)
 
     async def update(self, request: web.Request) -> web.Response:
         sid = request.match_info["id"]
         self._known(sid)
         stream = await self._stream(request, sid)
-        runner = await self.service.update_stream(stream)
-        return web.json_response(runner.status())
+        async with self.service.mutations:
+            self._known(sid)  # removed while this request waited
+            try:
+                await self.service.update_stream(stream)
+            except RuntimeError as err:  # the old runner would not stop in time, or shutdown
+                raise _error(503, "stream_busy", str(err)) from None
+            return web.json_response(self.service.stats(sid))
 
     async def remove(self, request: web.Request) -> web.Response:
         sid = request.match_info["id"]
-        self._known(sid)
-        await self.service.remove_stream(sid)
+        async with self.service.mutations:
+            self._known(sid)
+            await self.service.remove_stream(sid)
         counts = self.service.store.cumulative(sid)
         return web.json_response({
             "removed": sid, "counts": [

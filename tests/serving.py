@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import textwrap
 import time
@@ -118,3 +122,43 @@ def start_prometheus(folder: Path, target: str, rule_files: list[Path] = ()
          f"--web.listen-address=127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return f"http://127.0.0.1:{port}", process
+
+
+# -- a WebSocket client that misbehaves on purpose: it subscribes and then never reads, with a
+# tiny receive buffer, so the server's sends to it block (a stalled phone on a dead network).
+def masked_text_frame(text: str) -> bytes:
+    """One masked (client-to-server) WebSocket text frame, FIN set."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, 0x80 | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + body
+
+
+def stalled_client(port: int, subscribe: dict, token: str | None = None) -> socket.socket:
+    """Connect to ws://127.0.0.1:port/ws, send `subscribe`, and return the socket, which the
+    caller must never read (close it at the end of the test)."""
+    sock = socket.socket()
+    # Set before connect so that the TCP window stays small: the server's buffers fill fast.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  f"Sec-WebSocket-Version: 13\r\n{auth}\r\n").encode())
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = sock.recv(1024)
+        assert chunk, "the server closed the connection during the handshake"
+        reply += chunk
+    assert reply.startswith(b"HTTP/1.1 101"), reply[:200]
+    sock.sendall(masked_text_frame(json.dumps(subscribe)))
+    return sock
