@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from lanewatch.sinks import json_input
 from lanewatch.sinks.live_video import EncodedFrame, RateLimiter, rendition_width
 from lanewatch.sinks.reports import (
     congestion_record,
@@ -29,7 +30,6 @@ from lanewatch.sinks.reports import (
     movement_record,
     wrong_way_record,
 )
-from lanewatch.stream import json_input
 from lanewatch.stream.pipeline import FrameResult
 
 log = logging.getLogger(__name__)

@@ -46,9 +46,9 @@ import cv2
 import numpy as np
 from aiohttp import web
 
+from lanewatch.sinks import json_input
 from lanewatch.sinks.metrics import CONTENT_TYPE
 from lanewatch.sinks.reports import crossing_record
-from lanewatch.stream import json_input
 from lanewatch.stream.errors import ConfigError
 from lanewatch.stream.lane_export import config_yaml, lanes_from_editor, lanes_yaml
 from lanewatch.stream.live import StreamState

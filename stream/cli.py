@@ -20,11 +20,11 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from lanewatch.sinks.database import is_postgres_url
+from lanewatch.sinks.redaction import redact
 from lanewatch.stream import __version__
 from lanewatch.stream.config import Config, load_config
 from lanewatch.stream.config_checks import preflight
 from lanewatch.stream.errors import ConfigError, LanewatchError
-from lanewatch.stream.redaction import redact
 
 # Names of lanewatch.trackers.benchmark.TRACKERS, listed here so `--help` needs no heavy import.
 _BENCH_TRACKERS = ("lanewatch", "roboflow-bytetrack", "roboflow-sort", "roboflow-ocsort",

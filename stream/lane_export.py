@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from lanewatch.sinks.json_input import finite_number, shorten
 from lanewatch.stream.config import StreamConfig, format_validation_error, parse_config
 from lanewatch.stream.errors import ConfigError
-from lanewatch.stream.json_input import finite_number, shorten
 from lanewatch.trackers.lanes import LaneSpec, resolve_lanes
 
 _DIGITS = {"pixels": 0, "normalized": 4}

@@ -9,7 +9,7 @@ frame dropped, and counted. Failures never end the thread: the source reconnects
 exponential back-off and jitter (started over after a healthy session: `ReconnectBackoff`), a
 watchdog reconnects a stream that stops delivering frames, and the state machine (starting,
 running, reconnecting, stopped, failed) is visible to the service. Credentials in URLs are
-never logged (stream/redaction.py).
+never logged (sinks/redaction.py).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Literal
 import av
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lanewatch.sinks.redaction import password_of, redact  # redact: also imported from here
 from lanewatch.stream.frames import Frame, Picture
-from lanewatch.stream.redaction import password_of, redact  # redact: also imported from here
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from pydantic import ValidationError
 
-from lanewatch.stream import json_input
+from lanewatch.sinks import json_input
 from lanewatch.stream.config import (
     StreamConfig,
     format_validation_error,

@@ -22,10 +22,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from lanewatch.sinks.database import Database, DatabaseError
+from lanewatch.sinks.redaction import password_of, split_credentials
 from lanewatch.stream.config import StreamConfig, format_validation_error
 from lanewatch.stream.environment import escape, has_reference, interpolate_env
 from lanewatch.stream.errors import ConfigError
-from lanewatch.stream.redaction import password_of, split_credentials
 
 log = logging.getLogger(__name__)
 
