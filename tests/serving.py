@@ -74,6 +74,19 @@ def rss_mb(pid: int) -> float:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
 
 
+def write_serve_config(tmp_path: Path, model: Path, port: int, streams: str) -> Path:
+    """A `serve` config in tmp_path: the model counting vehicles, the server on `port`, the
+    store beside it, and `streams` (the YAML of the streams list's items, dedented)."""
+    config = tmp_path / "serve.yaml"
+    config.write_text(textwrap.dedent(f"""\
+        model: {{path: {model}, classes: [car, truck, bus, motorcycle]}}
+        server: {{port: {port}}}
+        store: {{path: {tmp_path / 'counts.db'}}}
+        streams:
+    """) + textwrap.indent(textwrap.dedent(streams).strip("\n"), "  ") + "\n")
+    return config
+
+
 def start_serve(config: Path, port: int, log: Path, token: str | None = None,
                 args: tuple[str, ...] = ()) -> tuple[str, subprocess.Popen]:
     """Start `lanewatch serve -c config [args]` (listening on `port`); returns (base URL,

@@ -23,7 +23,6 @@ import random
 import re
 import signal
 import sqlite3
-import textwrap
 import threading
 import time
 import urllib.error
@@ -36,7 +35,14 @@ import websockets
 from lanewatch.stream.service import SHUTDOWN_TIMEOUT_S
 
 from rtsp import RtspServer, free_port
-from serving import http_get, stalled_client, start_serve, stop_serve, wait_for
+from serving import (
+    http_get,
+    stalled_client,
+    start_serve,
+    stop_serve,
+    wait_for,
+    write_serve_config,
+)
 
 CHAOS_S = float(os.environ.get("LANEWATCH_CHAOS_S", "25"))
 EXIT_SLACK_S = 3.0  # interpreter tear-down after the shutdown proper
@@ -133,17 +139,12 @@ def test_chaos_then_sigterm(tmp_path, detector_model, highway_video):
     rng = random.Random(19)
     camera = RtspServer(highway_video)  # started once the watcher is subscribed
     port = free_port()
-    config = tmp_path / "serve.yaml"
-    config.write_text(textwrap.dedent(f"""
-        model: {{path: {detector_model}, classes: [car, truck, bus, motorcycle]}}
-        server: {{port: {port}}}
-        store: {{path: {tmp_path / 'counts.db'}}}
-        streams:
-          - id: cam
-            source: {camera.url}
-            source_options: {FAST}
-            lanes: {json.dumps(LANES)}
-    """))
+    config = write_serve_config(tmp_path, detector_model, port, f"""
+        - id: cam
+          source: {camera.url}
+          source_options: {FAST}
+          lanes: {json.dumps(LANES)}
+    """)
     log = tmp_path / "serve.log"
     base, process = start_serve(config, port, log)
     extra = {"id": "extra", "source": str(highway_video),

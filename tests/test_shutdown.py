@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import textwrap
 import time
 
 import pytest
@@ -16,7 +15,14 @@ import websockets
 from lanewatch.stream.service import SHUTDOWN_TIMEOUT_S
 
 from rtsp import free_port
-from serving import frames_total, stalled_client, start_serve, stop_serve, wait_for
+from serving import (
+    frames_total,
+    stalled_client,
+    start_serve,
+    stop_serve,
+    wait_for,
+    write_serve_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -24,18 +30,12 @@ EXIT_SLACK_S = 3.0  # interpreter tear-down after the shutdown proper (OpenVINO,
 
 
 def write_config(tmp_path, detector_model, video, port) -> object:
-    config = tmp_path / "serve.yaml"
-    config.write_text(textwrap.dedent(f"""
-        model: {{path: {detector_model}, classes: [car, truck, bus, motorcycle]}}
-        server: {{port: {port}}}
-        store: {{path: {tmp_path / 'counts.db'}}}
-        streams:
-          - id: highway
-            source: {video}
-            source_options: {{loop: true}}
-            lanes: [{{name: lane3, line: [[654, 250], [790, 250]], direction: in}}]
-    """))
-    return config
+    return write_serve_config(tmp_path, detector_model, port, f"""
+        - id: highway
+          source: {video}
+          source_options: {{loop: true}}
+          lanes: [{{name: lane3, line: [[654, 250], [790, 250]], direction: in}}]
+    """)
 
 
 def test_sigterm_with_a_client_that_never_reads(tmp_path, detector_model, highway_video):
