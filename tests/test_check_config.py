@@ -8,21 +8,11 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from test_config import VALID  # the same minimal valid config
 
 from lanewatch.stream.cli import main
 
 from videos import write_video
-
-VALID = """
-model:
-  path: yolo11n.pt
-streams:
-  - id: cam1
-    source: rtsp://example/stream
-    lanes:
-      - name: north
-        line: [[0, 10], [100, 10]]
-"""
 
 LINE = "line: [[0, 10], [100, 10]]"
 
