@@ -214,7 +214,7 @@ def test_counting_badge_reads_exact_for_a_stream_that_keeps_up(served, browser):
     assert shown["rows"] == [True, True]
     assert re.fullmatch(r"model on every (frame|\d+(st|nd|rd|th) frame) · \d+ % of frames seen "
                         r"\(last minute\) · largest gap \d+\.\d\d s \(\d+ frames\), limit "
-                        r"0\.27 s", shown["cadence"]), shown["cadence"]
+                        r"0\.34 s", shown["cadence"]), shown["cadence"]
     status = json.loads(http_get(base + "/api/streams/highway"))
     assert status["counting_reliable"] is True and status["counting_reason"] is None
     assert errors == []
