@@ -26,6 +26,7 @@ from lanewatch.stream.config_checks import MAX_DEPTH, coordinate_problems, non_f
 from lanewatch.stream.environment import interpolate_env  # also imported from here
 from lanewatch.stream.errors import ConfigError
 from lanewatch.stream.live import SourceSettings
+from lanewatch.stream.source_url import source_problem
 from lanewatch.trackers.bytetrack import ByteTrackSettings
 from lanewatch.trackers.ground import CalibrationSpec
 from lanewatch.trackers.lanes import CountingSettings, LaneSpec
@@ -362,10 +363,18 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
         data = interpolate_env(data)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
+    problem = non_finite(data)  # every section, not only streams (an infinite port, time-out)
+    if problem is not None:
+        raise ConfigError(f"{source}: {problem}")
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, data, source)) from None
+    # A URL that cannot be parsed breaks its redaction and the reader's retries later on.
+    bad_sources = [f"streams[{i}]({s.id}).source: {problem}" for i, s in enumerate(config.streams)
+                   if (problem := source_problem(s.source)) is not None]
+    if bad_sources:
+        raise ConfigError(f"{source}: " + "; ".join(bad_sources))
     if base_dir is None:
         return config
     model = config.model.model_copy(update={"path": resolve_path(config.model.path, base_dir)})

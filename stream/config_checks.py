@@ -54,7 +54,7 @@ def non_finite(value: Any, path: str = "") -> str | None:
 
 
 def _label(item: Any) -> str:
-    name = item.get("name") if isinstance(item, dict) else None
+    name = item.get("name", item.get("id")) if isinstance(item, dict) else None  # lane, stream
     return f"({name})" if isinstance(name, str) else ""
 
 

@@ -26,6 +26,7 @@ from lanewatch.sinks.redaction import password_of, split_credentials
 from lanewatch.stream.config import StreamConfig, format_validation_error
 from lanewatch.stream.environment import escape, has_reference, interpolate_env
 from lanewatch.stream.errors import ConfigError
+from lanewatch.stream.source_url import source_problem
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,11 @@ def _restore(stream_id: str, config: str) -> StreamConfig:
                         "of lanewatch; PUT it again with a ${VAR} reference", stream_id)
         else:
             data["source"] = interpolate_env(written, f"{stream_id}.source")
-    return StreamConfig.model_validate(data)
+    stream = StreamConfig.model_validate(data)
+    problem = source_problem(stream.source)  # e.g. a ${VAR} that now holds a broken URL
+    if problem is not None:
+        raise ConfigError(problem)
+    return stream
 
 
 def keep_source_as_written(stream: StreamConfig, written: str) -> StreamConfig:

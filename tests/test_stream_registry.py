@@ -107,6 +107,22 @@ def test_a_stored_stream_whose_variable_is_gone_is_skipped_with_an_error(tmp_pat
     assert "gate" in caplog.text and "LW_REG_PASSWORD is not set" in caplog.text
 
 
+def test_a_stored_stream_whose_variable_now_holds_a_broken_url_is_skipped(tmp_path, monkeypatch,
+                                                                        caplog):
+    monkeypatch.setenv("LW_REG_PASSWORD", "hunter22")
+    registry = StreamRegistry(tmp_path / "r.db")
+    written = "rtsp://viewer:${LW_REG_PASSWORD}@${LW_REG_HOST}/stream1"
+    monkeypatch.setenv("LW_REG_HOST", "127.0.0.1:9")
+    stream = StreamConfig(id="gate", source="rtsp://viewer:hunter22@127.0.0.1:9/stream1")
+    registry.save(keep_source_as_written(stream, written))
+    monkeypatch.setenv("LW_REG_HOST", "127.0.0.1:99999")  # changed since: the port is out of range
+    with caplog.at_level(logging.ERROR):
+        assert registry.apply([]) == []
+    registry.close()
+    assert "'gate'" in caplog.text and "port must be a number in 1-65535" in caplog.text
+    assert "hunter22" not in caplog.text
+
+
 def test_literal_password_check_looks_at_the_password_as_written():
     stream = StreamConfig(id="a", source="rtsp://viewer:hunter22@cam/1")
     with pytest.raises(ConfigError, match=r"\$\{CAM_PASSWORD\}"):
