@@ -36,6 +36,6 @@ fi
 
 python3 -m pip install -e '.[dev]'
 
-# Compiles the tracker's kernels into Numba's cache (trackers/__pycache__ for this editable
-# install); prints what it does. Already compiled: loads them, about a second.
-python3 -m lanewatch.trackers.kernels
+# Compiles the tracker's kernels into Numba's cache (trackers/bytetrack/__pycache__ for this
+# editable install); prints what it does. Already compiled: loads them, about a second.
+python3 -m lanewatch.trackers.bytetrack.warm_up

@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from lanewatch.stream.pipeline import FrameResult
-from lanewatch.trackers.analytics import LaneState
+from lanewatch.sinks.results import FrameResult
+from lanewatch.trackers.analytics.lane_analytics import LaneState
+from lanewatch.trackers.analytics.lanes import Lane
 from lanewatch.trackers.detections import Anchor, Detections
-from lanewatch.trackers.lanes import Lane
 
 _LANE_COLOR = (255, 200, 0)  # BGR cyan-ish
 _CONGESTED_COLOR = (40, 40, 230)  # BGR red

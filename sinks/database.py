@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lanewatch.sinks.errors import LanewatchError
 from lanewatch.sinks.redaction import redact
-from lanewatch.stream.errors import LanewatchError
 
 _POSTGRES_URL = re.compile(r"^postgres(ql)?://", re.I)
 

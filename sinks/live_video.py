@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 
 from lanewatch.sinks.annotate import FrameAnnotator
-from lanewatch.stream.pipeline import FrameResult
+from lanewatch.sinks.results import FrameResult
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-export)
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from lanewatch.trackers.analytics import AnalyticsUpdate, CrossingEvent, LaneState
+from lanewatch.trackers.analytics.lane_analytics import AnalyticsUpdate, CrossingEvent, LaneState
 
 # Stage timings of a CPU pipeline span 1 ms (tracking) to a few hundred ms (inference).
 _STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1)
@@ -67,8 +67,8 @@ class ServiceMetrics:
                                  ["stream", "lane"], registry=r)
         self.dwell_alerts = Counter("lanewatch_dwell_alerts", "Vehicles staying longer than "
                                     "max_dwell_s", ["stream", "area"], registry=r)
-        # Counting reliability (stream/cadence.py): the model's cadence, the share of frames
-        # it saw and the largest gap between detections over the last minute, against the
+        # Counting reliability (stream/pipeline/cadence.py): the model's cadence, the share of
+        # frames it saw and the largest gap between detections over the last minute, against the
         # stream's exactness limit.
         self.counting_reliable = Gauge(
             "lanewatch_counting_reliable", "1 while the stream's counts are exact (the gap "
@@ -130,7 +130,7 @@ class ServiceMetrics:
     def observe_reliability(self, stream: str, *, reliable: bool, cadence: int,
                             processed_fraction: float, largest_gap_s: float,
                             limit_s: float) -> None:
-        """A live stream's counting reliability now (see stream/cadence.py)."""
+        """A live stream's counting reliability now (see stream/pipeline/cadence.py)."""
         self.counting_reliable.labels(stream).set(1 if reliable else 0)
         self.cadence.labels(stream).set(cadence)
         self.processed_fraction.labels(stream).set(processed_fraction)

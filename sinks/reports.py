@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from lanewatch.trackers.analytics import (
+from lanewatch.trackers.analytics.lane_analytics import (
     AnalyticsUpdate,
     CongestionEvent,
     CrossingEvent,
@@ -102,7 +102,7 @@ class RunInfo:
     video_duration_s: float
     elapsed_s: float
     message: str | None = None
-    cpu_ms_per_frame: dict[str, float] | None = None  # by thread (stream/cpu_use.py)
+    cpu_ms_per_frame: dict[str, float] | None = None  # by thread (sinks/cpu_use.py)
 
 
 class ReportWriter:

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lanewatch.sinks.database import Database, DatabaseError
-from lanewatch.trackers.analytics import CrossingEvent, MovementEvent
-from lanewatch.trackers.counts import CountKey, IntervalCount
+from lanewatch.trackers.analytics.counts import CountKey, IntervalCount
+from lanewatch.trackers.analytics.lane_analytics import CrossingEvent, MovementEvent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS crossings (

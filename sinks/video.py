@@ -22,7 +22,7 @@ import av
 import cv2
 import numpy as np
 
-from lanewatch.stream.cpu_use import ThreadCpuClock
+from lanewatch.sinks.cpu_use import ThreadCpuClock
 
 _STOP = object()
 HARDWARE_ENCODERS = ("h264_nvenc", "h264_qsv")  # tried in this order by `auto`

@@ -30,7 +30,7 @@ from lanewatch.sinks.reports import (
     movement_record,
     wrong_way_record,
 )
-from lanewatch.stream.pipeline import FrameResult
+from lanewatch.sinks.results import FrameResult
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,15 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from lanewatch.sinks.database import is_postgres_url
+from lanewatch.sinks.errors import ConfigError, LanewatchError
 from lanewatch.sinks.redaction import redact
 from lanewatch.stream import __version__
-from lanewatch.stream.config import Config, load_config
-from lanewatch.stream.config_checks import preflight
-from lanewatch.stream.errors import ConfigError, LanewatchError
+from lanewatch.stream.config.checks import preflight
+from lanewatch.stream.config.loading import load_config
+from lanewatch.stream.config.schema import Config
 
-# Names of lanewatch.trackers.benchmark.TRACKERS, listed here so `--help` needs no heavy import.
+# Names of lanewatch.trackers.evaluation.benchmark.TRACKERS, listed here so `--help` needs no
+# heavy import.
 _BENCH_TRACKERS = ("lanewatch", "roboflow-bytetrack", "roboflow-sort", "roboflow-ocsort",
                    "ultralytics-bytetrack")
 
@@ -91,7 +93,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    from lanewatch.stream.review import review_video  # heavy imports only when needed
+    from lanewatch.stream.pipeline.review import review_video  # heavy imports only when needed
 
     config = load_config(args.config)
     if args.no_video:
@@ -111,7 +113,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from lanewatch.stream import bench  # heavy imports only when needed
+    from lanewatch.stream.bench import end_to_end as bench  # heavy imports only when needed
 
     config = load_config(args.config)
     video = args.video or Path(config.streams[0].source)
@@ -127,7 +129,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from lanewatch.stream.service import serve  # heavy imports only when needed
+    from lanewatch.stream.serve.service import serve  # heavy imports only when needed
 
     config = load_config(args.config)
     updates: dict = {}
@@ -152,16 +154,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _load_tracker_kernels() -> None:
     """Load the tracker's compiled kernels (each stream's start would do it silently); when they
     are not in Numba's cache (install.sh compiles them), say so before the compile's wait."""
-    from lanewatch.trackers.bytetrack import warm_up
-    from lanewatch.trackers.kernels import COMPILING_MESSAGE
+    from lanewatch.trackers.bytetrack.kernels import COMPILING_MESSAGE
+    from lanewatch.trackers.bytetrack.warm_up import warm_up
 
     warm_up(on_compile=lambda: print(f"lanewatch: {COMPILING_MESSAGE}", file=sys.stderr,
                                      flush=True))
 
 
 def _cmd_bench_tracker(args: argparse.Namespace) -> int:
-    from lanewatch.trackers.benchmark import TRACKERS, compare, format_table
-    from lanewatch.trackers.mot import load_benchmark
+    from lanewatch.trackers.evaluation.benchmark import TRACKERS, compare, format_table
+    from lanewatch.trackers.evaluation.mot import load_benchmark
 
     if not args.data.is_dir():
         raise LanewatchError(f"benchmark data not found: {args.data} (a folder of "

@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from lanewatch.stream.config import parse_config
-from lanewatch.stream.service import Service
+from lanewatch.stream.config.loading import parse_config
+from lanewatch.stream.serve.service import Service
 from lanewatch.trackers.detections import Detections
 
 from videos import write_video

@@ -37,13 +37,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lanewatch.stream.config import Config, ModelConfig, StreamConfig
-from lanewatch.stream.frames import Frame, Picture
-from lanewatch.stream.pipeline import StreamProcessor
-from lanewatch.trackers.analytics import CrossingEvent
-from lanewatch.trackers.bytetrack import ByteTrackSettings
+from lanewatch.sinks.frames import Frame, Picture
+from lanewatch.stream.config.schema import Config, ModelConfig, StreamConfig
+from lanewatch.stream.pipeline.processor import StreamProcessor
+from lanewatch.trackers.analytics.lane_analytics import CrossingEvent
+from lanewatch.trackers.analytics.lanes import CountingSettings, Direction, LaneSpec
+from lanewatch.trackers.bytetrack.tracker import ByteTrackSettings
 from lanewatch.trackers.detections import Anchor, Detections
-from lanewatch.trackers.lanes import CountingSettings, Direction, LaneSpec
 
 FPS = 30.0
 WIDTH = 1280

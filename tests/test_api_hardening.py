@@ -181,7 +181,7 @@ def test_cross_origin_websocket_upgrade_is_refused(tmp_path):
     ("0.0.0.0", TOKEN, False),
 ])
 def test_exposure_warning_when_listening_beyond_loopback_without_token(host, token, warns):
-    from lanewatch.stream.api import exposure_warning
+    from lanewatch.stream.serve.api import exposure_warning
 
     message = exposure_warning(host, token)
     assert (message is not None) == warns
@@ -191,9 +191,9 @@ def test_exposure_warning_when_listening_beyond_loopback_without_token(host, tok
 
 def test_token_from_the_environment(tmp_path, monkeypatch):
     """The compose stack passes a generated token as LANEWATCH_AUTH_TOKEN."""
-    from lanewatch.stream.api import auth_token
-    from lanewatch.stream.config import ServerConfig
-    from lanewatch.stream.errors import ConfigError
+    from lanewatch.sinks.errors import ConfigError
+    from lanewatch.stream.config.schema import ServerConfig
+    from lanewatch.stream.serve.api import auth_token
 
     monkeypatch.setenv("LANEWATCH_AUTH_TOKEN", TOKEN)
 
@@ -212,8 +212,8 @@ def test_serve_logs_the_exposure_warning(tmp_path, caplog, monkeypatch):
     """`serve` itself warns (not only the helper): checked with web.run_app stubbed out."""
     from aiohttp import web
 
-    from lanewatch.stream import service as service_module
-    from lanewatch.stream.config import parse_config
+    from lanewatch.stream.config.loading import parse_config
+    from lanewatch.stream.serve import service as service_module
 
     from inprocess import StubDetector, config_data
 

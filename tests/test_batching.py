@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from test_fast_detector import assert_same, frames
 
-from lanewatch.stream.batching import BatchingDetector
-from lanewatch.stream.config import ModelConfig
-from lanewatch.stream.detector import UltralyticsDetector, create_detector
+from lanewatch.stream.config.schema import ModelConfig
+from lanewatch.stream.detect.batching import BatchingDetector
+from lanewatch.stream.detect.factory import create_detector
+from lanewatch.stream.detect.ultralytics_detector import UltralyticsDetector
 
 from rtsp import free_port
 from serving import http_get, metric, start_serve, stop_serve

@@ -13,16 +13,16 @@ from collections import Counter
 
 import pytest
 
-from lanewatch.stream.bench import live_rate
-from lanewatch.stream.bench_streams import (
+from lanewatch.stream.bench.many_streams import (
     RunFigures,
     StreamFigures,
     count_difference,
     count_table,
     exactly_counted,
 )
-from lanewatch.stream.bench_ultralytics import object_counter_region
-from lanewatch.stream.config import load_config
+from lanewatch.stream.bench.measurements import live_rate
+from lanewatch.stream.bench.ultralytics_counter import object_counter_region
+from lanewatch.stream.config.loading import load_config
 
 from conftest import CONFIGS, REPO
 from test_review_footage import HIGHWAY_TRUTH
@@ -184,7 +184,7 @@ def check_many_streams(many: dict, text: str) -> None:
 
 def test_streams_only_measures_just_the_cameras(highway_video, monkeypatch):
     """`--streams-only`: the header, then the many-cameras part, nothing else."""
-    from lanewatch.stream import bench
+    from lanewatch.stream.bench import end_to_end as bench
 
     called = []
 
@@ -264,8 +264,9 @@ def test_the_model_alone_queues_as_many_requests_as_process(detector_model, high
     in flight (two per runtime stream), not one per stream (3-5% slower here)."""
     import openvino as ov
 
-    from lanewatch.stream import bench
-    from lanewatch.stream.config import ModelConfig
+    from lanewatch.stream.bench.measurements import load_frames, measure_model
+    from lanewatch.stream.config.schema import ModelConfig
+    from lanewatch.stream.detect.factory import create_detector
 
     queued = []
 
@@ -276,8 +277,8 @@ def test_the_model_alone_queues_as_many_requests_as_process(detector_model, high
 
     monkeypatch.setattr(ov, "AsyncInferQueue", Recording)
     config = ModelConfig(path=str(detector_model), classes=["car", "truck"])
-    figures = bench.measure_model(config, bench.load_frames(highway_video, 4), seconds=0.3)
+    figures = measure_model(config, load_frames(highway_video, 4), seconds=0.3)
     assert queued and queued[0] == figures.requests
-    runtime = bench.create_detector(config)
+    runtime = create_detector(config)
     runtime.prepare((1280, 720))  # its runtime streams are known once compiled for throughput
     assert runtime.requests >= 1 and figures.requests == 2 * runtime.requests

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lanewatch.trackers import kalman
-from lanewatch.trackers.association import iou_matrix as box_iou
-from lanewatch.trackers.bytetrack import ByteTrack, ByteTrackSettings
+from lanewatch.trackers.bytetrack import kalman
+from lanewatch.trackers.bytetrack.association import iou_matrix as box_iou
+from lanewatch.trackers.bytetrack.tracker import ByteTrack, ByteTrackSettings
 from lanewatch.trackers.detections import Detections
 
 NAMES = {0: "car"}
@@ -257,8 +257,8 @@ def test_nothing_compiles_after_warm_up():
     every live stream of the process drops frames (and misses vehicles): after warm_up, a
     tracker going through every path (new, tentative, lost, re-found after a gap, expired,
     duplicates) must not compile anything."""
-    from lanewatch.trackers import association, kalman
-    from lanewatch.trackers.bytetrack import warm_up
+    from lanewatch.trackers.bytetrack import association, kalman
+    from lanewatch.trackers.bytetrack.warm_up import warm_up
 
     def compiled():
         return {f"{m.__name__}.{name}": len(getattr(m, name).signatures)

@@ -32,7 +32,7 @@ from collections import Counter
 import pytest
 import websockets
 
-from lanewatch.stream.service import SHUTDOWN_TIMEOUT_S
+from lanewatch.stream.serve.service import SHUTDOWN_TIMEOUT_S
 
 from rtsp import RtspServer, free_port
 from serving import (

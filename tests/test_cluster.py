@@ -20,8 +20,8 @@ from websockets.sync.client import connect as ws_connect
 
 from lanewatch.sinks.store import CountStore
 from lanewatch.sinks.websocket import parse_frame_message
-from lanewatch.stream.config import parse_config
-from lanewatch.stream.service import Service
+from lanewatch.stream.config.loading import parse_config
+from lanewatch.stream.serve.service import Service
 
 from rtsp import free_port
 from serving import http_get, wait_for

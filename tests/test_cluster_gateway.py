@@ -8,10 +8,12 @@ import threading
 
 import pytest
 
+from lanewatch.sinks.errors import ConfigError
 from lanewatch.sinks.metrics import ServiceMetrics
-from lanewatch.stream.cluster import RemoteStream, StreamBatch
-from lanewatch.stream.config import ConfigError, parse_config
-from lanewatch.trackers.counts import CountKey
+from lanewatch.stream.cluster.actor import StreamBatch
+from lanewatch.stream.cluster.remote import RemoteStream
+from lanewatch.stream.config.loading import parse_config
+from lanewatch.trackers.analytics.counts import CountKey
 
 CLASSES = ["car", "truck", "bus", "motorcycle"]
 LANE = {"name": "lane3", "line": [[654, 250], [790, 250]], "direction": "in"}
@@ -80,7 +82,7 @@ def _actor(monkeypatch, buffer: int = 600):
     """A StreamActor around a stand-in runner (the buffer logic, no Ray, no video)."""
     import collections
 
-    from lanewatch.stream import cluster
+    from lanewatch.stream.cluster import actor as cluster
 
     monkeypatch.setattr(cluster, "lane_snapshot", lambda processor, result: [])
     monkeypatch.setattr(cluster, "movement_snapshot", lambda processor: [])
@@ -164,8 +166,8 @@ def test_an_unreachable_ray_cluster_is_a_clear_error():
     """`cluster.address: auto` on a machine that is not part of a Ray cluster (this one)."""
     import ray
 
-    from lanewatch.stream.cluster import connect
-    from lanewatch.stream.config import ClusterConfig
+    from lanewatch.stream.cluster.remote import connect
+    from lanewatch.stream.config.schema import ClusterConfig
 
     assert not ray.is_initialized()
     with pytest.raises(ConfigError, match=r"cluster.address: cannot join auto: .*\(start the "

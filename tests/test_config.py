@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
+from lanewatch.sinks.errors import ConfigError
 from lanewatch.stream.cli import main
-from lanewatch.stream.config import load_config
-from lanewatch.stream.errors import ConfigError
+from lanewatch.stream.config.loading import load_config
 
 from conftest import CONFIGS
 
@@ -169,11 +169,11 @@ def test_check_config_invalid_exits_2_without_traceback(tmp_path):
 
 
 def test_readme_configuration_reference_is_current():
-    from lanewatch.stream.config_reference import embedded, reference
+    from lanewatch.stream.config.reference import embedded, reference
 
     from conftest import REPO
 
     readme = (REPO / "README.md").read_text()
     assert embedded(readme) == reference(), (
         "README's configuration reference is stale: regenerate it from "
-        "`python -m lanewatch.stream.config_reference`")
+        "`python -m lanewatch.stream.config.reference`")

@@ -3,9 +3,9 @@
 import pytest
 from pydantic import ValidationError
 
-from lanewatch.trackers.congestion import CongestionMonitor
-from lanewatch.trackers.counts import CountBook, CountKey
-from lanewatch.trackers.lanes import CongestionSettings
+from lanewatch.trackers.analytics.congestion import CongestionMonitor
+from lanewatch.trackers.analytics.counts import CountBook, CountKey
+from lanewatch.trackers.analytics.lanes import CongestionSettings
 
 # (settings, [(time_s, occupancy, max_dwell_s)], expected flag after each step)
 CONGESTION_CASES = {

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lanewatch.trackers.analytics import LaneAnalytics
+from lanewatch.trackers.analytics.lane_analytics import LaneAnalytics
+from lanewatch.trackers.analytics.lanes import CountingSettings, LaneSpec, resolve_lanes
 from lanewatch.trackers.detections import Detections
-from lanewatch.trackers.lanes import CountingSettings, LaneSpec, resolve_lanes
 
 NAMES = {0: "car", 1: "truck", 2: "bus"}
 FPS = 10.0

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lanewatch.stream.cpu_use import CpuUse, ThreadCpuClock, cpu_bound_fps
+from lanewatch.sinks.cpu_use import CpuUse, ThreadCpuClock, cpu_bound_fps
 
 
 @pytest.mark.parametrize("use, expected", [

@@ -12,15 +12,17 @@ import numpy as np
 import pytest
 from test_bad_inputs import assert_clean_error, run_process
 
-from lanewatch.stream.config import DetectionSettings, ModelConfig, StreamConfig, load_config
-from lanewatch.stream.detection_plan import DetectionPlan, Region, resolve_region
-from lanewatch.stream.detector import create_detector, detect_frames
-from lanewatch.stream.frames import Picture
-from lanewatch.stream.pipeline import StreamProcessor, _shift_masks
-from lanewatch.stream.sources import FileSource
-from lanewatch.trackers.bytetrack import ByteTrack, ByteTrackSettings
+from lanewatch.sinks.frames import Picture
+from lanewatch.stream.config.loading import load_config
+from lanewatch.stream.config.schema import DetectionSettings, ModelConfig, StreamConfig
+from lanewatch.stream.detect.detection_plan import DetectionPlan, Region, resolve_region
+from lanewatch.stream.detect.detector import detect_frames
+from lanewatch.stream.detect.factory import create_detector
+from lanewatch.stream.pipeline.processor import StreamProcessor, _shift_masks
+from lanewatch.stream.sources.file_source import FileSource
+from lanewatch.trackers.analytics.lanes import LaneSpec, resolve_lanes
+from lanewatch.trackers.bytetrack.tracker import ByteTrack, ByteTrackSettings
 from lanewatch.trackers.detections import Detections
-from lanewatch.trackers.lanes import LaneSpec, resolve_lanes
 
 from conftest import CONFIGS
 from test_review_footage import HIGHWAY_TRUTH

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from lanewatch.stream.config import ModelConfig
-from lanewatch.stream.detector import UltralyticsDetector
-from lanewatch.stream.errors import ModelError
+from lanewatch.sinks.errors import ModelError
+from lanewatch.stream.config.schema import ModelConfig
+from lanewatch.stream.detect.ultralytics_detector import UltralyticsDetector
 from lanewatch.trackers.detections import Detections
 
 pytestmark = pytest.mark.integration

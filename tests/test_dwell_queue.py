@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lanewatch.trackers.analytics import LaneAnalytics
+from lanewatch.trackers.analytics.dwell import Area, DwellTracker
+from lanewatch.trackers.analytics.ground import CalibrationSpec, GroundPlane, SpeedEstimator
+from lanewatch.trackers.analytics.lane_analytics import LaneAnalytics
+from lanewatch.trackers.analytics.lanes import CountingSettings, LaneSpec, resolve_lanes
 from lanewatch.trackers.detections import Detections
-from lanewatch.trackers.dwell import Area, DwellTracker
-from lanewatch.trackers.ground import CalibrationSpec, GroundPlane, SpeedEstimator
-from lanewatch.trackers.lanes import CountingSettings, LaneSpec, resolve_lanes
 
 SQUARE = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], float)
 

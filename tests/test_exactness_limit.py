@@ -43,10 +43,10 @@ import numpy as np
 import pytest
 from synthetic_traffic import count, exact, make_traffic
 
-from lanewatch.stream.config import load_config
-from lanewatch.stream.detector import create_detector
-from lanewatch.stream.pipeline import StreamProcessor
-from lanewatch.stream.sources import FileSource
+from lanewatch.stream.config.loading import load_config
+from lanewatch.stream.detect.factory import create_detector
+from lanewatch.stream.pipeline.processor import StreamProcessor
+from lanewatch.stream.sources.file_source import FileSource
 
 from conftest import CONFIGS
 

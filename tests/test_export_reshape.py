@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-from lanewatch.stream.config import ModelConfig
-from lanewatch.stream.export_reshape import anchor_grid, fit_fixed_export
-from lanewatch.stream.openvino_detector import OpenVINODetector
-from lanewatch.stream.sources import FileSource
-from lanewatch.trackers.association import iou_matrix
+from lanewatch.stream.config.schema import ModelConfig
+from lanewatch.stream.detect.export_reshape import anchor_grid, fit_fixed_export
+from lanewatch.stream.detect.openvino_detector import OpenVINODetector
+from lanewatch.stream.sources.file_source import FileSource
+from lanewatch.trackers.bytetrack.association import iou_matrix
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lanewatch.stream.config import ModelConfig
-from lanewatch.stream.detector import UltralyticsDetector, create_detector
-from lanewatch.stream.errors import ModelError
-from lanewatch.stream.frames import Picture
-from lanewatch.stream.openvino_detector import OpenVINODetector, letterbox, nms, place
-from lanewatch.stream.sources import FileSource
-from lanewatch.trackers.association import iou_matrix
+from lanewatch.sinks.errors import ModelError
+from lanewatch.sinks.frames import Picture
+from lanewatch.stream.config.schema import ModelConfig
+from lanewatch.stream.detect.factory import create_detector
+from lanewatch.stream.detect.openvino_detector import OpenVINODetector
+from lanewatch.stream.detect.ultralytics_detector import UltralyticsDetector
+from lanewatch.stream.detect.yolo_io import letterbox, nms, place
+from lanewatch.stream.sources.file_source import FileSource
+from lanewatch.trackers.bytetrack.association import iou_matrix
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

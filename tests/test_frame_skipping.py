@@ -15,15 +15,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from lanewatch.stream.config import load_config
-from lanewatch.stream.detector import create_detector
-from lanewatch.stream.frames import Frame, Picture
-from lanewatch.stream.pipeline import StreamProcessor
-from lanewatch.stream.sources import FileSource
-from lanewatch.trackers.analytics import LaneAnalytics
-from lanewatch.trackers.bytetrack import ByteTrack
+from lanewatch.sinks.frames import Frame, Picture
+from lanewatch.stream.config.loading import load_config
+from lanewatch.stream.detect.factory import create_detector
+from lanewatch.stream.pipeline.processor import StreamProcessor
+from lanewatch.stream.sources.file_source import FileSource
+from lanewatch.trackers.analytics.lane_analytics import LaneAnalytics
+from lanewatch.trackers.analytics.lanes import resolve_lanes
+from lanewatch.trackers.bytetrack.tracker import ByteTrack
 from lanewatch.trackers.detections import suppress_contained
-from lanewatch.trackers.lanes import resolve_lanes
 
 from conftest import CONFIGS
 from test_review_footage import HIGHWAY_TRUTH

@@ -1,5 +1,5 @@
 """Frame pixels: decoder planes kept until BGR is needed, and the model's input made from them
-close to converting first (stream/frames.py)."""
+close to converting first (sinks/frames.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from lanewatch.stream.frames import Frame, Picture, as_picture
-from lanewatch.stream.openvino_detector import letterbox
-from lanewatch.stream.sources import FileSource
+from lanewatch.sinks.frames import Frame, Picture, as_picture
+from lanewatch.stream.detect.yolo_io import letterbox
+from lanewatch.stream.sources.file_source import FileSource
 
 from videos import write_video
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from lanewatch.trackers.analytics import CrossingEvent
+from lanewatch.trackers.analytics.lane_analytics import CrossingEvent
 
 from fuzzing import FUZZ, HUGE_NUMBERS, json_values, text_bodies, with_raw_number
 from inprocess import STREAM, config_data, served

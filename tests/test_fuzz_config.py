@@ -13,8 +13,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lanewatch.stream.config import Config, load_config
-from lanewatch.stream.errors import ConfigError
+from lanewatch.sinks.errors import ConfigError
+from lanewatch.stream.config.loading import load_config
+from lanewatch.stream.config.schema import Config
 
 from fuzzing import FUZZ, deep_nesting, json_values
 

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from lanewatch.trackers.analytics import CrossingEvent
+from lanewatch.trackers.analytics.lane_analytics import CrossingEvent
 
 from fuzzing import FUZZ, json_values, text_bodies, with_raw_number
 from inprocess import STREAM, served

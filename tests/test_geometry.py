@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lanewatch.trackers.geometry import (
+from lanewatch.trackers.analytics.geometry import (
     crossing_position,
     points_in_polygon,
     polygon_area,

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lanewatch.stream.cadence import CadenceScheduler, GapMonitor
-from lanewatch.stream.config import DetectionSettings
-from lanewatch.stream.frames import Frame, Picture
-from lanewatch.stream.governor import CapacityGovernor
+from lanewatch.sinks.frames import Frame, Picture
+from lanewatch.stream.config.schema import DetectionSettings
+from lanewatch.stream.pipeline.cadence import CadenceScheduler, GapMonitor
+from lanewatch.stream.pipeline.governor import CapacityGovernor
 
 FPS = 30.0
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from lanewatch.trackers.ground import CalibrationSpec, GroundPlane, SpeedEstimator
+from lanewatch.trackers.analytics.ground import CalibrationSpec, GroundPlane, SpeedEstimator
 
 # A camera looking down a road: the world rectangle X 0..10 m, Y 0..50 m seen as a trapezoid.
 WORLD = [(0, 0), (10, 0), (10, 50), (0, 50)]

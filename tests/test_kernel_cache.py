@@ -16,8 +16,9 @@ import sys
 
 import pytest
 
-from lanewatch.stream import cli, review
-from lanewatch.trackers import kernels
+from lanewatch.stream import cli
+from lanewatch.stream.pipeline import review
+from lanewatch.trackers.bytetrack import kernels
 from lanewatch.trackers.detections import Detections
 
 from conftest import CONFIGS, REPO
@@ -26,8 +27,8 @@ from conftest import CONFIGS, REPO
 # files existed when it came: none, it is said before anything compiles), where they came from.
 PROBE = """
 import json, os, sys
-from lanewatch.trackers import kernels
-from lanewatch.trackers.bytetrack import warm_up
+from lanewatch.trackers.bytetrack import kernels
+from lanewatch.trackers.bytetrack.warm_up import warm_up
 
 def files():
     return sum(len(names) for _, _, names in os.walk(os.environ["NUMBA_CACHE_DIR"]))
@@ -56,7 +57,7 @@ def run(args, cache_dir):
 def test_compiled_once_then_loaded_from_the_cache(tmp_path):
     cache = tmp_path / "numba-cache"
     cache.mkdir()
-    check = run(["-m", "lanewatch.trackers.kernels", "--check"], cache)
+    check = run(["-m", "lanewatch.trackers.bytetrack.warm_up", "--check"], cache)
     assert check.returncode == 1, check.stdout + check.stderr  # nothing cached: compile due
 
     cold = run(["-c", PROBE], cache)
@@ -76,17 +77,17 @@ def test_compiled_once_then_loaded_from_the_cache(tmp_path):
     assert second["compiled"] == 0 and second["loaded"] > 0  # cache hits, no misses
 
     # install.sh's step, a second time: loads, says so, compiles nothing.
-    install = run(["-m", "lanewatch.trackers.kernels"], cache)
+    install = run(["-m", "lanewatch.trackers.bytetrack.warm_up"], cache)
     assert install.returncode == 0, install.stderr
     assert kernels.INSTALL_MESSAGE not in install.stdout
     assert "already compiled" in install.stdout
-    assert run(["-m", "lanewatch.trackers.kernels", "--check"], cache).returncode == 0
+    assert run(["-m", "lanewatch.trackers.bytetrack.warm_up", "--check"], cache).returncode == 0
 
 
 def test_install_script_compiles_the_kernels():
     script = (REPO / "install.sh").read_text()
     pip = script.index("pip install -e")
-    assert script.index("python3 -m lanewatch.trackers.kernels", pip) > pip
+    assert script.index("python3 -m lanewatch.trackers.bytetrack.warm_up", pip) > pip
 
 
 def test_every_kernel_is_known():
@@ -142,7 +143,7 @@ def test_process_says_nothing_when_the_kernels_are_cached(monkeypatch, capsys, t
 
 def test_quiet_process_only_logs_the_compile(monkeypatch, capsys, caplog, tmp_path,
                                              highway_video):
-    with caplog.at_level(logging.INFO, logger="lanewatch.stream.review"):
+    with caplog.at_level(logging.INFO, logger="lanewatch.stream.pipeline.review"):
         assert _process(monkeypatch, _compiling_warm_up, highway_video, tmp_path, "-q") == 0
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
@@ -150,7 +151,7 @@ def test_quiet_process_only_logs_the_compile(monkeypatch, capsys, caplog, tmp_pa
 
 
 def test_serve_says_it_compiles_before_the_service_starts(monkeypatch, capsys):
-    from lanewatch.trackers import bytetrack
+    from lanewatch.trackers.bytetrack import tracker as bytetrack
 
     monkeypatch.setattr(bytetrack, "warm_up", _compiling_warm_up)
     cli._load_tracker_kernels()

@@ -8,9 +8,10 @@ import textwrap
 import pytest
 import yaml
 
-from lanewatch.stream.config import StreamConfig, load_config
-from lanewatch.stream.errors import ConfigError
-from lanewatch.stream.lane_export import config_yaml, lanes_from_editor, lanes_yaml
+from lanewatch.sinks.errors import ConfigError
+from lanewatch.stream.config.loading import load_config
+from lanewatch.stream.config.schema import StreamConfig
+from lanewatch.stream.serve.lane_export import config_yaml, lanes_from_editor, lanes_yaml
 
 PIXELS = StreamConfig(id="cam", source="cam.mp4")
 NORMALIZED = StreamConfig(id="cam", source="cam.mp4", coordinates="normalized")

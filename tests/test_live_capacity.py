@@ -18,12 +18,12 @@ import pytest
 from overload import PacedDetector, cpu_burner
 
 from lanewatch.sinks.metrics import ServiceMetrics
-from lanewatch.stream.batching import BatchingDetector
-from lanewatch.stream.config import load_config
-from lanewatch.stream.detector import create_detector
-from lanewatch.stream.governor import CapacityGovernor
-from lanewatch.stream.live import StreamState
-from lanewatch.stream.runner import StreamRunner
+from lanewatch.stream.config.loading import load_config
+from lanewatch.stream.detect.batching import BatchingDetector
+from lanewatch.stream.detect.factory import create_detector
+from lanewatch.stream.pipeline.governor import CapacityGovernor
+from lanewatch.stream.pipeline.runner import StreamRunner
+from lanewatch.stream.sources.live import StreamState
 
 from conftest import CONFIGS
 from rtsp import RtspServer

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lanewatch.stream.live import (
+from lanewatch.stream.sources.live import (
     LiveSource,
     SourceSettings,
     StreamState,
@@ -148,7 +148,7 @@ def test_unreachable_url_retries_with_backoff_then_fails(caplog):
                               open_timeout_s=2)
     states = []
     url = "rtsp://viewer:topsecret@127.0.0.1:9/nothing-listens-here"
-    caplog.set_level(logging.INFO, logger="lanewatch.stream.live")
+    caplog.set_level(logging.INFO, logger="lanewatch.stream.sources.live")
     source = LiveSource("cam", url, settings, on_state=lambda _, s: states.append(s)).start()
     try:
         assert wait_for(lambda: source.state is StreamState.FAILED, timeout=30)

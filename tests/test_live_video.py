@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from lanewatch.sinks.annotate import FrameAnnotator
+from lanewatch.sinks.frames import Frame
 from lanewatch.sinks.live_video import LiveVideo, RateLimiter, rendition_width
-from lanewatch.stream.frames import Frame
-from lanewatch.stream.pipeline import FrameResult, StageTimings
-from lanewatch.trackers.analytics import AnalyticsUpdate, LaneState
+from lanewatch.sinks.results import FrameResult, StageTimings
+from lanewatch.trackers.analytics.lane_analytics import AnalyticsUpdate, LaneState
+from lanewatch.trackers.analytics.lanes import LaneSpec, resolve_lanes
 from lanewatch.trackers.detections import Detections
-from lanewatch.trackers.lanes import LaneSpec, resolve_lanes
 
 LANES = resolve_lanes([LaneSpec(name="l1", polygon=[[100, 100], [600, 100], [600, 600],
                                                     [100, 600]],
@@ -131,8 +131,8 @@ def test_one_encode_per_rendition_at_the_fastest_clients_rate():
 
 @pytest.mark.timeout(30)
 def test_shed_video_is_drawn_at_the_governors_share_never_below_one_frame_a_second():
-    """An overloaded box sheds live video first (stream/governor.py): at a quarter, a 5 frames/s
-    client gets ~1.25 frames/s, and a 1 frames/s client keeps its 1 frame/s."""
+    """An overloaded box sheds live video first (stream/pipeline/governor.py): at a quarter, a
+    5 frames/s client gets ~1.25 frames/s, and a 1 frames/s client keeps its 1 frame/s."""
     viewers = Viewers([(5.0, 640), (1.0, 320)])
     video = LiveVideo(["cam"], lambda s: viewers.requests, viewers.publish, make_annotator,
                       rate_scale=lambda: 0.25).start()

@@ -3,7 +3,8 @@
 from prometheus_client.parser import text_string_to_metric_families
 
 from lanewatch.sinks.metrics import ServiceMetrics
-from lanewatch.trackers.analytics import (
+from lanewatch.trackers.analytics.counts import CountKey
+from lanewatch.trackers.analytics.lane_analytics import (
     AnalyticsUpdate,
     CrossingEvent,
     DwellEvent,
@@ -11,7 +12,6 @@ from lanewatch.trackers.analytics import (
     MovementEvent,
     WrongWayEvent,
 )
-from lanewatch.trackers.counts import CountKey
 
 
 def samples(metrics):

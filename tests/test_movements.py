@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from lanewatch.trackers.movements import MovementCounter, TurningSettings
+from lanewatch.trackers.analytics.movements import MovementCounter, TurningSettings
 
 # A 600x600 junction: four arms around a 200x200 centre box (200..400 both ways).
 ZONES = [

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-import lanewatch.stream.live as live
-from lanewatch.stream.live import LiveSource, SourceSettings, StreamState
+import lanewatch.stream.sources.live as live
+from lanewatch.stream.sources.live import LiveSource, SourceSettings, StreamState
 
 
 class _Container:
@@ -87,7 +87,7 @@ def test_backoff_rule():
     """ReconnectBackoff on its own: deterministic, sessions given by their length."""
     import random
 
-    from lanewatch.stream.live import ReconnectBackoff
+    from lanewatch.stream.sources.live import ReconnectBackoff
 
     backoff = ReconnectBackoff(SourceSettings(reconnect_initial_s=1, reconnect_max_s=8),
                                random.Random(0))
@@ -108,7 +108,7 @@ def test_real_rtsp_camera_backoff_starts_over_after_a_healthy_session(highway_vi
     first one's, although the first outage grew the back-off."""
     from rtsp import RtspServer
 
-    caplog.set_level(logging.WARNING, logger="lanewatch.stream.live")
+    caplog.set_level(logging.WARNING, logger="lanewatch.stream.sources.live")
     server = RtspServer(highway_video).start()
     settings = SourceSettings(read_timeout_s=1, stall_timeout_s=1, reconnect_initial_s=0.4,
                               reconnect_max_s=2)

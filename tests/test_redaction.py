@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanewatch.sinks.database import redact_url
-from lanewatch.stream.live import redact
+from lanewatch.stream.sources.live import redact
 
 
 @pytest.mark.parametrize(
@@ -70,12 +70,12 @@ def test_redact_never_shows_the_password(scheme, user, password, host, path):
 
 @pytest.mark.timeout(60)
 def test_a_password_with_unencoded_characters_stays_out_of_the_log(caplog):
-    from lanewatch.stream.live import LiveSource, SourceSettings, StreamState
+    from lanewatch.stream.sources.live import LiveSource, SourceSettings, StreamState
 
     url = "rtsp://viewer:p#ss/w?rd@127.0.0.1:9/stream"  # nothing listens on port 9
     settings = SourceSettings(reconnect_initial_s=0.05, reconnect_max_s=0.1, max_attempts=2,
                               open_timeout_s=2)
-    caplog.set_level(logging.INFO, logger="lanewatch.stream.live")
+    caplog.set_level(logging.INFO, logger="lanewatch.stream.sources.live")
     source = LiveSource("cam", url, settings).start()
     try:
         deadline = time.monotonic() + 30

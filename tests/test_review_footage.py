@@ -15,8 +15,8 @@ import av
 import numpy as np
 import pytest
 
-from lanewatch.stream.config import load_config
-from lanewatch.stream.review import review_video
+from lanewatch.stream.config.loading import load_config
+from lanewatch.stream.pipeline.review import review_video
 
 from conftest import CONFIGS
 

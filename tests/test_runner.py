@@ -8,14 +8,15 @@ from collections import Counter
 
 import pytest
 
+from lanewatch.sinks.errors import ModelError
 from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.store import CountStore
-from lanewatch.stream.config import StreamConfig, load_config
-from lanewatch.stream.detector import create_detector
-from lanewatch.stream.errors import ModelError
-from lanewatch.stream.live import StreamState
-from lanewatch.stream.runner import StreamRunner, next_slot
-from lanewatch.trackers.lanes import LaneSpec
+from lanewatch.stream.config.loading import load_config
+from lanewatch.stream.config.schema import StreamConfig
+from lanewatch.stream.detect.factory import create_detector
+from lanewatch.stream.pipeline.runner import StreamRunner, next_slot
+from lanewatch.stream.sources.live import StreamState
+from lanewatch.trackers.analytics.lanes import LaneSpec
 
 from conftest import CONFIGS
 from test_review_footage import HIGHWAY_TRUTH

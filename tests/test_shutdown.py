@@ -12,7 +12,7 @@ import time
 import pytest
 import websockets
 
-from lanewatch.stream.service import SHUTDOWN_TIMEOUT_S
+from lanewatch.stream.serve.service import SHUTDOWN_TIMEOUT_S
 
 from rtsp import free_port
 from serving import (

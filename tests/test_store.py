@@ -12,8 +12,8 @@ import time
 import pytest
 
 from lanewatch.sinks.store import CountStore, StoreError
-from lanewatch.trackers.analytics import CrossingEvent, MovementEvent
-from lanewatch.trackers.counts import CountBook, CountKey
+from lanewatch.trackers.analytics.counts import CountBook, CountKey
+from lanewatch.trackers.analytics.lane_analytics import CrossingEvent, MovementEvent
 
 
 def event(t, lane="A", cls="car", direction="in", track=1, stream="cam"):
@@ -75,7 +75,7 @@ def test_kill_9_loses_nothing_that_was_recorded(tmp_path):
     writer = textwrap.dedent(f"""
         import sys, time
         from lanewatch.sinks.store import CountStore
-        from lanewatch.trackers.analytics import CrossingEvent
+        from lanewatch.trackers.analytics.lane_analytics import CrossingEvent
         store = CountStore({str(path)!r})
         for i in range(100000):
             store.record([CrossingEvent("cam", "A", i, "car", "in", i * 0.1, i)])
@@ -157,8 +157,8 @@ def test_unreachable_postgres_is_a_clear_error_without_the_password():
 
 
 def test_stream_registry_on_postgres(postgres):
-    from lanewatch.stream.config import StreamConfig
-    from lanewatch.stream.stream_registry import StreamRegistry
+    from lanewatch.stream.config.schema import StreamConfig
+    from lanewatch.stream.serve.stream_registry import StreamRegistry
 
     url = postgres.new_database()
     lane = {"name": "l", "line": [[0, 1], [2, 1]]}

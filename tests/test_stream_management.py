@@ -160,8 +160,8 @@ def test_the_shared_model_is_told_how_many_streams_call_it(tmp_path, highway_vid
     for one stream, throughput for several)."""
     import asyncio
 
-    from lanewatch.stream.config import parse_config
-    from lanewatch.stream.service import Service
+    from lanewatch.stream.config.loading import parse_config
+    from lanewatch.stream.serve.service import Service
 
     class CountingDetector:
         def __init__(self):

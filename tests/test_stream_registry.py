@@ -11,9 +11,9 @@ import sqlite3
 
 import pytest
 
-from lanewatch.stream.config import StreamConfig
-from lanewatch.stream.errors import ConfigError
-from lanewatch.stream.stream_registry import StreamRegistry, keep_source_as_written
+from lanewatch.sinks.errors import ConfigError
+from lanewatch.stream.config.schema import StreamConfig
+from lanewatch.stream.serve.stream_registry import StreamRegistry, keep_source_as_written
 
 from inprocess import STREAM, served
 
@@ -82,7 +82,7 @@ def test_the_registry_never_stores_a_password_in_clear(tmp_path):
     ("${LW_REG_URL}", "rtsp://viewer:s3cret@cam/1"),  # a whole URL from the environment
 ])
 def test_sources_come_back_as_they_were_posted(tmp_path, monkeypatch, written, expected):
-    from lanewatch.stream.environment import interpolate_env
+    from lanewatch.stream.config.environment import interpolate_env
 
     monkeypatch.setenv("LW_REG_URL", "rtsp://viewer:s3cret@cam/1")
     stream = StreamConfig(id="a", source=interpolate_env(written))

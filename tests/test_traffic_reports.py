@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from lanewatch.sinks.reports import ReportWriter, RunInfo
-from lanewatch.stream.config import load_config
-from lanewatch.stream.pipeline import StreamProcessor
-from lanewatch.trackers.analytics import LaneAnalytics
+from lanewatch.stream.config.loading import load_config
+from lanewatch.stream.pipeline.processor import StreamProcessor
+from lanewatch.trackers.analytics.lane_analytics import LaneAnalytics
+from lanewatch.trackers.analytics.lanes import resolve_lanes
 from lanewatch.trackers.detections import Detections
-from lanewatch.trackers.lanes import resolve_lanes
 
 from conftest import CONFIGS
 

@@ -14,7 +14,7 @@ from test_live_video import result
 
 from lanewatch.sinks.live_video import EncodedFrame
 from lanewatch.sinks.websocket import WebSocketHub, parse_frame_message
-from lanewatch.trackers.analytics import CongestionEvent, CrossingEvent
+from lanewatch.trackers.analytics.lane_analytics import CongestionEvent, CrossingEvent
 
 from rtsp import free_port
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lanewatch.trackers.ground import GroundPlane
-from lanewatch.trackers.lanes import LaneSpec, resolve_lanes
-from lanewatch.trackers.wrong_way import WrongWayDetector, WrongWaySettings
+from lanewatch.trackers.analytics.ground import GroundPlane
+from lanewatch.trackers.analytics.lanes import LaneSpec, resolve_lanes
+from lanewatch.trackers.analytics.wrong_way import WrongWayDetector, WrongWaySettings
 
 # A lane running down the image (traffic comes towards the camera: "in" = moving down).
 LANE = dict(name="down", polygon=[(100, 0), (300, 0), (300, 600), (100, 600)],

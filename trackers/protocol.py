@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from lanewatch.trackers.bytetrack import TrackerOutput
+from lanewatch.trackers.bytetrack.tracker import TrackerOutput
 from lanewatch.trackers.detections import Detections
 
 

@@ -1,0 +1,3 @@
+"""lanewatch.stream.cluster.actor: Cluster mode: streams run in Ray actors, the gateway polls their
+results.
+"""

@@ -1,0 +1,3 @@
+"""lanewatch.stream.config.schema: Configuration: the schema (pydantic models), loading, checks
+beyond the schema, ${ENV} substitution, the generated reference.
+"""

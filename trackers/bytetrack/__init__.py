@@ -1,0 +1,3 @@
+"""lanewatch.trackers.bytetrack.tracker: ByteTrack: the tracker, its Kalman filter, association and
+compiled (Numba) kernels.
+"""

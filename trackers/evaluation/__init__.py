@@ -1,0 +1,3 @@
+"""lanewatch.trackers.evaluation: Tracker evaluation: MOTChallenge data and metrics, the tracker
+benchmark.
+"""
