@@ -144,7 +144,8 @@ class _StreamVideo:
 
 
 class LiveVideo:
-    """Annotated JPEG renditions of every stream, made on demand off the pipeline threads.
+    """Annotated JPEG renditions of every stream, made on demand off the pipeline threads; a
+    sink (sinks/sink.py) of every stream's results.
 
     Args:
         requests: stream id -> [(max_fps, max_width)] of the clients watching its video now.
@@ -153,6 +154,8 @@ class LiveVideo:
         rate_scale: the share of the clients' frame rate drawn now (1.0; lower when the box
             is over capacity: live video is the first work shed, never below 1 frame/s).
     """
+
+    name = "live_video"
 
     def __init__(self, stream_ids: list[str],
                  requests: Callable[[str], list[tuple[float, int]]],
@@ -190,11 +193,16 @@ class LiveVideo:
         for video in list(self._streams.values()):
             video.stop(timeout)
 
-    def offer(self, result: FrameResult) -> None:
-        """Called by a stream's worker with each result; returns at once."""
+    def on_result(self, result: FrameResult) -> None:
+        """Called by a stream's worker with each result; returns at once. A result without
+        pixels (a cluster actor sends its image only while someone watches) is skipped."""
         video = self._streams.get(result.frame.stream_id)
-        if video is not None and self.requests(result.frame.stream_id):
+        if (video is not None and result.frame.size != (0, 0)
+                and self.requests(result.frame.stream_id)):
             video.offer(result)
+
+    def close(self) -> None:
+        """Nothing: the video threads outlive each run of a stream (`remove`, `stop`)."""
 
     def frames_encoded(self, stream: str) -> int:
         return self._streams[stream].frames_encoded

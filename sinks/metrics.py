@@ -10,6 +10,7 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-export)
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from lanewatch.sinks.results import FrameResult
 from lanewatch.trackers.analytics.lane_analytics import AnalyticsUpdate, CrossingEvent, LaneState
 
 # Stage timings of a CPU pipeline span 1 ms (tracking) to a few hundred ms (inference).
@@ -22,7 +23,10 @@ _LATENCY_BUCKETS = (0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.
 
 
 class ServiceMetrics:
-    """Every metric the service exposes on /metrics."""
+    """Every metric the service exposes on /metrics; a sink (sinks/sink.py) of every
+    stream's results."""
+
+    name = "metrics"
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -136,6 +140,19 @@ class ServiceMetrics:
         self.processed_fraction.labels(stream).set(processed_fraction)
         self.detection_gap.labels(stream).set(largest_gap_s)
         self.detection_gap_limit.labels(stream).set(limit_s)
+
+    def on_result(self, result: FrameResult) -> None:
+        """A processed frame: its count, stage times and everything its analytics changed."""
+        sid, t = result.frame.stream_id, result.timings
+        self.frames.labels(sid).inc()
+        if result.detected:  # predicted frames never reached the model
+            self.stage_seconds.labels(sid, "detect").observe(t.detect_s)
+        self.stage_seconds.labels(sid, "track").observe(t.track_s)
+        self.stage_seconds.labels(sid, "analytics").observe(t.analytics_s)
+        self.observe_update(sid, result.analytics)
+
+    def close(self) -> None:
+        """Nothing: the metrics outlive each stream (a stopped stream's series stay)."""
 
     def observe_update(self, stream: str, update: AnalyticsUpdate) -> None:
         """Everything one frame's analytics changed."""

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lanewatch.sinks.results import FrameResult
 from lanewatch.trackers.analytics.lane_analytics import (
     AnalyticsUpdate,
     CongestionEvent,
@@ -106,7 +107,10 @@ class RunInfo:
 
 
 class ReportWriter:
-    """Writes the three report files of one stream into `outdir`."""
+    """Writes the report files of one stream into `outdir`; a sink (sinks/sink.py) of the
+    review's results, and `finish` writes the tables and the summary at the end."""
+
+    name = "reports"
 
     def __init__(self, outdir: Path, analytics: LaneAnalytics, class_names: list[str] | None):
         self.outdir = outdir
@@ -118,6 +122,14 @@ class ReportWriter:
         self.congestion_events = 0
         self.wrong_way: list[WrongWayEvent] = []
         self.dwell_alerts = 0
+
+    def on_result(self, result: FrameResult) -> None:
+        """Append the frame's events to events.jsonl."""
+        self.add(result.analytics)
+
+    def close(self) -> None:
+        """Close events.jsonl (every event is in it); `finish` writes the rest."""
+        self._events.close()
 
     def add(self, update: AnalyticsUpdate) -> None:
         """Append one frame's events (flushed at once)."""
@@ -139,7 +151,7 @@ class ReportWriter:
     def finish(self, run: RunInfo) -> dict[str, Any]:
         """Close events.jsonl and write the tables, summary.json and report.html; returns the
         summary."""
-        self._events.close()
+        self.close()
         self.analytics.close()
         book = self.analytics.counts
         observed = sorted({k.class_name for k in book.cumulative})

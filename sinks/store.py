@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lanewatch.sinks.database import Database, DatabaseError
+from lanewatch.sinks.results import FrameResult
+from lanewatch.sinks.sink import SinkError
 from lanewatch.trackers.analytics.counts import CountKey, IntervalCount
 from lanewatch.trackers.analytics.lane_analytics import CrossingEvent, MovementEvent
 
@@ -164,6 +166,32 @@ class CountStore:
         for lane, b, n in rows:
             out.setdefault(lane, {})[int(b)] = int(n)
         return out
+
+
+class StoreSink:
+    """A stream's crossings and movements into the count store, as a sink (sinks/sink.py):
+    first of the live stream's sinks, so a crossing is committed before anything shows it.
+    A failed write loses that frame's events (counted by the fan-out's owner); the next
+    frame's are written as usual (a database that restarts is reopened)."""
+
+    name = "store"
+
+    def __init__(self, store: CountStore):
+        self.store = store
+
+    def on_result(self, result: FrameResult) -> None:
+        """Store the frame's crossings and movements in one transaction (when it has any)."""
+        crossings, movements = result.analytics.crossings, result.analytics.movements
+        if not (crossings or movements):
+            return
+        try:
+            self.store.record(crossings, movements)
+        except Exception as err:
+            raise SinkError(f"cannot store {len(crossings)} crossings and {len(movements)} "
+                            f"movements: {err}", lost=len(crossings) + len(movements)) from err
+
+    def close(self) -> None:
+        """Nothing: the store is shared by the streams and closed by its owner."""
 
 
 def _bin(time_s: float, interval_s: float) -> float:

@@ -2,7 +2,9 @@
 
 Frames are queued (bounded; the producer waits, so no frame is lost) and encoded by a worker
 thread, overlapping encoding with inference. An encoder failure is kept and re-raised as
-`VideoWriteError` at the next `write` or at `close`, so the caller can isolate it.
+`VideoWriteError` at the next `write` or at `close`. `AnnotatedVideo` is the video as a sink
+(sinks/sink.py): the error is a `SinkFailed`, so the fan-out drops the video and the counting
+goes on.
 
 The encoder is x264 on the CPU, or a hardware encoder of PyAV's FFmpeg (NVIDIA NVENC, Intel
 Quick Sync) that takes the encoding off the cores the model needs. A hardware encoder is opened
@@ -17,12 +19,18 @@ import queue
 import threading
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import cv2
 import numpy as np
 
 from lanewatch.sinks.cpu_use import ThreadCpuClock
+from lanewatch.sinks.results import FrameResult
+from lanewatch.sinks.sink import SinkFailed
+
+if TYPE_CHECKING:
+    from lanewatch.sinks.annotate import FrameAnnotator
 
 _STOP = object()
 HARDWARE_ENCODERS = ("h264_nvenc", "h264_qsv")  # tried in this order by `auto`
@@ -31,8 +39,8 @@ _PIXEL_FORMATS = {"h264_qsv": "nv12"}  # what each encoder takes (default yuv420
 log = logging.getLogger(__name__)
 
 
-class VideoWriteError(RuntimeError):
-    """The annotated video could not be written."""
+class VideoWriteError(SinkFailed):
+    """The annotated video could not be written (for good: the video sink is dropped)."""
 
 
 def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
@@ -155,3 +163,29 @@ class VideoWriter:
             self._error = self._error or err
         if self._error is not None:
             raise VideoWriteError(f"writing {self.path} failed: {self._error}")
+
+
+class AnnotatedVideo:
+    """The annotated video as a sink: each result drawn by `annotator`, queued to `writer`.
+
+    A frame that cannot be drawn ends the video too (`VideoWriteError`): a video that skipped
+    it would run out of step with the counts it shows."""
+
+    name = "video"
+
+    def __init__(self, annotator: FrameAnnotator, writer: VideoWriter):
+        self.annotator = annotator
+        self.writer = writer
+
+    def on_result(self, result: FrameResult) -> None:
+        """Draw the frame and queue it for the encoder (waits while its queue is full)."""
+        try:
+            image = self.annotator.annotate(result)
+        except Exception as err:
+            raise VideoWriteError(f"cannot draw frame {result.frame.index} of "
+                                  f"{self.writer.path}: {type(err).__name__}: {err}") from err
+        self.writer.write(image)
+
+    def close(self) -> None:
+        """Finish the file (its encoder thread ends); raises VideoWriteError on failure."""
+        self.writer.close()

@@ -73,7 +73,10 @@ class Client:
 
 
 class WebSocketHub:
-    """All clients of the service and the stream messages they receive."""
+    """All clients of the service and the stream messages they receive; a sink
+    (sinks/sink.py) of every stream's results."""
+
+    name = "websocket"
 
     def __init__(self, stream_ids: list[str], queue_size: int = 64,
                  slow_client_drops: int = 200, max_message_bytes: int = 65536,
@@ -96,7 +99,10 @@ class WebSocketHub:
         return [(c.max_fps, c.max_width) for c in self._snapshot
                 if c.video and not c.cut_off and stream in c.streams]
 
-    def publish_result(self, result: FrameResult) -> None:
+    def close(self) -> None:
+        """Nothing: the hub outlives each stream (`close_all` closes its clients at the end)."""
+
+    def on_result(self, result: FrameResult) -> None:
         """Queue a frame's events (crossings, movements) and alerts (congestion, wrong-way,
         long stays) for the clients."""
         if self.loop is None or not self._snapshot:

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from lanewatch.stream.config.loading import parse_config
+from lanewatch.stream.detect.detector import DetectorDefaults
 from lanewatch.stream.serve.service import Service
 from lanewatch.trackers.detections import Detections
 
@@ -24,7 +25,7 @@ STREAM = "cam"
 FRAME_SIZE = (320, 240)
 
 
-class StubDetector:
+class StubDetector(DetectorDefaults):
     """Finds nothing, instantly: the routes under test never depend on detections."""
 
     class_names = {0: "car"}
@@ -32,6 +33,9 @@ class StubDetector:
 
     def detect(self, image, imgsz: int | None = None) -> Detections:
         return Detections.empty(self.class_names)
+
+    def detect_batch(self, images, imgsz: int | None = None) -> list[Detections]:
+        return [self.detect(image) for image in images]
 
     def check_input_size(self, imgsz: int) -> None:
         pass

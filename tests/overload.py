@@ -17,10 +17,11 @@ import threading
 import time
 from collections.abc import Iterator
 
+from lanewatch.stream.detect.detector import DetectorDefaults
 from lanewatch.trackers.detections import Detections
 
 
-class PacedDetector:
+class PacedDetector(DetectorDefaults):
     """The wrapped detector's answers, at a capacity of 1 / `seconds_per_frame` frames/s."""
 
     def __init__(self, inner, seconds_per_frame: float):
@@ -60,9 +61,7 @@ class PacedDetector:
         self.inner.check_input_size(imgsz)
 
     def prepare(self, frame_size, imgsz=None, single=False) -> None:
-        prepare = getattr(self.inner, "prepare", None)
-        if prepare is not None:
-            prepare(frame_size, imgsz, single=single)
+        self.inner.prepare(frame_size, imgsz, single=single)
 
 
 @contextlib.contextmanager

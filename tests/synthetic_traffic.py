@@ -165,15 +165,18 @@ class _Detector:
     task = "detect"
 
 
-def processor(traffic: Traffic) -> StreamProcessor:
+def processor(traffic: Traffic, every_nth_frame: int = 1, detector=None,
+              tracker=None) -> StreamProcessor:
     """The live path's per-stream pipeline for this traffic, with configs/highway.yaml's
-    tracker and counting settings."""
-    stream = StreamConfig(id="synthetic", source="synthetic", lanes=traffic.lanes)
+    tracker and counting settings; the detector and tracker given, if any."""
+    stream = StreamConfig(id="synthetic", source="synthetic", lanes=traffic.lanes,
+                          detection={"every_nth_frame": every_nth_frame})
     config = Config(model=ModelConfig(path="synthetic"), streams=[stream],
                     tracker=ByteTrackSettings(lost_track_buffer_s=1.0),
                     counting=CountingSettings(anchor=Anchor.BOTTOM_CENTER, hysteresis=0.1,
                                               confirm_frames=3))
-    return StreamProcessor(stream, config, _Detector(), traffic.frame_size, FPS)
+    return StreamProcessor(stream, config, detector or _Detector(), traffic.frame_size, FPS,
+                           tracker=tracker)
 
 
 def count(traffic: Traffic, every: int, offset: int = 0) -> list[CrossingEvent]:

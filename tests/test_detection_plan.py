@@ -16,8 +16,8 @@ from lanewatch.sinks.frames import Picture
 from lanewatch.stream.config.loading import load_config
 from lanewatch.stream.config.schema import DetectionSettings, ModelConfig, StreamConfig
 from lanewatch.stream.detect.detection_plan import DetectionPlan, Region, resolve_region
-from lanewatch.stream.detect.detector import detect_frames
 from lanewatch.stream.detect.factory import create_detector
+from lanewatch.stream.detect.step import pipelined_steps
 from lanewatch.stream.pipeline.processor import StreamProcessor, _shift_masks
 from lanewatch.stream.sources.file_source import FileSource
 from lanewatch.trackers.analytics.lanes import LaneSpec, resolve_lanes
@@ -164,8 +164,8 @@ def with_detection(highway, **kw):
 def run(processor, frames):
     """(crossing events, detected flags) of `frames` through the plan, pipelined."""
     events, detected = [], []
-    for frame, detections in detect_frames(processor.detector, iter(frames), processor.plan):
-        result = processor.update(frame, detections)
+    for step in pipelined_steps(frames, processor.detector, processor.plan):
+        result = processor.update(step.frame, step.detections, step.detect_s)
         events += result.analytics.crossings
         detected.append(result.detected)
     return events, detected
@@ -197,9 +197,8 @@ def test_predicted_frames_carry_the_tracks(highway):
     processor = with_detection(highway, every_nth_frame=3)
     previous = None
     moved = 0
-    for frame, detections in detect_frames(processor.detector, iter(frames[:120]),
-                                           processor.plan):
-        result = processor.update(frame, detections)
+    for step in pipelined_steps(frames[:120], processor.detector, processor.plan):
+        result = processor.update(step.frame, step.detections, step.detect_s)
         if not result.detected and previous is not None and len(result.tracks):
             before = dict(zip(previous.tracker_id.tolist(), previous.xyxy[:, 3]))
             common = [i for i in result.tracks.tracker_id.tolist() if i in before]
@@ -240,7 +239,7 @@ def test_the_model_is_ready_for_the_streams_input_before_the_first_frame(highway
     processor.prepare_detector()
     compiled = set(detector._compiled)
     assert any(hint == "THROUGHPUT" for _, hint in compiled)
-    list(detect_frames(detector, iter(frames[:5]), processor.plan))
+    list(pipelined_steps(frames[:5], detector, processor.plan))
     assert set(detector._compiled) == compiled, "compiled while frames were flowing"
 
 

@@ -17,6 +17,7 @@ import sys
 import pytest
 
 from lanewatch.stream import cli
+from lanewatch.stream.detect.detector import DetectorDefaults
 from lanewatch.stream.pipeline import review
 from lanewatch.trackers.bytetrack import kernels
 from lanewatch.trackers.detections import Detections
@@ -96,7 +97,7 @@ def test_every_kernel_is_known():
             "_replay_gap"} <= names
 
 
-class _NoObjects:
+class _NoObjects(DetectorDefaults):
     """Stands in for the model: sees nothing, instantly."""
 
     class_names = {2: "car", 3: "motorcycle", 5: "bus", 7: "truck"}
@@ -151,11 +152,11 @@ def test_quiet_process_only_logs_the_compile(monkeypatch, capsys, caplog, tmp_pa
 
 
 def test_serve_says_it_compiles_before_the_service_starts(monkeypatch, capsys):
-    from lanewatch.trackers.bytetrack import tracker as bytetrack
+    import lanewatch.trackers.bytetrack.warm_up as loading
 
-    monkeypatch.setattr(bytetrack, "warm_up", _compiling_warm_up)
+    monkeypatch.setattr(loading, "warm_up", _compiling_warm_up)
     cli._load_tracker_kernels()
     assert capsys.readouterr().err == f"lanewatch: {kernels.COMPILING_MESSAGE}\n"
-    monkeypatch.setattr(bytetrack, "warm_up", _cached_warm_up)
+    monkeypatch.setattr(loading, "warm_up", _cached_warm_up)
     cli._load_tracker_kernels()
     assert capsys.readouterr().err == ""

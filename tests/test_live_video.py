@@ -113,7 +113,7 @@ def test_one_encode_per_rendition_at_the_fastest_clients_rate():
                       make_annotator).start()
     try:
         for i in range(40):  # 2 s of a 20 frames/s stream
-            video.offer(result(i))
+            video.on_result(result(i))
             time.sleep(0.05)
         time.sleep(0.3)
     finally:
@@ -138,7 +138,7 @@ def test_shed_video_is_drawn_at_the_governors_share_never_below_one_frame_a_seco
                       rate_scale=lambda: 0.25).start()
     try:
         for i in range(80):  # 4 s of a 20 frames/s stream
-            video.offer(result(i))
+            video.on_result(result(i))
             time.sleep(0.05)
         time.sleep(0.3)
     finally:
@@ -164,16 +164,16 @@ def test_nothing_is_drawn_without_viewers_and_a_failing_frame_loses_only_itself(
     video = LiveVideo(["cam"], lambda s: viewers.requests, viewers.publish,
                       flaky_annotator).start()
     try:
-        video.offer(result(0))
+        video.on_result(result(0))
         time.sleep(0.3)
         assert calls == [] and viewers.frames == []  # nobody watches: no work at all
         viewers.requests = [(10.0, 640)]
-        video.offer(result(1))  # the annotator fails to build: this frame is lost
+        video.on_result(result(1))  # the annotator fails to build: this frame is lost
         time.sleep(0.3)
-        video.offer(result(2))
+        video.on_result(result(2))
         assert viewers.published.wait(5)
         assert [f.header["frame"] for f in viewers.frames] == [2]
-        video.offer(result(3, stream="unknown"))  # a stream it does not know: ignored
+        video.on_result(result(3, stream="unknown"))  # a stream it does not know: ignored
     finally:
         video.stop()
     assert video.frames_encoded("cam") == 1

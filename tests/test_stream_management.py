@@ -163,7 +163,9 @@ def test_the_shared_model_is_told_how_many_streams_call_it(tmp_path, highway_vid
     from lanewatch.stream.config.loading import parse_config
     from lanewatch.stream.serve.service import Service
 
-    class CountingDetector:
+    from inprocess import StubDetector
+
+    class CountingDetector(StubDetector):
         def __init__(self):
             self.callers: list[int] = []
 

@@ -93,10 +93,10 @@ def test_each_client_gets_its_own_rendition_events_and_alerts():
             base = result(3)
             crossing = CrossingEvent("cam", "l1", 7, "car", "in", 0.1, 3)
             jam = CongestionEvent("cam", "l1", True, 5, 0.1, 3)
-            hub.publish_result(type(base)(base.frame, base.detections, base.tracks,
-                                          type(base.analytics)(base.analytics.lanes,
-                                                               (crossing,), (jam,)),
-                                          base.timings))
+            hub.on_result(type(base)(base.frame, base.detections, base.tracks,
+                                     type(base.analytics)(base.analytics.lanes,
+                                                          (crossing,), (jam,)),
+                                     base.timings))
             got = {name: await drain(ws) for name, ws in
                    (("small", small), ("large", large), ("blind", blind))}
             for ws in (small, large, blind):

@@ -246,8 +246,7 @@ def run_cameras(config: Config, clip: Clip, cameras: int, batched: bool,
     finally:
         for runner, _ in runs:
             runner.stop()
-        if isinstance(detector, BatchingDetector):
-            detector.close()
+        detector.close()
     figures.detections_per_s = sum(s.detections for s in figures.streams) / elapsed
     return figures
 

@@ -9,14 +9,15 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Self
 
 import numpy as np
 
 from lanewatch.sinks.errors import ConfigError
 from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.results import FrameResult
+from lanewatch.sinks.sink import Sink
 from lanewatch.stream.cluster.actor import (
     CALL_TIMEOUT_S,
     MIN_POLL_PERIOD_S,
@@ -63,19 +64,20 @@ def connect(cluster: ClusterConfig) -> None:
 
 
 class RemoteStream(ResultPublisher):
-    """The gateway's side of one stream running as a Ray actor; looks like a `StreamRunner`
-    to the service, the API and the dashboard."""
+    """The gateway's side of one stream running as a Ray actor; a `RunningStream`
+    (stream/pipeline/running_stream.py), as the local `StreamRunner` is, so the service, the
+    API and the dashboard cannot tell them apart."""
 
     def __init__(self, stream: StreamConfig, config: Config, metrics: ServiceMetrics,
                  on_result: Callable[[FrameResult], None] | None = None,
-                 video_fps: Callable[[], float] = lambda: 0.0):
+                 video_fps: Callable[[], float] = lambda: 0.0,
+                 sinks: Sequence[Sink] = ()):
         self.stream = stream
         self.config = config
         self.metrics = metrics
-        self.on_result = on_result
         self.video_fps = video_fps  # the highest rate a client watches this stream at (0: none)
         self._image_due = 0.0  # monotonic time the next image is wanted
-        self._init_publisher()
+        self._init_publisher(sinks, on_result)  # no store: the actor stored the crossings
         self.actor: Any = None
         self.batch: StreamBatch | None = None
         self.restarts = 0  # incarnations seen after the first
@@ -89,7 +91,8 @@ class RemoteStream(ResultPublisher):
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> RemoteStream:
+    def start(self) -> Self:
+        """Create the stream's actor and start polling it; returns at once, with self."""
         import ray
 
         c = self.config.cluster
@@ -103,25 +106,35 @@ class RemoteStream(ResultPublisher):
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the actor's stream (its crossings are stored), then the actor and the poller."""
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the actor's stream (its crossings are stored), then the actor and the poller,
+        waiting `timeout` s at most in all; True when the poller has ended. The actor is
+        killed whether or not its stream stopped in time: it counts nothing more."""
         import ray
 
+        deadline = time.monotonic() + timeout
         self._stop.set()
         if self.actor is not None:
             if self.failure is None:  # a failed actor has nothing to stop
-                try:
-                    ray.get(self.actor.stop.remote(timeout / 2), timeout=timeout)
+                try:  # the last quarter is left for the poller to end
+                    ray.get(self.actor.stop.remote(timeout / 2), timeout=timeout * 0.75)
                 except ray.exceptions.RayError as err:
                     log.warning("stream %s: actor did not stop cleanly: %s", self.stream.id,
                                 str(err).strip().splitlines()[0])
             ray.kill(self.actor, no_restart=True)
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._thread is not None:  # its poll fails at once now: the actor is gone
+            self._thread.join(max(deadline - time.monotonic(), 0.05))
         self._set_state(StreamState.STOPPED)
+        return self._thread is None or not self._thread.is_alive()
 
     # -- the poller --------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._poll()
+        finally:
+            self.outputs.close()  # on the thread that published: no result comes after it
+
+    def _poll(self) -> None:
         import ray
 
         incarnation, after = None, 0
@@ -221,9 +234,11 @@ class RemoteStream(ResultPublisher):
     def _set_state(self, state: StreamState) -> None:
         self.metrics.set_state(self.stream.id, state.value, [s.value for s in StreamState])
 
-    # -- what the API and the dashboard read (as StreamRunner) --------------------------------
+    # -- what the API and the dashboard read (RunningStream) ---------------------------------
     @property
     def state(self) -> StreamState:
+        """The actor's stream state, but failed, stopped, starting (no answer yet) or
+        reconnecting (unreachable) as the gateway sees it."""
         if self.failure is not None:
             return StreamState.FAILED
         if self._stop.is_set():
@@ -236,13 +251,17 @@ class RemoteStream(ResultPublisher):
 
     @property
     def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) of the stream's frames, as of the last batch."""
         return None if self.batch is None else self.batch.frame_size
 
     @property
     def lanes(self) -> tuple[Lane, ...] | None:
+        """The stream's lanes in pixels, sent by the actor once it knows its frame size."""
         return self._lanes
 
     def status(self) -> dict[str, Any]:
+        """The actor's status, with the gateway's view: state, error, frames published,
+        latency, and where the actor runs (node, pid, restarts)."""
         batch = self.batch
         base = batch.status if batch else {
             "id": self.stream.id, "source": redact(self.stream.source), "error": None,
@@ -264,6 +283,8 @@ class RemoteStream(ResultPublisher):
         return f"stream actor unreachable: {self.unreachable}"
 
     def latest_image(self) -> np.ndarray | None:
+        """The actor's last processed frame (BGR); None before the first or when the actor
+        does not answer. Blocks up to CALL_TIMEOUT_S."""
         import ray
 
         try:
@@ -272,7 +293,9 @@ class RemoteStream(ResultPublisher):
             return None
 
     def lane_snapshot(self) -> list[dict[str, Any]]:
+        """The lanes' live state, as of the last batch."""
         return [] if self.batch is None else self.batch.lane_snapshot
 
     def movement_snapshot(self) -> list[dict[str, Any]]:
+        """Cumulative turning movements, as of the last batch."""
         return [] if self.batch is None else self.batch.movement_snapshot

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lanewatch.sinks.frames import Image
-from lanewatch.stream.detect.detector import Detector
+from lanewatch.stream.detect.detector import Detector, DetectorDefaults
 from lanewatch.trackers.detections import Detections
 
 
@@ -31,8 +31,10 @@ class _Request:
     error: BaseException | None = None
 
 
-class BatchingDetector:
-    """A `Detector` that batches the concurrent calls of several threads (see module doc)."""
+class BatchingDetector(DetectorDefaults):
+    """A `Detector` that batches the concurrent calls of several threads (see module doc).
+    `detect_frames` is the default, one frame at a time: a live stream's worker is one of
+    the callers a batch gathers."""
 
     def __init__(self, detector: Detector, batch_size: int, timeout_s: float,
                  observe: Callable[[int], None] | None = None):
@@ -53,23 +55,30 @@ class BatchingDetector:
     def prepare(self, frame_size: tuple[int, int], imgsz: int | None = None,
                 single: bool = False) -> None:
         """Start-up work of the model for a stream's frames: for batches, whoever asks."""
-        prepare = getattr(self.inner, "prepare", None)
-        if prepare is not None:
-            prepare(frame_size, imgsz)
+        self.inner.prepare(frame_size, imgsz)
 
     def set_callers(self, callers: int) -> None:
         """The dispatcher is the model's only caller, whatever the number of streams."""
 
     def detect(self, image: Image, imgsz: int | None = None) -> Detections:
         """Objects in one image, inferred in a batch with other streams' frames."""
-        request = _Request(image, imgsz)
-        self._queue.put(request)
-        request.done.wait()
-        if request.error is not None:
-            raise request.error
-        return request.result
+        return self.detect_batch([image], imgsz)[0]
+
+    def detect_batch(self, images: list[Image], imgsz: int | None = None
+                     ) -> list[Detections]:
+        """Objects in several images, queued together for the dispatcher's batches (a
+        caller with several images waits for all of them)."""
+        requests = [_Request(image, imgsz) for image in images]
+        for request in requests:
+            self._queue.put(request)
+        for request in requests:
+            request.done.wait()
+            if request.error is not None:
+                raise request.error
+        return [request.result for request in requests]
 
     def close(self) -> None:
+        """End the dispatcher thread (its queued frames are answered first)."""
         self._queue.put(None)
         self._thread.join(10)
 

@@ -8,17 +8,14 @@ dependency is declared in pyproject.toml.
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import difflib
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from lanewatch.sinks.errors import ModelError
 from lanewatch.sinks.frames import Frame, Image
-from lanewatch.stream.detect.detection_plan import DetectionPlan
 from lanewatch.trackers.detections import Detections
 
 # Must be set before Ultralytics is imported: it reads them at import time.
@@ -28,11 +25,16 @@ os.environ.setdefault("YOLO_VERBOSE", "false")
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class Detector(Protocol):
-    """What the pipeline needs from a detector. Optional extras, looked up with getattr:
-    `detect_frames(frames, imgsz)` (pipelined, several frames in flight) and
-    `prepare(frame_size, imgsz)` (start-up work for a stream's frames before the first one,
-    such as compiling the model for their input size)."""
+    """What the pipeline needs from a detector: every member, required or optional, is
+    declared here, so callers call them and never probe for them.
+
+    Required: `class_names`, `task`, `detect`, `check_input_size`, `detect_batch`.
+    Optional capabilities: `prepare`, `set_callers`, `detect_frames` and `close`. A backend
+    with nothing of its own to add for one inherits it from `DetectorDefaults`, whose
+    behaviour each method's docstring states (no start-up work; the number of callers
+    ignored; one frame at a time; nothing to release)."""
 
     class_names: dict[int, str]
     task: str
@@ -51,34 +53,49 @@ class Detector(Protocol):
         """Objects in several images, inferred together."""
         ...
 
+    def prepare(self, frame_size: tuple[int, int], imgsz: int | None = None,
+                single: bool = False) -> None:
+        """Optional: start-up work for a stream's frames of `frame_size` (w, h) before the
+        first one, such as compiling the model for their input size; `single`: for `detect`
+        one frame at a time (live), not `detect_frames` (review)."""
+        ...
 
-def detect_frames(detector: Detector, frames: Iterable[Frame], plan: DetectionPlan
-                  ) -> Iterator[tuple[Frame, Detections | None]]:
-    """Each frame in order with its detections, or None for a frame the plan skips (the
-    tracker predicts it). Pipelined (several frames in flight) when the detector can do that,
-    one at a time otherwise; crops and restores as the plan says."""
-    pipelined = getattr(detector, "detect_frames", None)
-    if pipelined is None:
+    def set_callers(self, callers: int) -> None:
+        """Optional: how many threads call `detect` at once (a live service: one per
+        stream), for a backend that tunes itself to it."""
+        ...
+
+    def detect_frames(self, frames: Iterable[Frame], imgsz: int | None = None
+                      ) -> Iterator[tuple[Frame, Detections]]:
+        """Optional: each frame in order with its detections; a backend that can keeps
+        several frames in flight (pipelined) while the caller works on the results."""
+        ...
+
+    def close(self) -> None:
+        """Optional: release what the detector runs on its own (a dispatcher thread); the
+        detector is not used afterwards."""
+        ...
+
+
+class DetectorDefaults:
+    """The optional `Detector` capabilities for a backend that has nothing of its own for
+    them: inherit it and override what the backend does better."""
+
+    def prepare(self, frame_size: tuple[int, int], imgsz: int | None = None,
+                single: bool = False) -> None:
+        """No start-up work: the first frame finds the model ready."""
+
+    def set_callers(self, callers: int) -> None:
+        """The number of callers changes nothing."""
+
+    def detect_frames(self: Detector, frames: Iterable[Frame], imgsz: int | None = None
+                      ) -> Iterator[tuple[Frame, Detections]]:
+        """One frame at a time through `detect`: nothing in flight between frames."""
         for frame in frames:
-            yield frame, (plan.restore(detector.detect(plan.crop(frame.picture), plan.imgsz))
-                          if plan.due() else None)
-        return
-    pending: collections.deque[tuple[Frame, bool]] = collections.deque()
+            yield frame, self.detect(frame.picture, imgsz)
 
-    def due_frames() -> Iterator[Frame]:
-        for frame in frames:
-            due = plan.due()
-            pending.append((frame, due))
-            if due:
-                yield dataclasses.replace(frame, picture=plan.crop(frame.picture))
-
-    for _, detections in pipelined(due_frames(), plan.imgsz):
-        # Frames the plan skipped come out in order before the detected frame after them.
-        while not pending[0][1]:
-            yield pending.popleft()[0], None
-        yield pending.popleft()[0], plan.restore(detections)
-    while pending:  # skipped frames after the last detected one
-        yield pending.popleft()[0], None
+    def close(self) -> None:
+        """Nothing of its own to release: the model is freed with the object."""
 
 
 def resolve_class_ids(wanted: list[str] | None, names: dict[int, str]) -> list[int] | None:

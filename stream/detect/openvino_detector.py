@@ -27,6 +27,7 @@ import numpy as np
 from lanewatch.sinks.errors import ModelError
 from lanewatch.sinks.frames import Frame, Image, Picture, as_picture
 from lanewatch.stream.config.schema import ModelConfig
+from lanewatch.stream.detect.detector import DetectorDefaults, resolve_class_ids
 from lanewatch.stream.detect.export_reshape import fit_fixed_export
 from lanewatch.stream.detect.exported_model import exported_model_files
 from lanewatch.stream.detect.yolo_io import (
@@ -55,8 +56,10 @@ class _InFlight:
     placement: Placement
 
 
-class OpenVINODetector:
-    """YOLO detection or segmentation from an OpenVINO IR directory or an ONNX file."""
+class OpenVINODetector(DetectorDefaults):
+    """YOLO detection or segmentation from an OpenVINO IR directory or an ONNX file. Every
+    optional `Detector` capability is its own: `prepare` compiles, `set_callers` picks the
+    performance hint, `detect_frames` keeps several frames in flight."""
 
     def __init__(self, config: ModelConfig, requests: int | None = None, callers: int = 1):
         found = exported_model_files(config.path)
@@ -77,8 +80,6 @@ class OpenVINODetector:
         self.class_names: dict[int, str] = {int(k): str(v) for k, v in names.items()}
         if not self.class_names:
             raise ModelError(f"{config.path}: no class names in the export's metadata")
-        from lanewatch.stream.detect.detector import resolve_class_ids  # avoids an import cycle
-
         ids = resolve_class_ids(config.classes, self.class_names)
         self._class_ids = None if ids is None else np.asarray(ids)
         self._kept_class = np.zeros(len(self.class_names), bool)  # class id -> kept?

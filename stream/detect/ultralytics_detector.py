@@ -14,7 +14,7 @@ import numpy as np
 from lanewatch.sinks.errors import ModelError
 from lanewatch.sinks.frames import Image, as_picture
 from lanewatch.stream.config.schema import ModelConfig
-from lanewatch.stream.detect.detector import resolve_class_ids
+from lanewatch.stream.detect.detector import DetectorDefaults, resolve_class_ids
 from lanewatch.stream.detect.exported_model import exported_model_files
 from lanewatch.trackers.detections import Detections
 
@@ -30,8 +30,10 @@ def _first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-class UltralyticsDetector:
-    """YOLO detection/segmentation through Ultralytics."""
+class UltralyticsDetector(DetectorDefaults):
+    """YOLO detection/segmentation through Ultralytics. Ultralytics loads lazily and runs one
+    call at a time, so the `DetectorDefaults` fit: no start-up work beyond the warm-up
+    inference below, one frame at a time."""
 
     def __init__(self, config: ModelConfig):
         self.config = config

@@ -18,12 +18,14 @@ from lanewatch.sinks.results import FrameResult, StageTimings
 from lanewatch.stream.config.schema import Config, StreamConfig
 from lanewatch.stream.detect.detection_plan import DetectionPlan, resolve_region
 from lanewatch.stream.detect.detector import Detector
+from lanewatch.stream.detect.step import detection_steps
 from lanewatch.trackers.analytics.dwell import Area
 from lanewatch.trackers.analytics.ground import GroundPlane, SpeedEstimator
 from lanewatch.trackers.analytics.lane_analytics import LaneAnalytics
 from lanewatch.trackers.analytics.lanes import Lane, resolve_lanes, to_pixels
 from lanewatch.trackers.bytetrack.tracker import ByteTrack
 from lanewatch.trackers.detections import Detections, suppress_contained
+from lanewatch.trackers.protocol import Tracker
 
 
 class StreamProcessor:
@@ -38,7 +40,10 @@ class StreamProcessor:
         fps: float,
         origin_s: float = 0.0,
         retain_intervals: int | None = None,
+        tracker: Tracker | None = None,
     ):
+        """`tracker`: this stream's own tracker (default: ByteTrack with the config's
+        `tracker:` settings); only the `Tracker` protocol's methods are used."""
         self.stream = stream
         self.frame_size = frame_size
         self.detector = detector
@@ -57,7 +62,8 @@ class StreamProcessor:
         except ModelError as err:
             raise ConfigError(f"streams({stream.id}).detection.imgsz: {err}") from None
         self.plan = DetectionPlan(stream.detection, region, frame_size)
-        self.tracker = ByteTrack(config.tracker, frame_rate=fps)
+        self.tracker: Tracker = (ByteTrack(config.tracker, frame_rate=fps) if tracker is None
+                                 else tracker)
         zones, speeds = self._scene(stream, frame_size)
         self.analytics = LaneAnalytics(stream.id, self.lanes, config.counting, frame_size,
                                        origin_s=origin_s, zones=zones, turning=stream.turning,
@@ -89,9 +95,7 @@ class StreamProcessor:
         """Start-up work of the detector for this stream's frames (compiling the model for
         their input size), where the detector has any: before the first frame, not on it.
         `single`: for `detect` one frame at a time (live), not `detect_frames` (review)."""
-        prepare = getattr(self.detector, "prepare", None)
-        if prepare is not None:
-            prepare(self.plan.input_size, self.plan.imgsz, single=single)
+        self.detector.prepare(self.plan.input_size, self.plan.imgsz, single=single)
 
     def detect(self, picture: Picture) -> Detections:
         """The detector's objects in a full frame, through the plan's crop and input size."""
@@ -100,14 +104,14 @@ class StreamProcessor:
 
     def process(self, frame: Frame) -> FrameResult:
         """Every stage on one frame; the detector runs when the plan says it is due."""
-        t0 = time.perf_counter()
-        detections = self.detect(frame.picture) if self.plan.due() else None
-        return self.update(frame, detections, time.perf_counter() - t0)
+        step = next(detection_steps([frame], lambda _: self.plan.due(), self.detect))
+        return self.update(frame, step.detections, step.detect_s)
 
     def update(self, frame: Frame, detections: Detections | None,
                detect_s: float = 0.0) -> FrameResult:
-        """Track and count one frame whose detections are known (a pipelined detector ran),
-        or None on a frame the plan skipped: the tracks' predicted boxes stand in."""
+        """Track and count one frame after the detection step (stream/detect/step.py): its
+        detections, or None on a frame the model skipped (the tracks' predicted boxes stand
+        in); `detect_s`, the step's time for it, goes into the result's timings."""
         t1 = time.perf_counter()
         detected = detections is not None
         if detected:

@@ -1,12 +1,15 @@
 """Recorded-video review (`lanewatch process`): a video file in, counts and an annotated video out.
 
 Runs as fast as the machine allows: decoding and video encoding run in their own threads while
-the main thread detects, tracks, counts and draws. Whatever happens (a damaged file, Ctrl-C, a
-failing video encoder) the reports are written for every frame processed.
+the main thread detects, tracks, counts and draws. Each result goes through one `FanOut`
+(sinks/sink.py, as in `serve`) to the reports and the annotated video. Whatever happens (a
+damaged file, Ctrl-C, a failing video encoder: dropped alone) the reports are written for
+every frame processed.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -22,12 +25,15 @@ from lanewatch.sinks.cpu_use import CpuUse
 from lanewatch.sinks.errors import LanewatchError, SourceError, TruncatedVideoError
 from lanewatch.sinks.frames import Frame
 from lanewatch.sinks.reports import ReportWriter, RunInfo
-from lanewatch.sinks.video import VideoWriteError, VideoWriter
+from lanewatch.sinks.sink import FanOut, SinkFailure
+from lanewatch.sinks.video import AnnotatedVideo, VideoWriteError, VideoWriter
 from lanewatch.stream.config.schema import Config
-from lanewatch.stream.detect.detector import Detector, detect_frames
+from lanewatch.stream.detect.detector import Detector
 from lanewatch.stream.detect.factory import create_detector
+from lanewatch.stream.detect.step import pipelined_steps
 from lanewatch.stream.pipeline.processor import StreamProcessor
 from lanewatch.stream.sources.file_source import FileSource
+from lanewatch.trackers.analytics.lanes import Lane
 from lanewatch.trackers.bytetrack.kernels import COMPILING_MESSAGE
 from lanewatch.trackers.bytetrack.warm_up import warm_up
 
@@ -78,12 +84,11 @@ def review_video(
     except BaseException:
         source.close()
         raise
-    annotator = FrameAnnotator(processor.lanes, config.output.trail_seconds,
-                               config.output.draw_masks, config.counting.anchor,
-                               (info.width, info.height), config.output.video_width)
     reports = ReportWriter(outdir, processor.analytics, config.model.classes)
-    writer = (_open_writer(outdir, config, info.fps, annotator.output_size)
-              if config.output.video else None)
+    video = _open_video(outdir, config, processor.lanes, info.fps, (info.width, info.height))
+    sink_errors: list[str] = []  # an output that failed alone: said in summary.json
+    outputs = FanOut(stream.id, (reports, *([video] if video else [])),
+                     functools.partial(_output_failed, reports, sink_errors))
 
     frames, status, message, last_pts = 0, "complete", None, 0.0
     total = info.frame_count if max_frames is None else min(info.frame_count or max_frames,
@@ -92,19 +97,13 @@ def review_video(
                dynamic_ncols=True)
     started = time.perf_counter()
     cpu_started, main_cpu_started = time.process_time(), time.thread_time()
-    video_writer = writer  # `writer` is dropped if the video fails; this one is closed
     pending_error: BaseException | None = None
     try:
-        for frame, detections in detect_frames(detector, _limited(source.frames(), max_frames),
-                                               processor.plan):
-            result = processor.update(frame, detections)
-            reports.add(result.analytics)
-            if writer is not None:
-                try:
-                    writer.write(annotator.annotate(result))
-                except VideoWriteError as err:  # the video sink fails alone; counting goes on
-                    log.error("%s; continuing without the annotated video", err)
-                    message, writer = str(err), None
+        for step in pipelined_steps(_limited(source.frames(), max_frames), detector,
+                                    processor.plan):
+            frame = step.frame
+            result = processor.update(frame, step.detections, step.detect_s)
+            outputs.on_result(result)  # a failing video is dropped; counting goes on
             frames += 1
             last_pts = frame.pts_s
             bar.update()
@@ -120,16 +119,11 @@ def review_video(
         bar.close()
         source.close()
         elapsed = time.perf_counter() - started
-        if video_writer is not None:  # closed even after failing: its thread ends
-            try:
-                video_writer.close()
-            except VideoWriteError as err:
-                if writer is not None:  # not reported yet
-                    log.error("%s", err)
-                    message = message or str(err)
+        outputs.close()  # the video too after failing (its thread ends); events.jsonl closed
+        message = message or next(iter(sink_errors), None)
         cpu = CpuUse(frames, time.process_time() - cpu_started, source.decoder_cpu.seconds,
                      time.thread_time() - main_cpu_started,
-                     video_writer.encoder_cpu.seconds if video_writer is not None else 0.0)
+                     video.writer.encoder_cpu.seconds if video is not None else 0.0)
         summary = reports.finish(RunInfo(
             video=str(video), stream=stream.id, model=config.model.path, status=status,
             frames=frames, video_fps=info.fps,
@@ -153,15 +147,32 @@ def _notify(message: str, progress: bool) -> None:
         log.info("%s", message)
 
 
-def _open_writer(outdir: Path, config: Config, fps: float,
-                 size: tuple[int, int]) -> VideoWriter | None:
+def _open_video(outdir: Path, config: Config, lanes: list[Lane], fps: float,
+                frame_size: tuple[int, int]) -> AnnotatedVideo | None:
+    """The annotated video, when the config asks for it and an encoder opens (if not, that
+    is logged and the review goes on without it)."""
+    out = config.output
+    if not out.video:
+        return None
+    annotator = FrameAnnotator(lanes, out.trail_seconds, out.draw_masks, config.counting.anchor,
+                               frame_size, out.video_width)
     try:
-        return VideoWriter(outdir / VIDEO_FILE, fps, *size,
-                           crf=config.output.video_crf, preset=config.output.video_preset,
-                           encoder=config.output.video_encoder)
+        writer = VideoWriter(outdir / VIDEO_FILE, fps, *annotator.output_size,
+                             crf=out.video_crf, preset=out.video_preset,
+                             encoder=out.video_encoder)
     except VideoWriteError as err:
         log.error("%s; continuing without the annotated video", err)
         return None
+    return AnnotatedVideo(annotator, writer)
+
+
+def _output_failed(reports: ReportWriter, errors: list[str], failure: SinkFailure) -> None:
+    """An output failed (logged by the fan-out): its message goes into summary.json. The
+    reports are the review itself: when they cannot take a frame the run ends, as on any
+    unexpected error (status failed), and `finish` still writes what it can."""
+    if failure.sink == reports.name and not failure.closing:
+        raise failure.error
+    errors.append(str(failure.error))
 
 
 def _limited(frames: Iterator[Frame], max_frames: int | None) -> Iterator[Frame]:

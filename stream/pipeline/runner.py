@@ -5,10 +5,10 @@ A `StreamRunner` owns a `LiveSource` and a worker thread that takes every frame 
 `CapacityGovernor` from the capacity it measures, and the tracker predicts the frames between,
 so a box slower than its cameras loses no frames in irregular bursts
 (stream/pipeline/governor.py). The detector is shared by the streams and safe to call from
-their threads (OpenVINO runs their requests side by side). Results go to the count store
-(committed before anything else sees them), to the metrics and to a listener (the WebSocket
-hub). A failing store or listener is logged and counted; it never stops the stream, and a
-failing stream never stops the others.
+their threads (OpenVINO runs their requests side by side). Results go through one `FanOut`
+(sinks/sink.py) to the count store (committed before anything else sees them), the metrics
+and the service's sinks (WebSocket hub, live video). A failing sink is logged and counted; it
+never stops the stream, and a failing stream never stops the others.
 """
 
 from __future__ import annotations
@@ -17,23 +17,27 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Self
 
 import numpy as np
 
 from lanewatch.sinks.errors import ConfigError, ModelError
+from lanewatch.sinks.frames import Frame, Picture
 from lanewatch.sinks.metrics import ServiceMetrics
 from lanewatch.sinks.results import FrameResult
-from lanewatch.sinks.store import CountStore
+from lanewatch.sinks.sink import FanOut, Listener, Sink, SinkFailure
+from lanewatch.sinks.store import CountStore, StoreSink
 from lanewatch.stream.config.schema import Config, StreamConfig
 from lanewatch.stream.detect.detector import Detector
+from lanewatch.stream.detect.step import DetectedFrame, detection_steps
 from lanewatch.stream.pipeline.cadence import CadenceScheduler, Reliability
 from lanewatch.stream.pipeline.governor import CapacityGovernor
 from lanewatch.stream.pipeline.processor import StreamProcessor
 from lanewatch.stream.sources.live import LiveSource, SourceSettings, StreamState, redact
 from lanewatch.trackers.analytics.lanes import Lane
 from lanewatch.trackers.bytetrack.warm_up import warm_up
+from lanewatch.trackers.detections import Detections
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +46,23 @@ GAUGE_PERIOD_S = 0.5  # how often the counting-reliability gauges are refreshed
 
 
 class ResultPublisher:
-    """What a stream does with each processed frame, wherever it ran: metrics, then the
-    listener (WebSocket hub, live video), then the frame's capture-to-publish latency. Shared
-    by `StreamRunner` (this process) and `RemoteStream` (a cluster actor's results)."""
+    """What a stream does with each processed frame, wherever it ran: hands it to its sinks
+    (sinks/sink.py) through one `FanOut`: the store where the stream runs, then the metrics,
+    the service's sinks (WebSocket hub, live video) and the `on_result` function; then takes
+    the frame's capture-to-publish latency. A failing sink is logged and counted in
+    lanewatch_frames_dropped_total{stage=<its name>}; the stream goes on. Shared by
+    `StreamRunner` (this process) and `RemoteStream` (a cluster actor's results)."""
 
     stream: StreamConfig
     config: Config
     metrics: ServiceMetrics
-    on_result: Callable[[FrameResult], None] | None
 
-    def _init_publisher(self) -> None:
-        """Call at the end of `__init__`, with `stream`, `config` and `metrics` set."""
+    def _init_publisher(self, sinks: Sequence[Sink],
+                        on_result: Callable[[FrameResult], None] | None,
+                        store: CountStore | None = None) -> None:
+        """Call at the end of `__init__`, with `stream`, `config` and `metrics` set. Each
+        result goes to `store` (committed before anything else sees it), the metrics,
+        `sinks` in order, then `on_result`."""
         # Series exist from the start at 0, so rate() and dashboards see "none yet", not "no data".
         sid = self.stream.id
         self.metrics.frames.labels(sid)
@@ -62,28 +72,23 @@ class ResultPublisher:
         self.frames_processed = 0
         self.last_result: FrameResult | None = None
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
+        stored = () if store is None else (StoreSink(store),)
+        listener = () if on_result is None else (Listener(on_result),)
+        self.outputs = FanOut(sid, (*stored, self.metrics, *sinks, *listener),
+                              self._sink_failed)
+
+    def _sink_failed(self, failure: SinkFailure) -> None:
+        """A sink missed a result (logged by the fan-out): counted under its name."""
+        self.metrics.dropped.labels(failure.stream, failure.sink).inc(failure.lost)
 
     def _publish(self, result: FrameResult) -> None:
-        """Publish a frame whose crossings are in the store already."""
-        sid, m = self.stream.id, self.metrics
-        m.frames.labels(sid).inc()
-        t = result.timings
-        if result.detected:  # predicted frames never reached the model
-            m.stage_seconds.labels(sid, "detect").observe(t.detect_s)
-        m.stage_seconds.labels(sid, "track").observe(t.track_s)
-        m.stage_seconds.labels(sid, "analytics").observe(t.analytics_s)
-        m.observe_update(sid, result.analytics)
+        """Publish a frame to every sink (in `StreamRunner`, the store is the first)."""
+        self.outputs.on_result(result)
         self.frames_processed += 1
         self.last_result = result
-        if self.on_result is not None:
-            try:
-                self.on_result(result)
-            except Exception:  # noqa: BLE001 - a listener's failure is not the stream's
-                log.exception("stream %s: result listener failed", sid)
-                m.dropped.labels(sid, "listener").inc()
         # Capture to publish: the results are in the store, the metrics and the hub.
         latency = max(time.time() - result.frame.wall_time, 0.0)
-        m.latency.labels(sid).observe(latency)
+        self.metrics.latency.labels(self.stream.id).observe(latency)
         self._latencies.append(latency)
 
     def latency_percentiles(self) -> dict[str, float] | None:
@@ -97,34 +102,36 @@ class ResultPublisher:
 
 
 class StreamRunner(ResultPublisher):
-    """Runs one configured stream until stopped."""
+    """Runs one configured stream until stopped, in this process; a `RunningStream`
+    (stream/pipeline/running_stream.py), as the cluster's `RemoteStream` is."""
 
     def __init__(self, stream: StreamConfig, config: Config, detector: Detector,
                  metrics: ServiceMetrics,
                  store: CountStore | None = None,
                  on_result: Callable[[FrameResult], None] | None = None,
                  source_settings: SourceSettings | None = None,
-                 governor: CapacityGovernor | None = None):
+                 governor: CapacityGovernor | None = None,
+                 sinks: Sequence[Sink] = ()):
         self.stream = stream
         self.config = config
         self.detector = detector
         self.metrics = metrics
         self.store = store
-        self.on_result = on_result
         self.source = LiveSource(stream.id, stream.source, source_settings,
                                  on_state=self._on_state)
         self.processor: StreamProcessor | None = None
         self.governor = governor or CapacityGovernor()  # shared by the process's streams
         self.scheduler: CadenceScheduler | None = None
         self.error: str | None = None  # a configuration problem found at run time
-        self._init_publisher()
+        self._init_publisher(sinks, on_result, store)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen_reconnects = 0
         self._seen_drops = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> StreamRunner:
+    def start(self) -> Self:
+        """Start the source and the worker thread; returns at once, with the runner."""
         warm_up()  # compiled tracker kernels load before the first live frame arrives
         self._on_state(self.stream.id, StreamState.STARTING)
         self.source.start()
@@ -144,12 +151,13 @@ class StreamRunner(ResultPublisher):
         if self.scheduler is not None:
             self.scheduler.close()  # its share of the box goes back to the other streams
         self._on_state(self.stream.id, StreamState.STOPPED)
-        # The source's thread is private to LiveSource; it is only read here.
-        threads = (self._thread, getattr(self.source, "_thread", None))
-        return not any(t is not None and t.is_alive() for t in threads)
+        worker_alive = self._thread is not None and self._thread.is_alive()
+        return not (worker_alive or self.source.reading)
 
     @property
     def state(self) -> StreamState:
+        """The source's state, but failed on a configuration error, and running while the
+        frames queued before a file ended are still processed."""
         if self.error:
             return StreamState.FAILED
         state = self.source.state
@@ -257,14 +265,26 @@ class StreamRunner(ResultPublisher):
         try:
             self._work()
         finally:  # the final verdict is on /metrics too, whenever the worker ends
+            self.outputs.close()  # on the thread that published: no result comes after it
             if self.scheduler is not None:
                 self.metrics.observe_reliability(self.stream.id,
                                                  **self.reliability().gauges())
 
     def _work(self) -> None:
+        gauges_due = 0.0
+        # One frame at a time, by design: each is stored and published before the next is taken.
+        for step in detection_steps(self._frames(), self._due, self._detect):
+            self._process(self.processor, step)
+            now = time.monotonic()
+            if now >= gauges_due:
+                gauges_due = now + GAUGE_PERIOD_S
+                self.metrics.observe_reliability(self.stream.id, **self.reliability().gauges())
+
+    def _frames(self) -> Iterator[Frame]:
+        """The frames to process, in order, until the runner stops, the source ends or the
+        stream fails; when one comes out, the processor and scheduler for its size are set."""
         max_fps = self.source.settings.max_fps
         next_due = 0.0  # capture time (time.time()) from which the next frame is processed
-        gauges_due = 0.0
         while not self._stop.is_set():
             frame = self.source.next_frame(timeout=0.5)
             self._sync_source_metrics()
@@ -280,35 +300,26 @@ class StreamRunner(ResultPublisher):
                 if not due:
                     self.source.skip()
                     continue
-            processor = self._processor_for(frame.size)
-            if processor is None:
+            if self._processor_for(frame.size) is None:
                 return  # a configuration error: this stream stops, the others go on
-            self._process(processor, frame)
-            now = time.monotonic()
-            if now >= gauges_due:
-                gauges_due = now + GAUGE_PERIOD_S
-                self.metrics.observe_reliability(self.stream.id, **self.reliability().gauges())
+            yield frame
 
-    def _process(self, processor: StreamProcessor, frame) -> None:
-        """One frame: detected when the scheduler says so, else predicted; stored, published."""
-        scheduler = self.scheduler
-        detected = scheduler.due(frame)
-        t0 = time.perf_counter()
-        detections = processor.detect(frame.picture) if detected else None
+    def _due(self, frame: Frame) -> bool:
+        """Whether the model sees this frame: the cadence scheduler's word."""
+        return self.scheduler.due(frame)
+
+    def _detect(self, picture: Picture) -> Detections:
+        """The current processor's detections (its plan's crop and input size)."""
+        return self.processor.detect(picture)
+
+    def _process(self, processor: StreamProcessor, step: DetectedFrame) -> None:
+        """One frame after the detection step: tracked (or predicted), stored, published."""
+        scheduler, frame = self.scheduler, step.frame
         t1 = time.perf_counter()
-        result = processor.update(frame, detections, t1 - t0)
-        update = result.analytics
-        crossings, movements = update.crossings, update.movements
-        if (crossings or movements) and self.store is not None:
-            try:
-                self.store.record(crossings, movements)
-            except Exception as err:  # noqa: BLE001 - the store fails alone
-                log.error("stream %s: cannot store %d crossings and %d movements: %s",
-                          self.stream.id, len(crossings), len(movements), err)
-                self.metrics.dropped.labels(self.stream.id, "store").inc(
-                    len(crossings) + len(movements))
-        self._publish(result)
-        scheduler.record(frame, detected, t1 - t0, time.perf_counter() - t1, self.source.backlog)
+        result = processor.update(frame, step.detections, step.detect_s)
+        self._publish(result)  # stored first, then the metrics and the service's sinks
+        scheduler.record(frame, step.detected, step.detect_s, time.perf_counter() - t1,
+                         self.source.backlog)
 
 
 def next_slot(captured: float, next_due: float, period: float) -> tuple[bool, float]:

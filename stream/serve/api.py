@@ -50,7 +50,7 @@ from lanewatch.sinks import json_input
 from lanewatch.sinks.errors import ConfigError
 from lanewatch.sinks.metrics import CONTENT_TYPE
 from lanewatch.sinks.reports import crossing_record
-from lanewatch.stream.pipeline.runner import StreamRunner
+from lanewatch.stream.pipeline.running_stream import RunningStream
 from lanewatch.stream.serve.lane_export import config_yaml, lanes_from_editor, lanes_yaml
 from lanewatch.stream.sources.live import StreamState
 
@@ -110,7 +110,8 @@ def same_host(origin: str, host: str) -> bool:
 
 
 class Api:
-    """Route handlers over a running `Service`."""
+    """Route handlers over a running `Service`; its streams are read only through the
+    `RunningStream` protocol (stream/pipeline/running_stream.py), in either mode."""
 
     def __init__(self, service: Service, static_dir: Path | None = None):
         self.service = service
@@ -169,7 +170,7 @@ class Api:
         return await handler(request)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _runner(self, request: web.Request) -> StreamRunner:
+    def _runner(self, request: web.Request) -> RunningStream:
         sid = request.match_info["id"]
         runners = self.service.runners
         if sid not in runners:
@@ -179,17 +180,18 @@ class Api:
         return runners[sid]
 
     @staticmethod
-    def _no_frame_yet(runner: StreamRunner) -> web.HTTPException:
+    def _no_frame_yet(runner: RunningStream) -> web.HTTPException:
         return web.HTTPServiceUnavailable(
             text=json.dumps({"error": "no_frame_yet",
                              "message": f"stream {runner.stream.id} has not delivered a "
                                         f"frame yet (state: {runner.state.value})"}),
             content_type="application/json", headers={"Retry-After": "2"})
 
-    def _frame_size(self, runner: StreamRunner) -> tuple[int, int]:
-        if runner.frame_size is None:
+    def _frame_size(self, runner: RunningStream) -> tuple[int, int]:
+        size = runner.frame_size  # read once: a property another thread may change
+        if size is None:
             raise self._no_frame_yet(runner)
-        return runner.frame_size
+        return size
 
     # -- plain endpoints ---------------------------------------------------------------------
     async def metrics(self, request: web.Request) -> web.Response:

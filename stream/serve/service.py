@@ -21,7 +21,6 @@ from aiohttp import web
 from lanewatch.sinks.annotate import FrameAnnotator
 from lanewatch.sinks.live_video import LiveVideo
 from lanewatch.sinks.metrics import ServiceMetrics
-from lanewatch.sinks.results import FrameResult
 from lanewatch.sinks.store import CountStore
 from lanewatch.sinks.websocket import WebSocketHub
 from lanewatch.stream.cluster.remote import RemoteStream, connect
@@ -31,6 +30,7 @@ from lanewatch.stream.detect.detector import Detector
 from lanewatch.stream.detect.factory import create_detector
 from lanewatch.stream.pipeline.governor import CapacityGovernor
 from lanewatch.stream.pipeline.runner import StreamRunner
+from lanewatch.stream.pipeline.running_stream import RunningStream
 from lanewatch.stream.serve.api import Api, auth_token, exposure_warning
 from lanewatch.stream.serve.stream_admin import StreamAdmin
 from lanewatch.stream.serve.stream_registry import StreamRegistry
@@ -73,10 +73,10 @@ class Service:
         # The streams of this process share its capacity: one governor sets their detection
         # cadence and sheds the live video first (stream/pipeline/governor.py).
         self.governor = CapacityGovernor(video_active=self._video_watched)
-        self.runners = {st.id: self._runner(st) for st in streams}
-        self.video = LiveVideo(list(self.runners), self.hub.video_requests,
+        self.video = LiveVideo([st.id for st in streams], self.hub.video_requests,
                                self.hub.publish_frame, self._make_annotator,
                                rate_scale=lambda: self.governor.video_scale)
+        self.runners: dict[str, RunningStream] = {st.id: self._runner(st) for st in streams}
         self._pusher: asyncio.Task | None = None
         # Held by every stream mutation (stream_admin.py): two PUTs of one stream at once would
         # each stop the same old runner and start their own, leaving orphans that count twice.
@@ -84,13 +84,17 @@ class Service:
         self.stopping = False  # set at shutdown: no runner may start after that
         self._failing: set[str] = set()  # streams whose status failed (logged once each)
 
-    def _runner(self, stream: StreamConfig) -> StreamRunner | RemoteStream:
+    def _runner(self, stream: StreamConfig) -> RunningStream:
+        """The stream's runner: in a Ray actor in cluster mode, else in this process (the
+        one place that tells the two apart)."""
+        # Each result goes to the store (where the stream runs), the metrics, then these.
+        sinks = (self.hub, self.video)
         if self.config.cluster.enabled:
-            return RemoteStream(stream, self.config, self.metrics, on_result=self._on_result,
+            return RemoteStream(stream, self.config, self.metrics, sinks=sinks,
                                 video_fps=functools.partial(self._video_fps, stream.id))
         return StreamRunner(stream, self.config, self.detector, self.metrics, self.store,
-                            on_result=self._on_result, source_settings=stream.source_options,
-                            governor=self.governor)
+                            source_settings=stream.source_options, governor=self.governor,
+                            sinks=sinks)
 
     def _video_watched(self) -> bool:
         """Whether any client watches any stream's live video now."""
@@ -101,7 +105,7 @@ class Service:
         return max((fps for fps, _ in self.hub.video_requests(stream_id)), default=0.0)
 
     # -- streams added, changed and removed at run time (on the event loop) ----------------------
-    def add_stream(self, stream: StreamConfig) -> StreamRunner | RemoteStream:
+    def add_stream(self, stream: StreamConfig) -> RunningStream:
         """Start a new stream now and keep it across restarts; the others are not touched."""
         if stream.id in self.runners:
             raise ValueError(f"stream '{stream.id}' already exists (PUT updates it)")
@@ -118,12 +122,12 @@ class Service:
                                        "ts": time.time()})
         return runner
 
-    async def update_stream(self, stream: StreamConfig) -> StreamRunner | RemoteStream:
+    async def update_stream(self, stream: StreamConfig) -> RunningStream:
         """Restart one stream with new settings (lanes, thresholds, source); its cumulative
         counts resume from the store. Call with `mutations` held. The old runner is stopped
         and its threads joined before the new one starts: never two runners for a stream."""
         old = self.runners[stream.id]
-        if await asyncio.to_thread(old.stop, RUNNER_STOP_TIMEOUT_S) is False:
+        if not await asyncio.to_thread(old.stop, RUNNER_STOP_TIMEOUT_S):
             raise RuntimeError(f"stream '{stream.id}' did not stop within "
                                f"{RUNNER_STOP_TIMEOUT_S:.0f} s (is its camera or the model "
                                "hanging?); it is stopping: retry the update shortly")
@@ -147,7 +151,7 @@ class Service:
         self._failing.discard(stream_id)
         self._callers_changed()
         self.hub.stream_ids.remove(stream_id)
-        if await asyncio.to_thread(runner.stop, RUNNER_STOP_TIMEOUT_S) is False:
+        if not await asyncio.to_thread(runner.stop, RUNNER_STOP_TIMEOUT_S):
             log.warning("stream %s: still stopping %.0f s after its removal (it ends on its "
                         "own and records nothing more)", stream_id, RUNNER_STOP_TIMEOUT_S)
         self.metrics.set_state(stream_id, "stopped", [s.value for s in StreamState])
@@ -158,16 +162,10 @@ class Service:
     def _callers_changed(self) -> None:
         """Tell the shared model how many streams call it now (OpenVINO compiles for one
         caller's latency or for several callers' throughput)."""
-        set_callers = getattr(self.detector, "set_callers", None)
-        if set_callers is not None:
-            set_callers(len(self.runners))
+        if self.detector is not None:  # None in cluster mode: each actor has its own
+            self.detector.set_callers(len(self.runners))
 
-    # -- results from the stream threads -------------------------------------------------------
-    def _on_result(self, result: FrameResult) -> None:
-        self.hub.publish_result(result)
-        if result.frame.size != (0, 0):  # cluster actors send images only while someone watches
-            self.video.offer(result)  # drawn and encoded on the stream's video thread
-
+    # -- live video of the streams -------------------------------------------------------------
     def _make_annotator(self, stream: str, frame_size: tuple[int, int],
                         width: int) -> FrameAnnotator:
         out = self.config.output
@@ -251,7 +249,7 @@ class Service:
         await self.hub.close_all(timeout=CLIENT_CLOSE_TIMEOUT_S)
         self.store.close()
         self.registry.close()
-        if isinstance(self.detector, BatchingDetector):
+        if self.detector is not None:  # None: cluster mode, the actors hold the models
             self.detector.close()
 
     def _stop_runners(self, timeout: float) -> None:

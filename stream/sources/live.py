@@ -177,6 +177,12 @@ class LiveSource:
             self._thread.join(timeout)
         self._set_state(StreamState.STOPPED)
 
+    @property
+    def reading(self) -> bool:
+        """Whether the reader thread is running (False before `start` and once it ended,
+        e.g. after a `stop` whose join was not cut short by its timeout)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def next_frame(self, timeout: float | None = None) -> Frame | None:
         """The oldest frame not yet taken, waiting up to `timeout` seconds for one. Frames
         still queued when a file ends are returned; None once stopped, or on time-out."""
