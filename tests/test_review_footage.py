@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import av
 import numpy as np
@@ -71,6 +72,7 @@ def test_highway_per_lane_counts_equal_the_hand_count(highway_run):
     assert summary["directions"] == {"towards": 11}
     assert summary["frames"] == 335
     assert summary["status"] == "complete"
+    assert Path(summary["video"]).name == "highway.mp4"  # the input reviewed, as given
 
 
 def test_highway_summary_says_where_the_cpu_went(highway_run):
@@ -91,6 +93,7 @@ def test_counting_only_encodes_nothing(tmp_path, highway_video):
     summary = review_video(highway_video, config, tmp_path, progress=False,
                            max_frames=30).summary
     assert not (tmp_path / "annotated.mp4").exists()
+    assert summary["video"] == str(highway_video)  # the input, with or without an output video
     cpu = summary["cpu_ms_per_frame"]
     assert cpu["video"] == 0 and cpu["decode"] > 0 and cpu["main"] > 0
 

@@ -85,9 +85,10 @@ def review_video(
         source.close()
         raise
     reports = ReportWriter(outdir, processor.analytics, config.model.classes)
-    video = _open_video(outdir, config, processor.lanes, info.fps, (info.width, info.height))
+    annotated = _open_video(outdir, config, processor.lanes, info.fps,
+                            (info.width, info.height))
     sink_errors: list[str] = []  # an output that failed alone: said in summary.json
-    outputs = FanOut(stream.id, (reports, *([video] if video else [])),
+    outputs = FanOut(stream.id, (reports, *([annotated] if annotated else [])),
                      functools.partial(_output_failed, reports, sink_errors))
 
     frames, status, message, last_pts = 0, "complete", None, 0.0
@@ -123,7 +124,7 @@ def review_video(
         message = message or next(iter(sink_errors), None)
         cpu = CpuUse(frames, time.process_time() - cpu_started, source.decoder_cpu.seconds,
                      time.thread_time() - main_cpu_started,
-                     video.writer.encoder_cpu.seconds if video is not None else 0.0)
+                     annotated.writer.encoder_cpu.seconds if annotated is not None else 0.0)
         summary = reports.finish(RunInfo(
             video=str(video), stream=stream.id, model=config.model.path, status=status,
             frames=frames, video_fps=info.fps,
