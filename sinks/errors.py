@@ -23,3 +23,9 @@ class TruncatedVideoError(SourceError):
 
 class ModelError(LanewatchError):
     """The model cannot be loaded or does not fit the configuration."""
+
+
+class ValidationFailed(LanewatchError):
+    """`lanewatch validate`: the counts are below a threshold the user set (acceptance)."""
+
+    exit_code = 4

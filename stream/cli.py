@@ -3,10 +3,11 @@
     lanewatch process VIDEO -c CONFIG -o OUTDIR   review a recorded video
     lanewatch check-config CONFIG                 validate a config (and the model and video
                                                   files it names) and print a summary
+    lanewatch validate RUN_DIR MANUAL.csv         compare a review's counts with a manual count
 
 Errors the user can fix are printed as `lanewatch: error: ...` without a traceback; the exit
-code is 2 for bad input or config, 3 for a truncated video (reports still written), 130 on
-Ctrl-C.
+code is 2 for bad input or config, 3 for a truncated video (reports still written), 4 when
+`validate` finds the counts below a threshold the user set, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -112,6 +113,45 @@ def _cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from lanewatch.sinks.errors import ValidationFailed
+    from lanewatch.sinks.validation_html import write_validation_html
+    from lanewatch.sinks.validation_input import load_manual_counts, load_run
+    from lanewatch.sinks.validation_report import (
+        VALIDATION_JSON,
+        Thresholds,
+        format_text,
+        validation_dict,
+    )
+    from lanewatch.trackers.evaluation.count_matching import match_counts
+    from lanewatch.trackers.evaluation.count_metrics import validate_counts
+
+    if args.interval_s <= 0:
+        raise LanewatchError(f"--interval-s must be more than 0, got {args.interval_s:g}")
+    run = load_run(args.run_dir)
+    manual = load_manual_counts(args.manual, run)
+    for warning in manual.warnings:
+        print(f"lanewatch: warning: {warning}", file=sys.stderr)
+    validation = validate_counts(match_counts(manual.events, run.events, args.tolerance_s),
+                                 run.duration_s, args.interval_s)
+    thresholds = Thresholds(args.min_precision, args.min_recall, args.min_f1,
+                            args.max_interval_error_pct)
+    html_path = args.html or args.run_dir / "validation.html"
+    notes = write_validation_html(html_path, validation, run, args.manual,
+                                  max_thumbnails=args.thumbnails)
+    json_path = args.json or args.run_dir / VALIDATION_JSON
+    json_path.write_text(json.dumps(validation_dict(
+        validation, run_dir=str(args.run_dir), manual_csv=str(args.manual),
+        warnings=manual.warnings, thresholds=thresholds, notes=notes), indent=2) + "\n",
+        encoding="utf-8")
+    print(format_text(validation, f"{args.run_dir} against {args.manual}"))
+    print(f"\nwritten: {json_path}, {html_path}" + "".join(f"\nnote: {n}" for n in notes))
+    failures = thresholds.failures(validation)
+    if failures:
+        raise ValidationFailed("below the acceptance threshold: " + "; ".join(failures))
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from lanewatch.stream.bench import end_to_end as bench  # heavy imports only when needed
 
@@ -200,6 +240,50 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _non_negative(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"a fraction between 0 and 1 (0.95 for 95%), got {text}")
+    return value
+
+
+def _add_validate(sub) -> None:
+    a = sub.add_parser("validate", help="compare a review's counts with a manual count "
+                       "(docs/validation.md); exit code 4 below a threshold you set")
+    a.add_argument("run_dir", type=Path, help="output folder of `lanewatch process`")
+    a.add_argument("manual", type=Path, help="manual-count CSV: time_s,frame,lane,direction,"
+                   "class")
+    a.add_argument("--tolerance-s", type=_non_negative, default=1.0,
+                   help="how far apart in time a manual and an automatic count may be and "
+                   "still match, inclusive (default 1)")
+    a.add_argument("--interval-s", type=_non_negative, default=900.0,
+                   help="interval of the per-interval errors (default 900: 15 minutes)")
+    for name in ("precision", "recall", "f1"):
+        a.add_argument(f"--min-{name}", type=_fraction, metavar="R",
+                       help=f"fail (exit code 4) when the overall {name} is below R (0..1)")
+    a.add_argument("--max-interval-error-pct", type=_non_negative, metavar="P",
+                   help="fail (exit code 4) when a lane, direction and class is off by more "
+                   "than P%% of the manual count in any interval")
+    a.add_argument("--json", type=Path, help="where to write the JSON (default "
+                   "RUN_DIR/validation.json)")
+    a.add_argument("--html", type=Path, help="where to write the HTML (default "
+                   "RUN_DIR/validation.html)")
+    a.add_argument("--thumbnails", type=int, default=50, metavar="N",
+                   help="at most N thumbnails of unmatched events, from the run's video "
+                   "(default 50; 0: none)")
+    a.set_defaults(func=_cmd_validate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -269,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file and print a summary")
     c.add_argument("config", type=Path)
     c.set_defaults(func=_cmd_check_config)
+    _add_validate(sub)
     return parser
 
 

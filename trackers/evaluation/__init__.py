@@ -1,3 +1,3 @@
 """lanewatch.trackers.evaluation: Tracker evaluation: MOTChallenge data and metrics, the tracker
-benchmark.
+benchmark; count validation: automatic counts matched to a manual count, and their metrics.
 """
