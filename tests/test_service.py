@@ -105,7 +105,10 @@ def test_websocket_streams_frames_counts_events_and_stats(served):
     kinds = [m["type"] for m in got["json"]]
     assert kinds[0] == "subscribed"
     assert kinds.count("counts") >= 3 and kinds.count("stats") >= 3
-    assert 8 <= len(got["frames"]) <= 30  # about 4 frames/s as requested
+    # About 4 frames/s as requested, less where a busy box shed live video (its first move
+    # when over capacity, never below 1 frame/s): the stats say by how much.
+    scale = min(m["video_scale"] for m in got["json"] if m["type"] == "stats")
+    assert 0.5 * 6 * max(4 * scale, 1.0) <= len(got["frames"]) <= 30, scale
     header, jpeg = parse_frame_message(got["frames"][-1])
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert header["stream"] == "highway" and image.shape == (270, 480, 3)

@@ -198,7 +198,10 @@ def test_rtsp_camera_counts_equal_the_review_of_the_file(tmp_path, detector_mode
                      for m in messages if m["type"] == "event")
     assert events == Counter(live)
     assert [m for m in messages if m["type"] == "counts"]
-    assert len(frames) >= 20  # ~5 frames/s over 11 s
+    # ~5 frames/s over 11 s, less where the box shed live video to keep counting (its first
+    # move when over capacity, never below 1 frame/s): the stats say by how much.
+    scale = min(m["video_scale"] for m in messages if m["type"] == "stats")
+    assert len(frames) >= 0.5 * 11 * max(5 * scale, 1.0), scale
     header, jpeg = parse_frame_message(frames[-1])
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert header["stream"] == "highway" and image.shape == (360, 640, 3)
