@@ -1,1 +1,2 @@
-"""lanewatch.trackers: multi-object tracking, lane geometry and lane analytics."""
+"""lanewatch.trackers: pure algorithms: detections, multi-object tracking (bytetrack/), lane
+analytics (analytics/) and their evaluation (evaluation/); imports nothing from sinks or stream."""
