@@ -1,5 +1,6 @@
 """validation.html: the validation of a review against a manual count, as a page that opens
-offline (styles and thumbnails inline, like report.html), or as a section for another page.
+offline (styles and thumbnails inline, like report.html), and as a section of the run's own
+report.html (`add_to_report`: replaced, not repeated, when the run is validated again).
 
 Each unmatched event (missed or extra) gets a thumbnail of the run's video at its time, when
 the video named in summary.json can be opened: at most `max_thumbnails` of them (seeking costs
@@ -12,6 +13,7 @@ import base64
 import html
 import io
 import logging
+import re
 from pathlib import Path
 
 from lanewatch.sinks.report_html import _STYLE, _table
@@ -147,11 +149,33 @@ def validation_section(v: CountValidation, run: ReviewRun, manual_csv: Path,
 
 
 def write_validation_html(path: Path, v: CountValidation, run: ReviewRun, manual_csv: Path,
-                          max_thumbnails: int = DEFAULT_MAX_THUMBNAILS) -> tuple[str, ...]:
-    """Write validation.html; returns the notes on what it left out (thumbnails)."""
+                          max_thumbnails: int = DEFAULT_MAX_THUMBNAILS
+                          ) -> tuple[str, tuple[str, ...]]:
+    """Write validation.html; returns its section (for report.html) and the notes on what it
+    left out (thumbnails)."""
     section, notes = validation_section(v, run, manual_csv, max_thumbnails)
     title = f"lanewatch validation: {html.escape(run.stream or str(run.run_dir))}"
     path.write_text("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                     f"<title>{title}</title><style>{_STYLE}</style></head><body>"
                     f"<h1>{title}</h1>{section}</body></html>", encoding="utf-8")
-    return tuple(notes)
+    return section, tuple(notes)
+
+
+_SECTION = re.compile(r'<section id="validation">.*?</section>', re.DOTALL)
+
+
+def add_to_report(report: Path, section: str) -> bool:
+    """Put the validation section into a run's report.html, before its end, or in place of
+    the section an earlier validation left there. False when there is no report.html (a run
+    from before reports existed, or whose report failed): validation.html still has it all."""
+    if not report.is_file():
+        return False
+    page = report.read_text(encoding="utf-8")
+    if _SECTION.search(page):
+        page = _SECTION.sub(lambda _: section, page, count=1)
+    elif "</body>" in page:
+        page = page.replace("</body>", section + "</body>", 1)
+    else:
+        return False
+    report.write_text(page, encoding="utf-8")
+    return True

@@ -115,7 +115,8 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from lanewatch.sinks.errors import ValidationFailed
-    from lanewatch.sinks.validation_html import write_validation_html
+    from lanewatch.sinks.reports import REPORT_FILE
+    from lanewatch.sinks.validation_html import add_to_report, write_validation_html
     from lanewatch.sinks.validation_input import load_manual_counts, load_run
     from lanewatch.sinks.validation_report import (
         VALIDATION_JSON,
@@ -137,15 +138,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     thresholds = Thresholds(args.min_precision, args.min_recall, args.min_f1,
                             args.max_interval_error_pct)
     html_path = args.html or args.run_dir / "validation.html"
-    notes = write_validation_html(html_path, validation, run, args.manual,
-                                  max_thumbnails=args.thumbnails)
+    section, notes = write_validation_html(html_path, validation, run, args.manual,
+                                           max_thumbnails=args.thumbnails)
+    in_report = add_to_report(args.run_dir / REPORT_FILE, section)
     json_path = args.json or args.run_dir / VALIDATION_JSON
     json_path.write_text(json.dumps(validation_dict(
         validation, run_dir=str(args.run_dir), manual_csv=str(args.manual),
         warnings=manual.warnings, thresholds=thresholds, notes=notes), indent=2) + "\n",
         encoding="utf-8")
     print(format_text(validation, f"{args.run_dir} against {args.manual}"))
-    print(f"\nwritten: {json_path}, {html_path}" + "".join(f"\nnote: {n}" for n in notes))
+    print(f"\nwritten: {json_path}, {html_path}" + (", the report's validation section"
+          if in_report else "") + "".join(f"\nnote: {n}" for n in notes))
     failures = thresholds.failures(validation)
     if failures:
         raise ValidationFailed("below the acceptance threshold: " + "; ".join(failures))

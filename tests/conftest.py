@@ -57,6 +57,18 @@ def highway_run(tmp_path_factory, highway_video):
     return out, proc
 
 
+@pytest.fixture(scope="session")
+def pedestrians_run(tmp_path_factory, pedestrians_video):
+    """configs/pedestrians.yaml's review of pedestrians.mp4, run once in-process:
+    (output folder, ReviewResult)."""
+    from lanewatch.stream.config.loading import load_config
+    from lanewatch.stream.pipeline.review import review_video
+
+    out = tmp_path_factory.mktemp("pedestrians")
+    config = load_config(CONFIGS / "pedestrians.yaml")
+    return out, review_video(pedestrians_video, config, out, progress=False)
+
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 

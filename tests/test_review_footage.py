@@ -142,10 +142,9 @@ def test_highway_annotated_video_shows_lanes_and_tracks(highway_run, highway_vid
     assert changed[600:700, 1180:1270].mean() < 0.02  # verge far from every overlay
 
 
-def test_pedestrian_lines_equal_the_hand_count(tmp_path, pedestrians_video):
-    config = load_config(CONFIGS / "pedestrians.yaml")
-    result = review_video(pedestrians_video, config, tmp_path, progress=False)
-    events = read_events(tmp_path / "events.jsonl")
+def test_pedestrian_lines_equal_the_hand_count(pedestrians_run):
+    out, result = pedestrians_run
+    events = read_events(out / "events.jsonl")
     crossings = [e for e in events if e["type"] == "crossing"]
     assert all(e["class"] == "person" for e in crossings)
     match_events(PEDESTRIAN_TRUTH, crossings, key=lambda e: (e["lane"], e["direction"]))
