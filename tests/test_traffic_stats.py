@@ -1,0 +1,109 @@
+"""Traffic-engineering figures (trackers/analytics/traffic_stats.py) against values computed
+by hand on synthetic crossings."""
+
+from __future__ import annotations
+
+import pytest
+
+from lanewatch.trackers.analytics.events import CrossingEvent
+from lanewatch.trackers.analytics.traffic_stats import (
+    MIN_SAMPLE,
+    flow_bins,
+    headway_stats,
+    pcu_of,
+    peak_hours,
+)
+
+
+def crossing(t, lane="l1", direction="in", cls="car"):
+    return CrossingEvent("s", lane, 0, cls, direction, t, int(t * 30))
+
+
+def at(times, **kw):
+    return [crossing(t, **kw) for t in times]
+
+
+# 15-minute counts per quarter -> (peak hour's first quarter, volume, busiest quarter, PHF)
+PEAK_CASES = [
+    # even flow: every hour the same, the earliest wins; PHF 1
+    ([10, 10, 10, 10, 10], 0, 40, 10, 1.0),
+    # 10+20+30+40 = 100 and 20+30+40+10 = 100: equally busy, the earlier hour is the peak
+    ([10, 20, 30, 40, 10], 0, 100, 40, 0.625),
+    # 5+30+40+25 = 100 beats 10+5+30+40 = 85 and ties 30+40+25+5 = 100 (later)
+    ([10, 5, 30, 40, 25, 5], 1, 100, 40, 0.625),
+    # everything in one quarter: the lowest possible PHF
+    ([0, 0, 48, 0], 0, 48, 48, 0.25),
+]
+
+
+@pytest.mark.parametrize("quarters, first, volume, busiest, phf", PEAK_CASES)
+def test_peak_hour_and_phf(quarters, first, volume, busiest, phf):
+    events = [crossing(q * 900 + 1 + i * (890 / max(n, 1))) for q, n in enumerate(quarters)
+              for i in range(n)]
+    peaks = peak_hours(events, duration_s=len(quarters) * 900)
+    lane, overall = peaks
+    assert lane.lane == "l1" and overall.lane is None
+    for p in (lane, overall):
+        assert (p.start_s, p.end_s) == (first * 900, first * 900 + 3600)
+        assert (p.vehicles, p.busiest_quarter, p.phf) == (volume, busiest, phf)
+
+
+def test_no_peak_hour_under_an_hour_of_video():
+    assert peak_hours(at([10, 20]), duration_s=3599) == []
+
+
+def test_an_empty_hour_has_no_phf():
+    (overall,) = peak_hours([], duration_s=3600)
+    assert (overall.vehicles, overall.phf) == (0, None)
+
+
+def test_flow_bins_rates_pcu_and_partial_intervals():
+    events = (at([10, 20, 899.9], cls="car") + at([300], cls="truck")
+              + at([950], cls="motorcycle") + at([100], lane="l2", direction="out"))
+    bins = flow_bins(events, duration_s=1200, lanes=[("l3", "in")])
+    table = {(b.lane, b.direction, b.start_s): b for b in bins}
+    first = table[("l1", "in", 0.0)]
+    assert (first.end_s, first.vehicles, first.pcu, first.partial, first.per_hour) == \
+        (900.0, 4, 5.0, False, 16.0)  # 3 cars + a truck (2 PCU); 4 per 15 min = 16 per hour
+    second = table[("l1", "in", 900.0)]
+    # the video ends at 1200 s: 300 s of the interval, one motorcycle -> 12 per hour
+    assert (second.end_s, second.vehicles, second.pcu, second.partial, second.per_hour) == \
+        (1200.0, 1, 0.4, True, 12.0)
+    assert table[("l2", "out", 0.0)].vehicles == 1
+    assert [b.vehicles for b in bins if b.lane == "l3"] == [0, 0]  # a zero, not a gap
+    assert len(bins) == 6
+
+
+def test_flow_bins_reject_a_zero_interval():
+    with pytest.raises(ValueError, match="bin_s > 0"):
+        flow_bins([], duration_s=10, bin_s=0)
+
+
+def test_headways_by_hand():
+    # crossings at 0, 2, 5, 9, 14, 20 s: headways 2, 3, 4, 5, 6
+    (h,) = headway_stats(at([5, 0, 14, 2, 20, 9]))
+    assert (h.vehicles, h.headways, h.small_sample) == (6, 5, False)
+    assert (h.mean_s, h.median_s, h.min_s) == (4.0, 4.0, 2.0)
+    # linear interpolation: rank 0.15 * 4 = 0.6 -> 2 + 0.6 = 2.6; 0.85 * 4 = 3.4 -> 5.4
+    assert (h.p15_s, h.p85_s) == (2.6, 5.4)
+
+
+def test_headways_are_per_lane_and_direction():
+    events = at([0, 10], lane="a") + at([1, 2], lane="b") + at([3, 4], lane="a", direction="out")
+    got = {(h.lane, h.direction): h.headways for h in headway_stats(events)}
+    assert got == {("a", "in"): 1, ("a", "out"): 1, ("b", "in"): 1}
+
+
+@pytest.mark.parametrize("vehicles", [1, 2, MIN_SAMPLE])
+def test_no_percentiles_of_a_small_sample(vehicles):
+    (h,) = headway_stats(at(range(vehicles)))
+    assert h.small_sample and h.headways == vehicles - 1
+    assert (h.mean_s, h.median_s, h.p15_s, h.p85_s, h.min_s) == (None,) * 5
+
+
+@pytest.mark.parametrize("cls, weights, expected", [
+    ("car", None, 1.0), ("truck", None, 2.0), ("bus", None, 2.0), ("motorcycle", None, 0.4),
+    ("tractor", None, 1.0), ("truck", {"truck": 2.5}, 2.5), ("car", {"truck": 2.5}, 1.0),
+])
+def test_pcu_weights(cls, weights, expected):
+    assert pcu_of(cls, weights) == expected

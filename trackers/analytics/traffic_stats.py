@@ -1,0 +1,195 @@
+"""Traffic-engineering figures from counted crossings: flow rates, the peak hour and its
+peak-hour factor, headways, passenger-car units.
+
+Pure functions of the crossing events (and the span of video they came from), so the review's
+report, the API and counts.csv can give the same figures. Definitions follow the Highway
+Capacity Manual (HCM 7th ed., ch. 4):
+
+- flow rate: vehicles in an interval expressed per hour (15-minute count x 4);
+- peak hour: the 60 consecutive minutes, starting on a 15-minute boundary, with the most
+  vehicles; its peak-hour factor PHF = hourly volume / (4 x the busiest 15 minutes in it), 1.0
+  for perfectly even flow, 0.25 when the whole hour came in one quarter;
+- headway: the time between successive vehicles passing the same point (here a lane's
+  counting line, per direction), front to front.
+
+An interval that the video covers only in part is `partial`: its count is real but its rate is
+not an hourly flow, and a peak hour is only given for a full hour of video. Percentiles of a
+handful of vehicles mean nothing, so statistics of fewer than `MIN_SAMPLE` headways are left
+out (None) and flagged `small_sample`. Percentiles interpolate linearly between the closest
+ranks (NumPy's default).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from lanewatch.trackers.analytics.events import CrossingEvent
+
+QUARTER_S = 900.0
+HOUR_S = 3600.0
+MIN_SAMPLE = 5  # headways: fewer and no percentile is given (an 85th of 2 values is noise)
+
+# Passenger-car equivalents of the COCO classes a traffic camera counts (UK DMRB TA 79/99 and
+# HCM values rounded: a bus or a lorry takes about two car spaces, a motorcycle less than half
+# a car's). A class not listed weighs 1.0; the config can override any of them.
+DEFAULT_PCU = {"car": 1.0, "truck": 2.0, "bus": 2.0, "motorcycle": 0.4, "bicycle": 0.2,
+               "person": 0.0}
+
+
+@dataclass(frozen=True)
+class FlowBin:
+    """Vehicles of one lane and direction in one interval.
+
+    Attributes:
+        start_s, end_s: the interval in video seconds (end_s is where the video ended when the
+            interval is partial).
+        lane, direction: where.
+        vehicles: crossings counted.
+        pcu: the same in passenger-car units.
+        partial: the video covers less than the whole interval.
+        per_hour: vehicles per hour over the covered span (None for an empty span).
+    """
+
+    start_s: float
+    end_s: float
+    lane: str
+    direction: str
+    vehicles: int
+    pcu: float
+    partial: bool
+    per_hour: float | None
+
+
+@dataclass(frozen=True)
+class PeakHour:
+    """The busiest hour of a lane and direction (or of all lanes: lane is None).
+
+    Attributes:
+        start_s, end_s: the hour, on 15-minute boundaries from the video's start.
+        vehicles: the hour's volume.
+        busiest_quarter: the most vehicles in one of its four 15-minute intervals.
+        phf: the peak-hour factor, vehicles / (4 x busiest_quarter); None for an empty hour.
+    """
+
+    lane: str | None
+    direction: str | None
+    start_s: float
+    end_s: float
+    vehicles: int
+    busiest_quarter: int
+    phf: float | None
+
+
+@dataclass(frozen=True)
+class HeadwayStats:
+    """Time headways of one lane and direction, in seconds.
+
+    `mean_s`, `median_s`, `p15_s`, `p85_s` and `min_s` are None when there are fewer than
+    MIN_SAMPLE headways (`small_sample`); `headways` is always the count.
+    """
+
+    lane: str
+    direction: str
+    vehicles: int
+    headways: int
+    mean_s: float | None
+    median_s: float | None
+    p15_s: float | None
+    p85_s: float | None
+    min_s: float | None
+    small_sample: bool
+
+
+def pcu_of(class_name: str, weights: Mapping[str, float] | None = None) -> float:
+    """A class's passenger-car units: the given weights, else DEFAULT_PCU, else 1."""
+    if weights is not None and class_name in weights:
+        return float(weights[class_name])
+    return DEFAULT_PCU.get(class_name, 1.0)
+
+
+def _groups(events: Iterable[CrossingEvent]) -> dict[tuple[str, str], list[CrossingEvent]]:
+    groups: dict[tuple[str, str], list[CrossingEvent]] = defaultdict(list)
+    for e in events:
+        groups[(e.lane, e.direction)].append(e)
+    return groups
+
+
+def flow_bins(events: Iterable[CrossingEvent], duration_s: float, bin_s: float = QUARTER_S,
+              origin_s: float = 0.0, lanes: Iterable[tuple[str, str]] = (),
+              pcu: Mapping[str, float] | None = None) -> list[FlowBin]:
+    """Counts per lane, direction and interval of `bin_s` from `origin_s` over `duration_s`
+    of video, with hourly rates; `lanes` adds (lane, direction) pairs that counted nothing (an
+    empty lane is a zero, not a missing row)."""
+    if bin_s <= 0 or duration_s < 0:
+        raise ValueError(f"need bin_s > 0 and duration_s >= 0, got {bin_s}, {duration_s}")
+    end = origin_s + duration_s
+    n_bins = max(1, math.ceil(duration_s / bin_s - 1e-9))
+    groups = _groups(events)
+    for key in lanes:
+        groups.setdefault(key, [])
+    out = []
+    for (lane, direction), group in sorted(groups.items()):
+        vehicles, units = [0] * n_bins, [0.0] * n_bins
+        for e in group:
+            k = min(n_bins - 1, max(0, int((e.time_s - origin_s) // bin_s)))
+            vehicles[k] += 1
+            units[k] += pcu_of(e.class_name, pcu)
+        for k in range(n_bins):
+            start = origin_s + k * bin_s
+            stop = min(start + bin_s, end)
+            span = stop - start
+            out.append(FlowBin(start, stop, lane, direction, vehicles[k], round(units[k], 3),
+                               span < bin_s - 1e-6,
+                               vehicles[k] * HOUR_S / span if span > 0 else None))
+    return out
+
+
+def peak_hours(events: Iterable[CrossingEvent], duration_s: float,
+               origin_s: float = 0.0) -> list[PeakHour]:
+    """The peak hour of each lane and direction, then of all of them together (lane None):
+    none at all when the video is shorter than an hour (a partial hour has no PHF)."""
+    events = list(events)
+    quarters = int((duration_s + 1e-6) // QUARTER_S)
+    if quarters < 4:
+        return []
+    groups = {**_groups(events), (None, None): events}
+    out = []
+    for (lane, direction), group in groups.items():
+        counts = np.zeros(quarters, int)
+        for e in group:
+            k = int((e.time_s - origin_s) // QUARTER_S)
+            if 0 <= k < quarters:
+                counts[k] += 1
+        hourly = np.convolve(counts, np.ones(4, int), mode="valid")
+        best = int(np.argmax(hourly))  # the earliest of equally busy hours
+        volume, busiest = int(hourly[best]), int(counts[best:best + 4].max())
+        start = origin_s + best * QUARTER_S
+        out.append(PeakHour(lane, direction, start, start + HOUR_S, volume, busiest,
+                            round(volume / (4 * busiest), 3) if busiest else None))
+    return out
+
+
+def headway_stats(events: Iterable[CrossingEvent]) -> list[HeadwayStats]:
+    """Headways per lane and direction: the gaps between successive crossing times."""
+    out = []
+    for (lane, direction), group in sorted(_groups(events).items()):
+        times = np.sort([e.time_s for e in group])
+        gaps = np.diff(times)
+        small = len(gaps) < MIN_SAMPLE
+
+        def stat(value: float) -> float | None:
+            return None if small else round(float(value), 3)
+
+        out.append(HeadwayStats(
+            lane, direction, len(times), len(gaps),
+            stat(gaps.mean()) if len(gaps) else None,
+            stat(np.median(gaps)) if len(gaps) else None,
+            stat(np.percentile(gaps, 15)) if len(gaps) else None,
+            stat(np.percentile(gaps, 85)) if len(gaps) else None,
+            stat(gaps.min()) if len(gaps) else None, small))
+    return out
