@@ -181,15 +181,9 @@ def headway_stats(events: Iterable[CrossingEvent]) -> list[HeadwayStats]:
         times = np.sort([e.time_s for e in group])
         gaps = np.diff(times)
         small = len(gaps) < MIN_SAMPLE
-
-        def stat(value: float) -> float | None:
-            return None if small else round(float(value), 3)
-
-        out.append(HeadwayStats(
-            lane, direction, len(times), len(gaps),
-            stat(gaps.mean()) if len(gaps) else None,
-            stat(np.median(gaps)) if len(gaps) else None,
-            stat(np.percentile(gaps, 15)) if len(gaps) else None,
-            stat(np.percentile(gaps, 85)) if len(gaps) else None,
-            stat(gaps.min()) if len(gaps) else None, small))
+        figures = ([None] * 5 if small else
+                   [round(float(v), 3) for v in (gaps.mean(), np.median(gaps),
+                                                 np.percentile(gaps, 15),
+                                                 np.percentile(gaps, 85), gaps.min())])
+        out.append(HeadwayStats(lane, direction, len(times), len(gaps), *figures, small))
     return out
