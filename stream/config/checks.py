@@ -106,6 +106,54 @@ def _outside(x: float, y: float, coordinates: str, frame: tuple[int, int, str] |
     return None
 
 
+def class_rule_problems(classes: list[str] | None, class_confidence: dict[str, float],
+                        class_aliases: dict[str, str]) -> list[str]:
+    """What is inconsistent between `model.classes`, `class_confidence` and `class_aliases`
+    whatever the model (the names themselves are checked against the model's classes when
+    it is loaded, and by check-config: `class_name_problems`)."""
+    problems = []
+    for source, target in class_aliases.items():
+        if source == target:
+            problems.append(f"class_aliases.{source}: maps the class to itself (remove it)")
+        elif target in class_aliases:
+            problems.append(f"class_aliases.{source}: '{target}' is itself aliased to "
+                            f"'{class_aliases[target]}' (map '{source}' straight to the "
+                            "class it is counted as)")
+        elif classes is not None and target not in classes:
+            problems.append(f"class_aliases.{source}: '{target}' is not in model.classes "
+                            f"(add it there: aliases count as one of the kept classes)")
+    for name in class_confidence:
+        if name in class_aliases:
+            problems.append(f"class_confidence.{name}: '{name}' is counted as "
+                            f"'{class_aliases[name]}' (class_aliases); set the minimum score "
+                            f"on '{class_aliases[name]}'")
+        elif classes is not None and name not in classes:
+            problems.append(f"class_confidence.{name}: '{name}' is not in model.classes (add "
+                            "it there or remove its threshold)")
+    return problems
+
+
+def class_name_problems(classes: list[str] | None, class_confidence: dict[str, float],
+                        class_aliases: dict[str, str], names: dict[int, str]) -> list[str]:
+    """Class names of the `model:` section that the model does not have, one line each with
+    its key path and the closest name the model has."""
+    import difflib
+
+    known = set(names.values())
+    problems = []
+    where = ([("model.classes", c) for c in classes or []]
+             + [(f"model.class_confidence.{c}", c) for c in class_confidence]
+             + [(f"model.class_aliases.{s}", s) for s in class_aliases]
+             + [(f"model.class_aliases.{s}", t) for s, t in class_aliases.items()])
+    for path, name in where:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            shown = ", ".join(list(names.values())[:12]) + (", ..." if len(names) > 12 else "")
+            problems.append(f"{path}: '{name}'{hint} not among the model's classes ({shown})")
+    return problems
+
+
 def _looks_like_hub_name(path: str) -> bool:
     """A bare weights name such as 'yolo11n.pt' that Ultralytics downloads (as the detector)."""
     p = Path(path)

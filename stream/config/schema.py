@@ -7,7 +7,7 @@ need more than one field at a time are in `checks.py`.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from lanewatch.sinks.errors import ConfigError
-from lanewatch.stream.config.checks import coordinate_problems, non_finite
+from lanewatch.stream.config.checks import class_rule_problems, coordinate_problems, non_finite
 from lanewatch.stream.sources.live import SourceSettings
 from lanewatch.trackers.analytics.ground import CalibrationSpec
 from lanewatch.trackers.analytics.lanes import CountingSettings, LaneSpec
@@ -52,6 +52,21 @@ class ModelConfig(_Strict):
         "(partial duplicates of one object); null disables",
     )
     classes: list[str] | None = Field(None, description="class names to keep (default: all)")
+    class_confidence: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=dict, max_length=1000,
+        description="per-class minimum score, replacing `confidence` for that class (lower "
+        "or higher), e.g. {car: 0.18, person: 0.4}; the class as counted (after "
+        "class_aliases); the model runs at the lowest of these and `confidence`")
+    class_aliases: dict[str, str] = Field(
+        default_factory=dict, max_length=1000,
+        description="model class -> the class it is counted as, e.g. {cell phone: car, "
+        "airplane: car} when the model mislabels vehicles seen from above; both must be the "
+        "model's classes, a target must be in `classes` when that is given; the sources are "
+        "detected even when not in `classes`")
+    agnostic_nms: bool = Field(
+        False, description="class-agnostic suppression across the kept classes at `iou`: "
+        "one vehicle boxed as car and as truck gives one box (the better scored), so one "
+        "track; off: suppression within each class only, as Ultralytics")
     device: str = Field("cpu", description="cpu, cuda:0, intel:gpu ... (as Ultralytics)")
     half: bool = Field(False, description="FP16 inference where supported")
     backend: Literal["auto", "openvino", "ultralytics"] = Field(
@@ -82,6 +97,13 @@ class ModelConfig(_Strict):
             if len(set(v)) != len(v):
                 raise ValueError("lists a class twice")
         return v
+
+    @model_validator(mode="after")
+    def _class_rules(self) -> ModelConfig:
+        problems = class_rule_problems(self.classes, self.class_confidence, self.class_aliases)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class DetectionSettings(_Strict):

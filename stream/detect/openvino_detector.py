@@ -27,9 +27,10 @@ import numpy as np
 from lanewatch.sinks.errors import ModelError
 from lanewatch.sinks.frames import Frame, Image, Picture, as_picture
 from lanewatch.stream.config.schema import ModelConfig
-from lanewatch.stream.detect.detector import DetectorDefaults, resolve_class_ids
+from lanewatch.stream.detect.detector import DetectorDefaults
 from lanewatch.stream.detect.export_reshape import fit_fixed_export
 from lanewatch.stream.detect.exported_model import exported_model_files
+from lanewatch.stream.detect.policy_config import build_policy
 from lanewatch.stream.detect.yolo_io import (
     PAD_VALUE,
     Placement,
@@ -80,7 +81,12 @@ class OpenVINODetector(DetectorDefaults):
         self.class_names: dict[int, str] = {int(k): str(v) for k, v in names.items()}
         if not self.class_names:
             raise ModelError(f"{config.path}: no class names in the export's metadata")
-        ids = resolve_class_ids(config.classes, self.class_names)
+        # The early filter keeps what the stream's DetectionPolicy may keep (the counted
+        # classes, the classes aliased to them, the lowest per-class score); the policy
+        # itself runs in the stream processor.
+        policy = build_policy(config, self.class_names)
+        self._threshold = policy.floor
+        ids = None if policy.detected_classes is None else sorted(policy.detected_classes)
         self._class_ids = None if ids is None else np.asarray(ids)
         self._kept_class = np.zeros(len(self.class_names), bool)  # class id -> kept?
         self._kept_class[self._class_ids if ids is not None else slice(None)] = True
@@ -236,7 +242,7 @@ class OpenVINODetector(DetectorDefaults):
         # (4 of 80 for traffic); a cell whose best class overall is another is dropped in
         # `_postprocess`, as Ultralytics does.
         scores = out[4:4 + nc] if self._class_ids is None else out[4 + self._class_ids]
-        columns = np.flatnonzero(scores.max(axis=0) > self.config.confidence)
+        columns = np.flatnonzero(scores.max(axis=0) > self._threshold)
         rows = np.ascontiguousarray(out[:, columns].T)
         proto = outputs[1][0].copy() if self.task == "segment" and len(columns) else None
         return rows, proto

@@ -14,8 +14,9 @@ import numpy as np
 from lanewatch.sinks.errors import ModelError
 from lanewatch.sinks.frames import Image, as_picture
 from lanewatch.stream.config.schema import ModelConfig
-from lanewatch.stream.detect.detector import DetectorDefaults, resolve_class_ids
+from lanewatch.stream.detect.detector import DetectorDefaults
 from lanewatch.stream.detect.exported_model import exported_model_files
+from lanewatch.stream.detect.policy_config import build_policy
 from lanewatch.trackers.detections import Detections
 
 
@@ -59,7 +60,11 @@ class UltralyticsDetector(DetectorDefaults):
         self.task = config.task
         self._lock = threading.Lock()
         self.class_names: dict[int, str] = names
-        self._class_ids = resolve_class_ids(config.classes, self.class_names)
+        # The early filter of the stream's DetectionPolicy (see openvino_detector.py).
+        policy = build_policy(config, self.class_names)
+        self._threshold = policy.floor
+        self._class_ids = (None if policy.detected_classes is None
+                           else sorted(policy.detected_classes))
         # Some formats load lazily: one warm-up inference surfaces a broken file now (as a
         # ModelError) and takes the first-frame latency out of the measured run.
         try:
@@ -92,7 +97,7 @@ class UltralyticsDetector(DetectorDefaults):
             results = self._model.predict(
                 list(images),
                 imgsz=imgsz or c.imgsz,
-                conf=c.confidence,
+                conf=self._threshold,
                 iou=c.iou,
                 classes=self._class_ids,
                 device=c.device,

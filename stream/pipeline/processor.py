@@ -18,13 +18,15 @@ from lanewatch.sinks.results import FrameResult, StageTimings
 from lanewatch.stream.config.schema import Config, StreamConfig
 from lanewatch.stream.detect.detection_plan import DetectionPlan, resolve_region
 from lanewatch.stream.detect.detector import Detector
+from lanewatch.stream.detect.policy_config import build_policy
 from lanewatch.stream.detect.step import detection_steps
 from lanewatch.trackers.analytics.dwell import Area
 from lanewatch.trackers.analytics.ground import GroundPlane, SpeedEstimator
 from lanewatch.trackers.analytics.lane_analytics import LaneAnalytics
 from lanewatch.trackers.analytics.lanes import Lane, resolve_lanes, to_pixels
 from lanewatch.trackers.bytetrack.tracker import ByteTrack
-from lanewatch.trackers.detections import Detections, suppress_contained
+from lanewatch.trackers.detection_policy import DetectionPolicy
+from lanewatch.trackers.detections import Detections
 from lanewatch.trackers.protocol import Tracker
 
 
@@ -47,7 +49,9 @@ class StreamProcessor:
         self.stream = stream
         self.frame_size = frame_size
         self.detector = detector
-        self._suppress_contained = config.model.suppress_contained
+        # Built once: the classes, aliases, score floors and suppression every detected
+        # frame goes through (`update`).
+        self.policy: DetectionPolicy = build_policy(config.model, detector.class_names)
         try:
             self.lanes: list[Lane] = resolve_lanes(stream.lanes, stream.coordinates, *frame_size)
         except ValueError as err:
@@ -111,12 +115,17 @@ class StreamProcessor:
                detect_s: float = 0.0) -> FrameResult:
         """Track and count one frame after the detection step (stream/detect/step.py): its
         detections, or None on a frame the model skipped (the tracks' predicted boxes stand
-        in); `detect_s`, the step's time for it, goes into the result's timings."""
+        in); `detect_s`, the step's time for it, goes into the result's timings.
+
+        Detections go through the stream's `DetectionPolicy` (`self.policy`: aliases, class
+        filter, score floors, class-agnostic and contained-box suppression) first, so this is
+        also the entry for detections made elsewhere: a detector's own output, or detections
+        cached from a permissive run of the model (`policy_config.permissive`), which the
+        policy reduces to what this config's detector would have given (`lanewatch tune`)."""
         t1 = time.perf_counter()
         detected = detections is not None
         if detected:
-            if self._suppress_contained is not None:
-                detections = suppress_contained(detections, self._suppress_contained)
+            detections = self.policy.apply(detections)
             tracked = self.tracker.update(detections, frame.pts_s)
             rows, confirmed = tracked.detections, tracked.confirmed
             tracks = tracked.confirmed_detections
