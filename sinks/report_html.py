@@ -20,6 +20,9 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from lanewatch.sinks.traffic_tables import TrafficTables  # noqa: E402
+from lanewatch.trackers.analytics.traffic_stats import MIN_SAMPLE  # noqa: E402
+
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
        color: #1d2630; padding: 0 1em; }
@@ -128,6 +131,42 @@ class ReportData:
     lane_speeds: list  # LaneSpeedRow
     dwell: list  # DwellRow
     wrong_way: list  # WrongWayEvent
+    traffic: TrafficTables | None = None
+
+
+def traffic_section(t: TrafficTables) -> str:
+    """Flow rates, the peak hour and headways (the figures of flow.csv and headways.csv)."""
+    parts = ["<h2>Flow, peak hour and headways</h2>"]
+    overall = next((p for p in t.peaks if p.lane is None), None)
+    if overall is None:
+        parts.append(f'<p class="meta">No peak hour: {t.duration_s / 60:.1f} minutes of video; '
+                     "the peak hour and its peak-hour factor need at least 60.</p>")
+    else:
+        parts.append(f"<p>Peak hour {overall.start_s / 60:g}-{overall.end_s / 60:g} min: "
+                     f"{overall.vehicles} in the hour, at most {overall.busiest_quarter} in "
+                     f"15 minutes; peak-hour factor {overall.phf}.</p>")
+        parts.append(_table(["lane", "direction", "peak hour (min)", "volume",
+                             "busiest 15 min", "PHF"],
+                            [[p.lane, p.direction, f"{p.start_s / 60:g}-{p.end_s / 60:g}",
+                              p.vehicles, p.busiest_quarter, p.phf]
+                             for p in t.peaks if p.lane is not None]))
+    parts.append("<h3>Flow per 15 minutes</h3>")
+    if any(b.partial for b in t.flow):
+        parts.append('<p class="meta">partial: the video covers only part of the interval; '
+                     "its hourly rate is over the part covered.</p>")
+    parts.append(_table(["interval (min)", "lane", "direction", "count", "PCU", "per hour",
+                         ""],
+                        [[f"{b.start_s / 60:g}-{b.end_s / 60:g}", b.lane, b.direction,
+                          b.vehicles, b.pcu, None if b.per_hour is None else round(b.per_hour),
+                          "partial" if b.partial else ""] for b in t.flow]))
+    parts.append("<h3>Headways (s)</h3>")
+    parts.append(_table(["lane", "direction", "count", "mean", "median", "15th pct",
+                         "85th pct", "shortest", ""],
+                        [[h.lane, h.direction, h.vehicles, h.mean_s, h.median_s, h.p15_s,
+                          h.p85_s, h.min_s,
+                          f"fewer than {MIN_SAMPLE} headways: no statistics"
+                          if h.small_sample else ""] for h in t.headways]))
+    return "".join(parts)
 
 
 def write_report(path: Path, data: ReportData) -> None:
@@ -148,6 +187,8 @@ def write_report(path: Path, data: ReportData) -> None:
     parts.append(_table(["interval start (s)", "end (s)", "lane", "class", "direction", "count"],
                         [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane,
                           r.class_name, r.direction, r.count] for r in data.counts if r.count]))
+    if data.traffic is not None:
+        parts.append(traffic_section(data.traffic))
     if "movements" in summary:
         parts.append("<h2>Turning movements</h2>")
         parts.append(movement_plot(data.zones, data.movement_pairs))

@@ -12,6 +12,7 @@ the review calls on success, on error and on interrupt alike.
 | speeds.csv | one row per crossing with a spot speed (calibrated streams) |
 | lane_speeds.csv | interval x lane: vehicles, mean and 85th-percentile speed, rejected |
 | dwell.csv | interval x lane/zone: finished visits, mean and longest stay |
+| flow.csv, headways.csv | flow rates and headways (sinks/traffic_tables.py) |
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from typing import Any
 import numpy as np
 
 from lanewatch.sinks.results import FrameResult
+from lanewatch.sinks.traffic_tables import (
+    FLOW_FILE,
+    FLOW_HEADER,
+    HEADWAY_HEADER,
+    HEADWAYS_FILE,
+    TrafficTables,
+)
 from lanewatch.trackers.analytics.lane_analytics import (
     AnalyticsUpdate,
     CongestionEvent,
@@ -184,7 +192,13 @@ class ReportWriter:
                                  "mean_s", "max_s"],
                     [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.area, r.vehicles,
                       round(r.mean_s, 2), round(r.max_s, 2)] for r in dwell])
+        traffic = TrafficTables.of(self.crossings, run.video_duration_s, [
+            (lane.name, label) for lane in self.analytics.lanes for label in lane.labels()],
+            origin_s=book.origin_s)
+        self._write(FLOW_FILE, FLOW_HEADER, traffic.flow_rows())
+        self._write(HEADWAYS_FILE, HEADWAY_HEADER, traffic.headway_rows())
         summary = self._summary(run, lane_speeds)
+        summary["traffic"] = traffic.summary()
         (self.outdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n",
                                                 encoding="utf-8")
         from lanewatch.sinks.report_html import ReportData, write_report  # matplotlib: lazily
@@ -196,7 +210,7 @@ class ReportWriter:
         try:
             write_report(self.outdir / REPORT_FILE, ReportData(
                 summary, self.crossings, counts, movements, pairs, zones, lane_speeds, dwell,
-                self.wrong_way))
+                self.wrong_way, traffic))
         except Exception as err:  # noqa: BLE001 - the page fails alone; the tables are written
             log.error("cannot write %s: %s; the CSV files and summary.json are complete",
                       self.outdir / REPORT_FILE, err)

@@ -3,8 +3,12 @@ by hand on synthetic crossings."""
 
 from __future__ import annotations
 
+import csv
+import json
+
 import pytest
 
+from lanewatch.sinks.traffic_tables import TrafficTables
 from lanewatch.trackers.analytics.events import CrossingEvent
 from lanewatch.trackers.analytics.traffic_stats import (
     MIN_SAMPLE,
@@ -107,3 +111,51 @@ def test_no_percentiles_of_a_small_sample(vehicles):
 ])
 def test_pcu_weights(cls, weights, expected):
     assert pcu_of(cls, weights) == expected
+
+
+def test_tables_csv_rows_and_summary_agree():
+    # 70 minutes of lane l1: 4 cars in the first quarter, 8 in the second, 2 trucks in the
+    # third, 6 cars in the fourth, 1 car in the last 10 minutes (a partial interval)
+    events = (at([60 * i + 5 for i in range(4)]) + at([900 + 60 * i for i in range(8)])
+              + at([1800 + 5, 1810], cls="truck") + at([2700 + 10 * i for i in range(6)])
+              + at([3700]))
+    t = TrafficTables.of(events, duration_s=4200, lanes=[("l1", "in"), ("l2", "in")])
+    rows = {(r[2], r[0]): r for r in t.flow_rows()}
+    assert rows[("l1", "0")][4:] == [4, 4.0, 16.0, 16.0, 0]
+    assert rows[("l1", "1800")][4:] == [2, 4.0, 8.0, 16.0, 0]  # 2 trucks = 4 PCU
+    assert rows[("l1", "3600")][1] == "4200" and rows[("l1", "3600")][4:] == [1, 1.0, 6.0, 6.0, 1]
+    assert rows[("l2", "0")][4:] == [0, 0.0, 0.0, 0.0, 0]
+    s = t.summary()
+    # quarters 4, 8, 2, 6: the only full hour is the first, 20 vehicles, PHF 20 / (4 x 8)
+    assert s["peak_hour"] == {"start_s": 0.0, "end_s": 3600.0, "vehicles": 20,
+                              "busiest_15_min": 8, "phf": 0.625}
+    assert s["peak_hour_by_lane"]["l1/in"]["phf"] == 0.625
+    assert s["flow"]["l1/in"][-1] == {"start_s": 3600.0, "end_s": 4200.0, "vehicles": 1,
+                                      "pcu": 1.0, "vehicles_per_hour": 6.0, "partial": True}
+    assert s["headways"]["l1/in"]["vehicles"] == 21
+    assert "l2/in" not in s["headways"]  # no vehicle, no headway
+
+
+def test_a_short_video_says_why_it_has_no_peak_hour():
+    s = TrafficTables.of(at([1, 2]), duration_s=11.2, lanes=[("l1", "in")]).summary()
+    assert s["peak_hour"] is None
+    assert s["peak_hour_note"] == "no peak hour: 0.2 minutes of video, a peak hour needs 60"
+
+
+@pytest.mark.integration
+def test_highway_review_writes_flow_and_headways(highway_run):
+    out, _ = highway_run
+    summary = json.loads((out / "summary.json").read_text())
+    with open(out / "flow.csv", newline="") as f:
+        flow = list(csv.DictReader(f))
+    assert {r["lane"]: int(r["vehicles"]) for r in flow} == {
+        lane: v["total"] for lane, v in summary["lanes"].items()}
+    assert all(r["partial"] == "1" and r["interval_end_s"] == "11.178" for r in flow)
+    # lane3's 5 cars in 11.178 s: 1610 an hour (a rate over the part the video covers)
+    assert float(next(r for r in flow if r["lane"] == "lane3")["vehicles_per_hour"]) == \
+        pytest.approx(5 * 3600 / 11.178, abs=0.1)
+    with open(out / "headways.csv", newline="") as f:
+        headways = {r["lane"]: r for r in csv.DictReader(f)}
+    assert headways["lane3"]["small_sample"] == "1" and headways["lane3"]["p85_s"] == ""
+    page = (out / "report.html").read_text()
+    assert "Flow, peak hour and headways" in page and "No peak hour: 0.2 minutes" in page

@@ -1,0 +1,112 @@
+"""The traffic engineer's tables of a review: flow.csv, headways.csv and summary.json's
+`traffic` section (figures from trackers/analytics/traffic_stats.py).
+
+- flow.csv: 15-minute interval x lane x direction: vehicles, passenger-car units, hourly
+  rates, and whether the video covers the whole interval (`partial`);
+- headways.csv: lane x direction: vehicles, headways, mean, median, 15th and 85th
+  percentile, shortest (blank under the small-sample size, `small_sample` 1).
+
+The same figures go into summary.json (`traffic`) and report.html, so a report and the files
+never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lanewatch.trackers.analytics.events import CrossingEvent
+from lanewatch.trackers.analytics.traffic_stats import (
+    MIN_SAMPLE,
+    QUARTER_S,
+    FlowBin,
+    HeadwayStats,
+    PeakHour,
+    flow_bins,
+    headway_stats,
+    peak_hours,
+)
+
+FLOW_FILE = "flow.csv"
+HEADWAYS_FILE = "headways.csv"
+FLOW_HEADER = ["interval_start_s", "interval_end_s", "lane", "direction", "vehicles", "pcu",
+               "vehicles_per_hour", "pcu_per_hour", "partial"]
+HEADWAY_HEADER = ["lane", "direction", "vehicles", "headways", "mean_s", "median_s", "p15_s",
+                  "p85_s", "min_s", "small_sample"]
+
+
+@dataclass(frozen=True)
+class TrafficTables:
+    """A review's flow, peak hours and headways (see the module docstring)."""
+
+    flow: list[FlowBin]
+    peaks: list[PeakHour]
+    headways: list[HeadwayStats]
+    duration_s: float
+
+    @classmethod
+    def of(cls, crossings: Iterable[CrossingEvent], duration_s: float,
+           lanes: Iterable[tuple[str, str]], pcu: Mapping[str, float] | None = None,
+           origin_s: float = 0.0) -> TrafficTables:
+        """The tables of these crossings over `duration_s` of video; `lanes` lists every
+        (lane, direction) so a lane without traffic shows zeros."""
+        crossings = list(crossings)
+        return cls(flow_bins(crossings, duration_s, QUARTER_S, origin_s, lanes, pcu),
+                   peak_hours(crossings, duration_s, origin_s), headway_stats(crossings),
+                   duration_s)
+
+    def flow_rows(self) -> list[list[Any]]:
+        """flow.csv's rows (FLOW_HEADER)."""
+        return [[_seconds(b.start_s), _seconds(b.end_s), b.lane, b.direction, b.vehicles,
+                 b.pcu, _rate(b.per_hour), _rate(_per_hour(b.pcu, b.end_s - b.start_s)),
+                 int(b.partial)] for b in self.flow]
+
+    def headway_rows(self) -> list[list[Any]]:
+        """headways.csv's rows (HEADWAY_HEADER)."""
+        return [[h.lane, h.direction, h.vehicles, h.headways, *(_blank(v) for v in (
+            h.mean_s, h.median_s, h.p15_s, h.p85_s, h.min_s)), int(h.small_sample)]
+                for h in self.headways]
+
+    def summary(self) -> dict[str, Any]:
+        """summary.json's `traffic` section."""
+        overall = next((p for p in self.peaks if p.lane is None), None)
+        flow: dict[str, list[dict[str, Any]]] = {}
+        for b in self.flow:
+            flow.setdefault(f"{b.lane}/{b.direction}", []).append({
+                "start_s": b.start_s, "end_s": b.end_s, "vehicles": b.vehicles, "pcu": b.pcu,
+                "vehicles_per_hour": _rate(b.per_hour), "partial": b.partial})
+        return {
+            "interval_s": QUARTER_S,
+            "flow": flow,
+            "peak_hour": None if overall is None else _peak(overall),
+            "peak_hour_by_lane": {f"{p.lane}/{p.direction}": _peak(p)
+                                  for p in self.peaks if p.lane is not None},
+            "peak_hour_note": None if self.peaks else
+            f"no peak hour: {self.duration_s / 60:.1f} minutes of video, a peak hour needs 60",
+            "headways": {f"{h.lane}/{h.direction}": {
+                "vehicles": h.vehicles, "mean_s": h.mean_s, "median_s": h.median_s,
+                "p85_s": h.p85_s, "small_sample": h.small_sample} for h in self.headways},
+            "small_sample_size": MIN_SAMPLE,
+        }
+
+
+def _peak(p: PeakHour) -> dict[str, Any]:
+    return {"start_s": p.start_s, "end_s": p.end_s, "vehicles": p.vehicles,
+            "busiest_15_min": p.busiest_quarter, "phf": p.phf}
+
+
+def _seconds(value: float) -> str:
+    return f"{round(value, 3):g}"
+
+
+def _per_hour(amount: float, span_s: float) -> float | None:
+    return amount * 3600 / span_s if span_s > 0 else None
+
+
+def _rate(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _blank(value: float | None) -> Any:
+    return "" if value is None else value
