@@ -4,6 +4,7 @@
     lanewatch check-config CONFIG                 validate a config (and the model and video
                                                   files it names) and print a summary
     lanewatch validate RUN_DIR MANUAL.csv         compare a review's counts with a manual count
+    lanewatch count VIDEO -c CONFIG               count by hand in the browser (a CSV for validate)
 
 Errors the user can fix are printed as `lanewatch: error: ...` without a traceback; the exit
 code is 2 for bad input or config, 3 for a truncated video (reports still written), 4 when
@@ -27,6 +28,7 @@ from lanewatch.stream import __version__
 from lanewatch.stream.config.checks import preflight
 from lanewatch.stream.config.loading import load_config
 from lanewatch.stream.config.schema import Config
+from lanewatch.stream.serve.count_command import add_count
 
 # Names of lanewatch.trackers.evaluation.benchmark.TRACKERS, listed here so `--help` needs no
 # heavy import.
@@ -357,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("config", type=Path)
     c.set_defaults(func=_cmd_check_config)
     _add_validate(sub)
+    add_count(sub)
     return parser
 
 

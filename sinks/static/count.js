@@ -1,0 +1,403 @@
+// `lanewatch count`: count vehicles by hand, frame-exactly, with the keyboard.
+//
+// The server decodes the video and serves frame n as a JPEG (any codec `process` reads, and
+// exact: a <video> element seeks to keyframes and times, not frames). A count records the
+// frame on screen (the one last stepped to) and its time as the server formatted it, so the
+// CSV's time_s and frame agree with the review's events.jsonl. The entries are kept in this
+// browser's storage as they are made: a reload or a crash loses nothing.
+
+import { drawFrame, laneColor } from "./count_view.js";
+
+const SPEEDS = [0.25, 0.5, 1, 2, 4];
+const AHEAD = 6;  // frames requested ahead while playing
+const KEEP = 40;  // decoded frames kept in the page
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  meta: null, target: 0, shown: -1, bitmap: null, playing: false, run: 0, speed: 1,
+  classIndex: 0, entries: [], saved: true, flash: null, loading: false,
+  paceReset: true, rate: { frames: 0, since: 0, value: 0 },
+};
+const frames = new Map();  // index -> Promise<ImageBitmap>
+
+function last() { return state.meta.frame_count - 1; }
+function frameUrl(n) { return state.meta.frame_url.replace("{n}", String(n)); }
+function storageKey() {
+  const m = state.meta;
+  return `lanewatch-count:${m.video}:${m.frame_count}:${m.stream}:${m.config}`;
+}
+
+function say(text, bad = false) {
+  $("message").textContent = text;
+  $("message").className = bad ? "error" : "muted";
+}
+
+function fetchFrame(n) {
+  if (!frames.has(n)) {
+    frames.set(n, fetch(frameUrl(n)).then(async (r) => {
+      if (!r.ok) throw new Error((await r.json()).message);
+      return createImageBitmap(await r.blob());
+    }));
+    // Forget the frames farthest from where we are.
+    while (frames.size > KEEP) {
+      let worst = null;
+      for (const k of frames.keys()) {
+        if (worst === null || Math.abs(k - state.target) > Math.abs(worst - state.target)) worst = k;
+      }
+      frames.get(worst).then((b) => b.close(), () => {});
+      frames.delete(worst);
+    }
+  }
+  return frames.get(n);
+}
+
+function draw(bitmap, n) {
+  state.bitmap = bitmap;
+  state.shown = n;
+  drawFrame($("frame"), state.meta, bitmap, state.flash);
+  showStatus();
+}
+
+function showStatus() {
+  const s = $("status"), m = state.meta;
+  const n = state.target;
+  const rate = state.playing && state.rate.value
+    ? ` (playing at ${(state.rate.value / m.fps).toFixed(2)}×)` : "";
+  s.textContent = `frame ${n} / ${last()} · ${m.times[n]} s · ${state.speed}×${rate}`;
+  s.dataset.frame = String(state.shown);
+  s.dataset.target = String(n);
+  s.dataset.playing = String(state.playing);
+  $("play").textContent = state.playing ? "pause" : "play";
+}
+
+/** Show the frame stepped to; keys pressed faster than frames load skip the ones between. */
+async function showTarget() {
+  if (state.loading) return;
+  state.loading = true;
+  try {
+    while (!state.playing && state.shown !== state.target) {
+      const n = state.target;
+      const bitmap = await fetchFrame(n);
+      if (!state.playing) draw(bitmap, n);
+    }
+  } catch (err) {
+    say(`cannot show frame ${state.target}: ${err.message}`, true);
+  } finally {
+    state.loading = false;
+  }
+}
+
+function seek(n) {
+  pause();
+  state.target = Math.min(Math.max(n, 0), last());
+  showStatus();
+  showTarget();
+}
+
+function pause() {
+  if (!state.playing) return;
+  state.playing = false;
+  state.run += 1;  // the play loop stops at its next step
+  state.target = state.shown;
+  showStatus();
+}
+
+/** Play every frame in order, paced at fps x speed; never skips one (a slow box plays slower,
+ *  and the status says how fast). */
+async function play() {
+  if (state.playing || state.target >= last()) return;
+  state.playing = true;
+  const run = ++state.run;
+  const alive = () => state.playing && state.run === run;
+  state.paceReset = true;
+  state.rate = { frames: 0, since: performance.now(), value: 0 };
+  let origin = 0, start = 0;
+  showStatus();
+  try {
+    let n = state.target;  // from the frame stepped to, shown or still loading
+    while (alive() && n < last()) {
+      n += 1;
+      for (let k = n; k <= Math.min(n + AHEAD, last()); k++) fetchFrame(k);
+      const bitmap = await fetchFrame(n);
+      const now = performance.now();
+      if (state.paceReset) { origin = n; start = now; state.paceReset = false; }
+      const wait = start + ((n - origin) * 1000) / (state.meta.fps * state.speed) - now;
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      else if (wait < -250) state.paceReset = true;  // behind: go on from here, no rush
+      if (!alive()) return;  // paused (and maybe stepped) meanwhile
+      state.target = n;
+      draw(bitmap, n);
+      measureRate();
+    }
+  } catch (err) {
+    say(`playback stopped: ${err.message}`, true);
+  }
+  if (alive()) pause();  // the end of the video, or an error
+}
+
+function measureRate() {
+  const r = state.rate, now = performance.now();
+  r.frames += 1;
+  if (now - r.since >= 1000) {
+    r.value = (r.frames * 1000) / (now - r.since);
+    r.frames = 0;
+    r.since = now;
+  }
+}
+
+function setSpeed(speed) {
+  state.speed = speed;
+  state.paceReset = true;
+  $("speed").value = String(speed);
+  showStatus();
+}
+
+function changeSpeed(step) {
+  const i = SPEEDS.indexOf(state.speed) + step;
+  setSpeed(SPEEDS[Math.min(Math.max(i, 0), SPEEDS.length - 1)]);
+}
+
+// -- counting ----------------------------------------------------------------------------
+
+function count(key) {
+  const cls = state.meta.classes[state.classIndex].name;
+  state.entries.push({ frame: state.target, lane: key.lane, direction: key.direction,
+                       class: cls });
+  state.flash = key.lane;
+  setTimeout(() => { state.flash = null; if (state.bitmap) redraw(); }, 250);
+  if (state.bitmap) redraw();
+  changed(`${key.lane} ${key.direction} ${cls} at frame ${state.target}`);
+}
+
+function redraw() { drawFrame($("frame"), state.meta, state.bitmap, state.flash); }
+
+function undo() {
+  const e = state.entries.pop();
+  if (e) changed(`undone: ${e.lane} ${e.direction} ${e.class} at frame ${e.frame}`);
+}
+
+function remove(index) {
+  const [e] = state.entries.splice(index, 1);
+  changed(`removed: ${e.lane} ${e.direction} ${e.class} at frame ${e.frame}`);
+}
+
+function selectClass(i) {
+  state.classIndex = i;
+  [...$("classes").children].forEach((b, k) => b.classList.toggle("active", k === i));
+  $("classes").dataset.current = state.meta.classes[i].name;
+}
+
+function changed(message) {
+  state.saved = false;
+  $("save-status").textContent = "not saved";
+  $("save-status").className = "badge";
+  localStorage.setItem(storageKey(), JSON.stringify(state.entries));
+  renderTally();
+  renderEntries();
+  say(message);
+}
+
+function renderTally() {
+  const m = state.meta, n = new Map();
+  for (const e of state.entries) {
+    const k = `${e.lane}|${e.direction}|${e.class}`;
+    n.set(k, (n.get(k) || 0) + 1);
+  }
+  const classes = m.classes.map((c) => c.name);
+  $("tally").tHead.innerHTML = "";
+  const head = $("tally").tHead.insertRow();
+  for (const text of ["lane", "direction", ...classes, "total"]) {
+    const th = document.createElement("th");
+    th.textContent = text;
+    head.append(th);
+  }
+  const body = $("tally").tBodies[0];
+  body.innerHTML = "";
+  for (const key of m.keys) {
+    const row = body.insertRow();
+    row.insertCell().textContent = key.lane;
+    row.insertCell().textContent = key.direction;
+    let total = 0;
+    for (const cls of classes) {
+      const v = n.get(`${key.lane}|${key.direction}|${cls}`) || 0;
+      total += v;
+      const cell = row.insertCell();
+      cell.className = "n";
+      cell.textContent = v ? String(v) : "·";
+      cell.dataset.key = `${key.lane}|${key.direction}|${cls}`;
+      cell.dataset.n = String(v);
+    }
+    const cell = row.insertCell();
+    cell.className = "n total";
+    cell.textContent = String(total);
+  }
+  $("tally").dataset.total = String(state.entries.length);
+}
+
+function renderEntries() {
+  $("entry-count").textContent = String(state.entries.length);
+  const items = state.entries.map((e, i) => {
+    const li = document.createElement("li");
+    li.dataset.frame = String(e.frame);
+    li.title = "show this frame";
+    li.textContent = `${e.frame} · ${state.meta.times[e.frame]} s · ${e.lane} ${e.direction} · ${e.class}`;
+    const del = document.createElement("button");
+    del.className = "del";
+    del.type = "button";
+    del.textContent = "×";
+    del.title = "delete this count";
+    del.onclick = (event) => { event.stopPropagation(); remove(i); };
+    li.append(del);
+    li.onclick = () => seek(e.frame);
+    return li;
+  });
+  $("entries").replaceChildren(...items.reverse());  // the newest first
+}
+
+// -- saving ------------------------------------------------------------------------------
+
+function cell(text) {
+  return /[,"\r\n]/.test(text) || text !== text.trim() ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** The CSV, as sinks/manual_count_csv.py writes it (the server's copy is the same text). */
+export function csvText(meta, entries) {
+  const lines = meta.comments.map((c) => `# ${c.split(/\r?\n|\r/).join(" ")}`);
+  lines.push("time_s,frame,lane,direction,class");
+  const rows = entries.map((e, i) => [e, i]).sort((a, b) => a[0].frame - b[0].frame || a[1] - b[1]);
+  for (const [e] of rows) {
+    lines.push([meta.times[e.frame], String(e.frame), cell(e.lane), cell(e.direction),
+                cell(e.class)].join(","));
+  }
+  return lines.join("\n") + "\n";
+}
+
+async function save() {
+  const m = state.meta;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([csvText(m, state.entries)], { type: "text/csv" }));
+  link.download = `${m.video.replace(/\.[^.]*$/, "")}_manual.csv`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  let where = `downloaded ${link.download}`;
+  if (m.save_to) {
+    try {
+      const r = await fetch("/api/manual-count", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ entries: state.entries }),
+      });
+      const answer = await r.json();
+      if (!r.ok) throw new Error(answer.message);
+      where += ` and saved ${answer.saved}`;
+    } catch (err) {
+      say(`downloaded, but not saved on the server: ${err.message}`, true);
+      $("save-status").textContent = "download only";
+      $("save-status").className = "badge bad";
+      return;
+    }
+  }
+  state.saved = true;
+  $("save-status").textContent = `saved ${state.entries.length}`;
+  $("save-status").className = "badge ok";
+  $("save-status").dataset.saved = String(state.entries.length);
+  say(`${where} (${state.entries.length} rows)`);
+}
+
+// -- keys and controls -------------------------------------------------------------------
+
+function onKey(e) {
+  if (!state.meta || e.target === $("goto")) return;
+  const ctrl = e.ctrlKey || e.metaKey;
+  const key = e.key;
+  let handled = true;
+  if (key === " ") state.playing ? pause() : play();
+  else if (key === "ArrowRight" || key === "ArrowLeft") {
+    const step = (e.shiftKey ? 10 : 1) * (key === "ArrowRight" ? 1 : -1);
+    seek((state.playing ? state.shown : state.target) + step);
+  } else if (key === "Home") seek(0);
+  else if (key === "End") seek(last());
+  else if (key === "-" || key === "_") changeSpeed(-1);
+  else if (key === "+" || key === "=") changeSpeed(1);
+  else if (key === "Backspace" || (ctrl && key.toLowerCase() === "z")) undo();
+  else if (ctrl && key.toLowerCase() === "s") save();
+  else if (!ctrl && !e.altKey && state.meta.keys.some((k) => k.key === key)) {
+    count(state.meta.keys.find((k) => k.key === key));
+  } else if (!ctrl && !e.altKey && state.meta.classes.some((c) => c.key === key.toLowerCase())) {
+    selectClass(state.meta.classes.findIndex((c) => c.key === key.toLowerCase()));
+  } else handled = false;
+  if (handled) e.preventDefault();
+}
+
+function renderBoard() {
+  const m = state.meta;
+  $("keymap").tBodies[0].replaceChildren(...m.keys.map((k) => {
+    const row = document.createElement("tr");
+    const color = laneColor(m.lanes.findIndex((l) => l.name === k.lane));
+    row.innerHTML = `<td></td><td><span class="swatch" style="--c:${color}"></span></td><td></td>`;
+    row.cells[0].textContent = k.key || "–";
+    row.cells[1].append(k.lane);
+    row.cells[2].textContent = `${k.direction} (${k.side})`;
+    row.title = "count one (click or key)";
+    row.onclick = () => count(k);
+    return row;
+  }));
+  $("classes").replaceChildren(...m.classes.map((c, i) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.innerHTML = "<kbd></kbd> ";
+    b.firstChild.textContent = c.key || "";
+    b.append(c.name);
+    b.onclick = () => { selectClass(i); b.blur(); };
+    return b;
+  }));
+  selectClass(0);
+}
+
+function wireControls() {
+  const buttons = { first: () => seek(0), back10: () => seek(state.target - 10),
+                    back1: () => seek(state.target - 1), fwd1: () => seek(state.target + 1),
+                    fwd10: () => seek(state.target + 10), save,
+                    play: () => (state.playing ? pause() : play()) };
+  for (const [id, action] of Object.entries(buttons)) {
+    $(id).addEventListener("click", () => { $(id).blur(); action(); });
+  }
+  $("speed").addEventListener("change", () => { setSpeed(Number($("speed").value)); $("speed").blur(); });
+  $("goto").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { seek(Number.parseInt($("goto").value, 10) || 0); $("goto").blur(); }
+    if (e.key === "Escape") $("goto").blur();
+  });
+  window.addEventListener("keydown", onKey);
+  window.addEventListener("beforeunload", (e) => { if (!state.saved) e.preventDefault(); });
+}
+
+async function start() {
+  wireControls();
+  try {
+    const r = await fetch("/api/recording");
+    state.meta = await r.json();
+    if (!r.ok) throw new Error(state.meta.message);
+  } catch (err) {
+    say(`cannot load the recording: ${err.message}`, true);
+    return;
+  }
+  const m = state.meta;
+  $("video-name").textContent = `${m.video} · ${m.width}×${m.height} · ${m.fps.toFixed(3)} frames/s · ` +
+    `${m.frame_count} frames · stream ${m.stream}` + (m.save_to ? ` · saves to ${m.save_to}` : "");
+  const kept = JSON.parse(localStorage.getItem(storageKey()) || "[]");
+  state.entries = kept.filter((e) => e.frame <= last());
+  renderBoard();
+  renderTally();
+  renderEntries();
+  if (state.entries.length) {
+    state.saved = false;
+    say(`${state.entries.length} count(s) restored from this browser's last session`);
+  } else if (m.classes_from === "default") {
+    say("the config does not list classes: the board offers the usual road users");
+  }
+  document.body.dataset.ready = "true";
+  seek(0);
+}
+
+start();
