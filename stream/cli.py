@@ -5,6 +5,7 @@
                                                   files it names) and print a summary
     lanewatch validate RUN_DIR MANUAL.csv         compare a review's counts with a manual count
     lanewatch count VIDEO -c CONFIG               count by hand in the browser (a CSV for validate)
+    lanewatch tune VIDEO MANUAL.csv -c CONFIG -o OUTDIR   settings that match a manual count
 
 Errors the user can fix are printed as `lanewatch: error: ...` without a traceback; the exit
 code is 2 for bad input or config, 3 for a truncated video (reports still written), 4 when
@@ -29,6 +30,7 @@ from lanewatch.stream.config.checks import preflight
 from lanewatch.stream.config.loading import load_config
 from lanewatch.stream.config.schema import Config
 from lanewatch.stream.serve.count_command import add_count
+from lanewatch.stream.tune.command import add_tune_parser
 
 # Names of lanewatch.trackers.evaluation.benchmark.TRACKERS, listed here so `--help` needs no
 # heavy import.
@@ -360,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_check_config)
     _add_validate(sub)
     add_count(sub)
+    add_tune_parser(sub)  # stream/tune/command.py
     return parser
 
 
