@@ -130,7 +130,15 @@ class DetectionSettings(_Strict):
         "fraction of the frame's width and height (vehicles are tracked before they enter)")
     imgsz: int | None = Field(
         None, ge=32, le=4096, description="network input size for this stream (default: "
-        "model.imgsz); needs a dynamic export or a .pt model")
+        "model.imgsz); larger than model.imgsz upscales the region for small, distant "
+        "vehicles (a fixed-size OpenVINO export is refitted to it, `model.rect`)")
+    tiles: tuple[Annotated[int, Field(ge=1, le=8)], Annotated[int, Field(ge=1, le=8)]] = Field(
+        (1, 1), description="[columns, rows]: the region cut into overlapping tiles, each "
+        "inferred at imgsz and merged back (seams joined), for small or distant vehicles; "
+        "each tile costs one inference (`lanewatch bench` prints the cost)")
+    tile_overlap: float = Field(
+        0.2, ge=0, le=0.5, description="overlap of neighbouring tiles, as a fraction of a "
+        "tile's width or height: make it at least a vehicle's length at the seam")
 
     @field_validator("region")
     @classmethod

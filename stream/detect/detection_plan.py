@@ -3,8 +3,9 @@
 Three levers give a box more cameras: detect on every Nth frame only (the tracker predicts the
 frames between), crop the region that holds the lanes (the model's input pixels go to the road,
 and a dynamic model gets a smaller input), and a smaller input size per stream. `DetectionPlan`
-applies them around any detector: `crop` before inference, `restore` after it maps the results
-back to full-frame coordinates, so nothing downstream knows a crop happened.
+applies them around any detector: `crops` before inference (the region, or its tiles for small
+or distant vehicles: tiling.py), `merge` after it maps the results back to full-frame
+coordinates and joins the tiles, so nothing downstream knows a crop happened.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import numpy as np
 
 from lanewatch.sinks.frames import Picture
 from lanewatch.stream.config.schema import DetectionSettings
+from lanewatch.stream.detect.tiling import Tile, merge_tiles, restore_tile, tile_grid
 from lanewatch.trackers.analytics.lanes import Lane
+from lanewatch.trackers.detection_policy import DetectionPolicy
 from lanewatch.trackers.detections import Detections
 
 
@@ -81,14 +84,27 @@ def _even_above(value: float) -> int:
 
 
 class DetectionPlan:
-    """One stream's detection schedule and crop. `due` must be called once per frame, in order."""
+    """One stream's detection schedule, crop and tiles. `due` must be called once per frame,
+    in order.
+
+    A frame's detection: `crops` (one picture per tile; one for an untiled stream), each
+    inferred at `imgsz`, then `merge` (the tiles' detections in frame coordinates, joined at
+    the seams: stream/detect/tiling.py). `merge_iou`, `agnostic`: the suppression the seams are
+    joined with (the model's `iou`, class-agnostic when the policy is); `policy`: the stream's
+    DetectionPolicy, whose keepable boxes alone take part in joining."""
 
     def __init__(self, settings: DetectionSettings, region: Region | None,
-                 frame_size: tuple[int, int]):
+                 frame_size: tuple[int, int], merge_iou: float = 0.7,
+                 policy: DetectionPolicy | None = None):
         self.every_nth_frame = settings.every_nth_frame
         self.imgsz = settings.imgsz
         self.region = region
         self.frame_size = frame_size
+        area = (0, 0, *frame_size) if region is None else (
+            region.x1, region.y1, region.x2, region.y2)
+        self.tiles: list[Tile] = tile_grid(area, settings.tiles, settings.tile_overlap)
+        self.merge_iou = merge_iou
+        self.policy = policy
         self._frames = 0
 
     def due(self) -> bool:
@@ -99,11 +115,29 @@ class DetectionPlan:
 
     @property
     def input_size(self) -> tuple[int, int]:
-        """(width, height) of what the model is given: the region, or the whole frame."""
-        return self.frame_size if self.region is None else self.region.size
+        """(width, height) of each picture the model is given: a tile of the region, or of
+        the whole frame (a whole one without tiles)."""
+        return self.tiles[0].size
+
+    def crops(self, picture: Picture) -> list[Picture]:
+        """The pictures the model sees for a frame: one per tile, row by row."""
+        if len(self.tiles) == 1:
+            return [self.crop(picture)]
+        return [picture.cropped(*tile.box) for tile in self.tiles]
+
+    def merge(self, parts: list[Detections]) -> Detections:
+        """The frame's detections from each tile's (in tile coordinates, `crops` order)."""
+        if len(parts) != len(self.tiles):
+            raise ValueError(f"{len(parts)} tiles' detections for a plan of {len(self.tiles)}")
+        if len(parts) == 1:
+            return self.restore(parts[0])
+        restored = [restore_tile(d, tile, self.frame_size) for d, tile in zip(parts, self.tiles)]
+        agnostic = self.policy is not None and self.policy.agnostic_iou is not None
+        return merge_tiles(restored, self.tiles, self.merge_iou, agnostic, self.policy)
 
     def crop(self, picture: Picture) -> Picture:
-        """The part of a frame the model sees (the whole picture without a region)."""
+        """The part of a frame the model sees without tiles (the whole picture without a
+        region)."""
         if self.region is None:
             return picture
         r = self.region

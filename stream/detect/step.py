@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -66,7 +67,8 @@ def pipelined_steps(frames: Iterable[Frame], detector: Detector, plan: Detection
                     ) -> Iterator[DetectedFrame]:
     """Each frame with its detections, or None where the plan skips it, through
     `detector.detect_frames` (pipelined where the backend is); crops and restores as the plan
-    says. A skipped frame comes out just before the next detected one, or at the end."""
+    says (a tiled frame: one picture per tile, merged). A skipped frame comes out just before
+    the next detected one, or at the end."""
     pending: collections.deque[tuple[Frame, bool]] = collections.deque()
     source = iter(frames)
     waited = 0.0  # seconds spent waiting for the source's frames: decoding, not detection
@@ -81,18 +83,20 @@ def pipelined_steps(frames: Iterable[Frame], detector: Detector, plan: Detection
                 return
             due = plan.due()
             pending.append((frame, due))
-            if due:
-                yield dataclasses.replace(frame, picture=plan.crop(frame.picture))
+            if due:  # a tiled stream's frame goes in as one picture per tile, in order
+                for crop in plan.crops(frame.picture):
+                    yield dataclasses.replace(frame, picture=crop)
 
     # A caller that stops early drops this generator and with it `results`, whose own clean-up
     # (OpenVINO: waiting for the requests in flight) runs then.
     results = detector.detect_frames(due_frames(), plan.imgsz)
+    tiles = len(plan.tiles)
     while True:
         started, waited_before = time.perf_counter(), waited
-        found = next(results, None)
-        if found is None:
+        parts = [found[1] for found in itertools.islice(results, tiles)]
+        if not parts:
             break
-        detections = plan.restore(found[1])
+        detections = plan.merge(parts)
         spent = time.perf_counter() - started - (waited - waited_before)
         while not pending[0][1]:  # skipped frames before this one come out first, in order
             yield DetectedFrame(pending.popleft()[0], None, 0.0)

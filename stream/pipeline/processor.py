@@ -65,7 +65,8 @@ class StreamProcessor:
             raise ConfigError(f"streams({stream.id}).detection.region: {err}") from None
         except ModelError as err:
             raise ConfigError(f"streams({stream.id}).detection.imgsz: {err}") from None
-        self.plan = DetectionPlan(stream.detection, region, frame_size)
+        self.plan = DetectionPlan(stream.detection, region, frame_size,
+                                  config.model.iou, self.policy)
         self.tracker: Tracker = (ByteTrack(config.tracker, frame_rate=fps) if tracker is None
                                  else tracker)
         zones, speeds = self._scene(stream, frame_size)
@@ -102,9 +103,11 @@ class StreamProcessor:
         self.detector.prepare(self.plan.input_size, self.plan.imgsz, single=single)
 
     def detect(self, picture: Picture) -> Detections:
-        """The detector's objects in a full frame, through the plan's crop and input size."""
+        """The detector's objects in a full frame, through the plan's crop (or tiles, one
+        inference each, merged) and input size."""
         plan = self.plan
-        return plan.restore(self.detector.detect(plan.crop(picture), plan.imgsz))
+        return plan.merge([self.detector.detect(crop, plan.imgsz)
+                           for crop in plan.crops(picture)])
 
     def process(self, frame: Frame) -> FrameResult:
         """Every stage on one frame; the detector runs when the plan says it is due."""
