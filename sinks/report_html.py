@@ -135,8 +135,9 @@ class ReportData:
 
 
 def traffic_section(t: TrafficTables) -> str:
-    """Flow rates, the peak hour and headways (the figures of flow.csv and headways.csv)."""
-    parts = ["<h2>Flow, peak hour and headways</h2>"]
+    """Flow rates, the peak hour, time occupancy and headways (the figures of flow.csv,
+    occupancy.csv and headways.csv)."""
+    parts = ["<h2>Flow, peak hour, occupancy and headways</h2>"]
     overall = next((p for p in t.peaks if p.lane is None), None)
     if overall is None:
         parts.append(f'<p class="meta">No peak hour: {t.duration_s / 60:.1f} minutes of video; '
@@ -159,6 +160,12 @@ def traffic_section(t: TrafficTables) -> str:
                         [[f"{b.start_s / 60:g}-{b.end_s / 60:g}", b.lane, b.direction,
                           b.vehicles, b.pcu, None if b.per_hour is None else round(b.per_hour),
                           "partial" if b.partial else ""] for b in t.flow]))
+    parts.append("<h3>Time occupancy at the counting lines</h3>")
+    parts.append('<p class="meta">the share of time an object is over the line, as a loop '
+                 "detector reports it</p>")
+    parts.append(_table(["interval (s)", "lane", "occupied (s)", "observed (s)", "occupancy %"],
+                        [[f"{r.interval_start_s:g}-{r.interval_end_s:g}", r.lane, r.occupied_s,
+                          r.observed_s, r.occupancy_pct] for r in t.occupancy]))
     parts.append("<h3>Headways (s)</h3>")
     parts.append(_table(["lane", "direction", "count", "mean", "median", "15th pct",
                          "85th pct", "shortest", ""],

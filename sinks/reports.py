@@ -12,7 +12,7 @@ the review calls on success, on error and on interrupt alike.
 | speeds.csv | one row per crossing with a spot speed (calibrated streams) |
 | lane_speeds.csv | interval x lane: vehicles, mean and 85th-percentile speed, rejected |
 | dwell.csv | interval x lane/zone: finished visits, mean and longest stay |
-| flow.csv, headways.csv | flow rates and headways (sinks/traffic_tables.py) |
+| flow.csv, headways.csv, occupancy.csv | flow rates, headways, line occupancy (traffic_tables.py) |
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from lanewatch.sinks.traffic_tables import (
     FLOW_HEADER,
     HEADWAY_HEADER,
     HEADWAYS_FILE,
+    OCCUPANCY_FILE,
+    OCCUPANCY_HEADER,
     TrafficTables,
 )
 from lanewatch.trackers.analytics.lane_analytics import (
@@ -194,9 +196,11 @@ class ReportWriter:
                       round(r.mean_s, 2), round(r.max_s, 2)] for r in dwell])
         traffic = TrafficTables.of(self.crossings, run.video_duration_s, [
             (lane.name, label) for lane in self.analytics.lanes for label in lane.labels()],
-            origin_s=book.origin_s)
+            origin_s=book.origin_s,
+            occupancy=self.analytics.line_occupancy.table(book.origin_s + run.video_duration_s))
         self._write(FLOW_FILE, FLOW_HEADER, traffic.flow_rows())
         self._write(HEADWAYS_FILE, HEADWAY_HEADER, traffic.headway_rows())
+        self._write(OCCUPANCY_FILE, OCCUPANCY_HEADER, traffic.occupancy_rows())
         summary = self._summary(run, lane_speeds)
         summary["traffic"] = traffic.summary()
         (self.outdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n",

@@ -4,7 +4,9 @@
 - flow.csv: 15-minute interval x lane x direction: vehicles, passenger-car units, hourly
   rates, and whether the video covers the whole interval (`partial`);
 - headways.csv: lane x direction: vehicles, headways, mean, median, 15th and 85th
-  percentile, shortest (blank under the small-sample size, `small_sample` 1).
+  percentile, shortest (blank under the small-sample size, `small_sample` 1);
+- occupancy.csv: counting interval x lane: the time share of the counting line with an object
+  over it, as a loop detector reports it (trackers/analytics/time_occupancy.py).
 
 The same figures go into summary.json (`traffic`) and report.html, so a report and the files
 never disagree.
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lanewatch.trackers.analytics.events import CrossingEvent
+from lanewatch.trackers.analytics.time_occupancy import OccupancyRow
 from lanewatch.trackers.analytics.traffic_stats import (
     MIN_SAMPLE,
     QUARTER_S,
@@ -30,8 +33,11 @@ from lanewatch.trackers.analytics.traffic_stats import (
 
 FLOW_FILE = "flow.csv"
 HEADWAYS_FILE = "headways.csv"
+OCCUPANCY_FILE = "occupancy.csv"
 FLOW_HEADER = ["interval_start_s", "interval_end_s", "lane", "direction", "vehicles", "pcu",
                "vehicles_per_hour", "pcu_per_hour", "partial"]
+OCCUPANCY_HEADER = ["interval_start_s", "interval_end_s", "lane", "occupied_s", "observed_s",
+                    "occupancy_pct"]
 HEADWAY_HEADER = ["lane", "direction", "vehicles", "headways", "mean_s", "median_s", "p15_s",
                   "p85_s", "min_s", "small_sample"]
 
@@ -44,17 +50,19 @@ class TrafficTables:
     peaks: list[PeakHour]
     headways: list[HeadwayStats]
     duration_s: float
+    occupancy: list[OccupancyRow]
 
     @classmethod
     def of(cls, crossings: Iterable[CrossingEvent], duration_s: float,
            lanes: Iterable[tuple[str, str]], pcu: Mapping[str, float] | None = None,
-           origin_s: float = 0.0) -> TrafficTables:
+           origin_s: float = 0.0, occupancy: Iterable[OccupancyRow] = ()) -> TrafficTables:
         """The tables of these crossings over `duration_s` of video; `lanes` lists every
-        (lane, direction) so a lane without traffic shows zeros."""
+        (lane, direction) so a lane without traffic shows zeros; `occupancy` is the counting
+        lines' time occupancy (LineOccupancy.table)."""
         crossings = list(crossings)
         return cls(flow_bins(crossings, duration_s, QUARTER_S, origin_s, lanes, pcu),
                    peak_hours(crossings, duration_s, origin_s), headway_stats(crossings),
-                   duration_s)
+                   duration_s, list(occupancy))
 
     def flow_rows(self) -> list[list[Any]]:
         """flow.csv's rows (FLOW_HEADER)."""
@@ -67,6 +75,11 @@ class TrafficTables:
         return [[h.lane, h.direction, h.vehicles, h.headways, *(_blank(v) for v in (
             h.mean_s, h.median_s, h.p15_s, h.p85_s, h.min_s)), int(h.small_sample)]
                 for h in self.headways]
+
+    def occupancy_rows(self) -> list[list[Any]]:
+        """occupancy.csv's rows (OCCUPANCY_HEADER)."""
+        return [[_seconds(r.interval_start_s), _seconds(r.interval_end_s), r.lane, r.occupied_s,
+                 r.observed_s, _blank(r.occupancy_pct)] for r in self.occupancy]
 
     def summary(self) -> dict[str, Any]:
         """summary.json's `traffic` section."""
@@ -88,7 +101,19 @@ class TrafficTables:
                 "vehicles": h.vehicles, "mean_s": h.mean_s, "median_s": h.median_s,
                 "p85_s": h.p85_s, "small_sample": h.small_sample} for h in self.headways},
             "small_sample_size": MIN_SAMPLE,
+            "line_occupancy_pct": _overall_occupancy(self.occupancy),
         }
+
+
+def _overall_occupancy(rows: list[OccupancyRow]) -> dict[str, float | None]:
+    """Each counting line's occupancy over the whole video, in %."""
+    occupied: dict[str, float] = {}
+    observed: dict[str, float] = {}
+    for r in rows:
+        occupied[r.lane] = occupied.get(r.lane, 0.0) + r.occupied_s
+        observed[r.lane] = observed.get(r.lane, 0.0) + r.observed_s
+    return {lane: round(100 * occupied[lane] / observed[lane], 1) if observed[lane] else None
+            for lane in occupied}
 
 
 def _peak(p: PeakHour) -> dict[str, Any]:

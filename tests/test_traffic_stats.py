@@ -158,4 +158,22 @@ def test_highway_review_writes_flow_and_headways(highway_run):
         headways = {r["lane"]: r for r in csv.DictReader(f)}
     assert headways["lane3"]["small_sample"] == "1" and headways["lane3"]["p85_s"] == ""
     page = (out / "report.html").read_text()
-    assert "Flow, peak hour and headways" in page and "No peak hour: 0.2 minutes" in page
+    assert "Flow, peak hour, occupancy and headways" in page and "No peak hour: 0.2 minutes" in page
+
+
+@pytest.mark.integration
+def test_highway_review_writes_line_occupancy(highway_run):
+    out, _ = highway_run
+    with open(out / "occupancy.csv", newline="") as f:
+        rows = {r["lane"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"lane1", "lane2", "lane3", "lane4"}
+    for r in rows.values():
+        assert (r["interval_start_s"], r["interval_end_s"], r["observed_s"]) == \
+            ("0", "11.178", "11.178")
+        assert float(r["occupied_s"]) == pytest.approx(
+            float(r["occupancy_pct"]) * 11.178 / 100, abs=0.01)
+    # lane3 carried 5 cars, lane1 one: a car is over the line for a few frames each
+    assert 0 < float(rows["lane1"]["occupancy_pct"]) < float(rows["lane3"]["occupancy_pct"]) < 50
+    summary = json.loads((out / "summary.json").read_text())
+    lane3 = float(rows["lane3"]["occupancy_pct"])
+    assert summary["traffic"]["line_occupancy_pct"]["lane3"] == lane3

@@ -1,5 +1,6 @@
-"""Per-stream traffic analytics from tracked objects: crossings (with spot speeds), occupancy,
-queues, dwell, congestion, turning movements and wrong-way driving.
+"""Per-stream traffic analytics from tracked objects: crossings (with spot speeds), occupancy
+(objects in a lane, and the time share of its counting line, as loops measure it), queues,
+dwell, congestion, turning movements and wrong-way driving.
 
 Feed it every frame's tracks (`Detections` with tracker ids), tentative ones included with
 their `confirmed` flag. A crossing counts once the tracker has confirmed the track and the
@@ -34,6 +35,7 @@ from lanewatch.trackers.analytics.geometry import points_in_polygon
 from lanewatch.trackers.analytics.ground import SpeedEstimator, SpeedReading, TrackMotion
 from lanewatch.trackers.analytics.lanes import CountingSettings, Lane
 from lanewatch.trackers.analytics.movements import MovementCounter, TurningSettings
+from lanewatch.trackers.analytics.time_occupancy import LineOccupancy
 from lanewatch.trackers.analytics.wrong_way import WrongWayDetector
 from lanewatch.trackers.detections import Detections
 
@@ -105,6 +107,9 @@ class LaneAnalytics:
         self.dwell = DwellTracker(lane_areas + list(zones), settings.interval_s, origin_s,
                                   retain_intervals)
         self._zones = list(zones)
+        self.line_occupancy = LineOccupancy(
+            {lane.name: lane.line for lane in lanes if lane.line is not None},
+            settings.interval_s, origin_s, retain_intervals)
         self._tracks: dict[int, _TrackRecord] = {}
         self.class_names: dict[int, str] = {}
 
@@ -164,6 +169,7 @@ class LaneAnalytics:
             crossings.extend(self._release_pending(tid))
 
         ids_c, anchors_c, heights_c = ids[confirmed], anchors[confirmed], heights[confirmed]
+        self.line_occupancy.update(tracks.xyxy[confirmed], time_s)
         lane_states, congestion, wrong_way, dwell = self._lane_states(
             ids_c, anchors_c, heights_c, time_s, frame_index)
         dwell += self._zone_dwell(ids_c, anchors_c, time_s, frame_index)
