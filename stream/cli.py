@@ -87,7 +87,9 @@ def _describe(config: Config) -> str:
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    problems = preflight(config)  # what fails only later: a missing model, lanes off the frame
+    from lanewatch.stream.detect.policy_config import model_class_problems  # class names
+
+    problems = preflight(config) + model_class_problems(config.model)  # fail only later
     if problems:
         raise ConfigError("\n".join(
             [f"{args.config}: invalid configuration ({len(problems)} problem(s)):"]

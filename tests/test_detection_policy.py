@@ -190,3 +190,62 @@ def test_permissive_detections_plus_policy_equal_the_detector_with_those_setting
             assert rows_of(policy.apply(direct)) == rows_of(direct), name
             compared += len(direct)
     assert compared > 100  # the comparison saw real boxes
+
+
+# name: (model: keys, fragments of check-config's error line). Each must exit with code 2.
+BAD_MODEL = {
+    "a threshold on a class not kept": (
+        "classes: [car]\n  class_confidence: {bus: 0.2}",
+        ["model.class_confidence: 'bus' is not in model.classes"]),
+    "a threshold on an aliased class": (
+        "class_aliases: {cell phone: car}\n  class_confidence: {cell phone: 0.2}",
+        ["model.class_confidence: 'cell phone' is counted as 'car'",
+         "set the minimum score on 'car'"]),
+    "an alias to a class not kept": (
+        "classes: [car]\n  class_aliases: {airplane: truck}",
+        ["model.class_aliases: 'airplane' maps to 'truck', which is not in model.classes"]),
+    "chained aliases": (
+        "class_aliases: {airplane: truck, truck: car}",
+        ["'airplane' maps to 'truck', which is itself aliased to 'car'"]),
+    "a score out of range": (
+        "class_confidence: {car: 1.5}", ["model.class_confidence.car", "less than 1"]),
+    "an alias source the model lacks": (
+        "class_aliases: {cell phon: car}",
+        ["model.class_aliases.cell phon: 'cell phon' (did you mean 'cell phone'?) not among "
+         "the model's classes"]),
+    "an alias target the model lacks": (
+        "classes: [car, trucks]\n  class_aliases: {bus: trucks}",
+        ["model.classes: 'trucks' (did you mean 'truck'?)",
+         "model.class_aliases.bus: 'trucks' (did you mean 'truck'?)"]),
+    "a tile grid of one number": (
+        "classes: [car]\nstreams_detection: {tiles: [2]}", ["tiles"]),
+}
+
+
+@pytest.mark.parametrize("model_keys, fragments", BAD_MODEL.values(), ids=BAD_MODEL.keys())
+def test_check_config_names_the_key_of_a_bad_class_rule(tmp_path, capsys, detector_model,
+                                                        model_keys, fragments):
+    from lanewatch.stream.cli import main
+
+    model_keys, _, detection = model_keys.partition("\nstreams_detection: ")
+    path = tmp_path / "c.yaml"
+    path.write_text(f"model:\n  path: {detector_model}\n  {model_keys}\nstreams:\n"
+                    f"  - id: a\n    source: rtsp://example/s\n"
+                    + (f"    detection: {detection}\n" if detection else ""))
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    for fragment in fragments:
+        assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_check_config_accepts_the_robustness_keys(tmp_path, capsys, detector_model):
+    from lanewatch.stream.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"model:\n  path: {detector_model}\n  classes: [car, truck]\n"
+                    "  class_confidence: {car: 0.18, truck: 0.4}\n"
+                    "  class_aliases: {cell phone: car, airplane: car}\n  agnostic_nms: true\n"
+                    "streams:\n  - id: a\n    source: rtsp://example/s\n"
+                    "    detection: {tiles: [2, 1], tile_overlap: 0.25, imgsz: 960}\n")
+    assert main(["check-config", str(path)]) == 0, capsys.readouterr().err

@@ -19,6 +19,8 @@ One run, one clip, one model, measured in turn (never concurrently):
   played once, in one process as `serve` runs them (shared model, or batched; one capacity
   governor): each stream's cadence and counts against the review's, and how many cameras the
   box counts exactly (stream/bench/many_streams.py); `--streams-only` measures just that;
+- when the config tiles its first stream or runs it at its own input size: that against
+  neither, frames/s and the detection step's time per frame (stream/bench/robustness.py);
 - a model comparison table over the models given (each measured in a child process, so peak
   memory is its own).
 
@@ -46,6 +48,7 @@ from lanewatch.stream.bench.measurements import (
     measure_rounds,
     model_table,
 )
+from lanewatch.stream.bench.robustness import detection_cost, is_tiled_or_upscaled
 from lanewatch.stream.bench.ultralytics_counter import (
     measure_object_counter,
     measure_ultralytics_track,
@@ -208,6 +211,8 @@ def run(config: Config, video: Path, models: list[str], live_seconds: float,
            else "")
         + f"; annotated >= 0.70x raw ({annotated_ratio:.2f}x){padded_note}")
     report_cpu(middle, preset, say)
+    if is_tiled_or_upscaled(config):  # what the tiles or the larger input cost (robustness.py)
+        figures["detection_cost"] = detection_cost(config, video, say)
 
     if live_seconds > 0:
         rate = live_rate(info.fps, raw.latency_p50_ms)

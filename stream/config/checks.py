@@ -106,30 +106,35 @@ def _outside(x: float, y: float, coordinates: str, frame: tuple[int, int, str] |
     return None
 
 
-def class_rule_problems(classes: list[str] | None, class_confidence: dict[str, float],
-                        class_aliases: dict[str, str]) -> list[str]:
-    """What is inconsistent between `model.classes`, `class_confidence` and `class_aliases`
-    whatever the model (the names themselves are checked against the model's classes when
-    it is loaded, and by check-config: `class_name_problems`)."""
+def alias_problems(classes: list[str] | None, class_aliases: dict[str, str]) -> list[str]:
+    """What is wrong with `model.class_aliases` whatever the model, given `model.classes`
+    (the names themselves are checked against the model's: `class_name_problems`)."""
     problems = []
     for source, target in class_aliases.items():
         if source == target:
-            problems.append(f"class_aliases.{source}: maps the class to itself (remove it)")
+            problems.append(f"'{source}' maps to itself (remove it)")
         elif target in class_aliases:
-            problems.append(f"class_aliases.{source}: '{target}' is itself aliased to "
-                            f"'{class_aliases[target]}' (map '{source}' straight to the "
-                            "class it is counted as)")
+            problems.append(f"'{source}' maps to '{target}', which is itself aliased to "
+                            f"'{class_aliases[target]}' (map '{source}' straight to the class "
+                            "it is counted as)")
         elif classes is not None and target not in classes:
-            problems.append(f"class_aliases.{source}: '{target}' is not in model.classes "
-                            f"(add it there: aliases count as one of the kept classes)")
+            problems.append(f"'{source}' maps to '{target}', which is not in model.classes "
+                            "(add it there: aliases count as one of the kept classes)")
+    return problems
+
+
+def class_confidence_problems(classes: list[str] | None, class_aliases: dict[str, str],
+                              class_confidence: dict[str, float]) -> list[str]:
+    """What is wrong with `model.class_confidence` whatever the model: a threshold on a class
+    that is counted as another, or on a class that is not kept."""
+    problems = []
     for name in class_confidence:
         if name in class_aliases:
-            problems.append(f"class_confidence.{name}: '{name}' is counted as "
-                            f"'{class_aliases[name]}' (class_aliases); set the minimum score "
-                            f"on '{class_aliases[name]}'")
+            problems.append(f"'{name}' is counted as '{class_aliases[name]}' (class_aliases); "
+                            f"set the minimum score on '{class_aliases[name]}'")
         elif classes is not None and name not in classes:
-            problems.append(f"class_confidence.{name}: '{name}' is not in model.classes (add "
-                            "it there or remove its threshold)")
+            problems.append(f"'{name}' is not in model.classes (add it there or remove its "
+                            "threshold)")
     return problems
 
 

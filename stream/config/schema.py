@@ -14,12 +14,18 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from lanewatch.sinks.errors import ConfigError
-from lanewatch.stream.config.checks import class_rule_problems, coordinate_problems, non_finite
+from lanewatch.stream.config.checks import (
+    alias_problems,
+    class_confidence_problems,
+    coordinate_problems,
+    non_finite,
+)
 from lanewatch.stream.sources.live import SourceSettings
 from lanewatch.trackers.analytics.ground import CalibrationSpec
 from lanewatch.trackers.analytics.lanes import CountingSettings, LaneSpec
@@ -52,17 +58,17 @@ class ModelConfig(_Strict):
         "(partial duplicates of one object); null disables",
     )
     classes: list[str] | None = Field(None, description="class names to keep (default: all)")
-    class_confidence: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(
-        default_factory=dict, max_length=1000,
-        description="per-class minimum score, replacing `confidence` for that class (lower "
-        "or higher), e.g. {car: 0.18, person: 0.4}; the class as counted (after "
-        "class_aliases); the model runs at the lowest of these and `confidence`")
     class_aliases: dict[str, str] = Field(
         default_factory=dict, max_length=1000,
         description="model class -> the class it is counted as, e.g. {cell phone: car, "
         "airplane: car} when the model mislabels vehicles seen from above; both must be the "
         "model's classes, a target must be in `classes` when that is given; the sources are "
         "detected even when not in `classes`")
+    class_confidence: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=dict, max_length=1000,
+        description="per-class minimum score, replacing `confidence` for that class (lower "
+        "or higher), e.g. {car: 0.18, person: 0.4}; the class as counted (after "
+        "class_aliases); the model runs at the lowest of these and `confidence`")
     agnostic_nms: bool = Field(
         False, description="class-agnostic suppression across the kept classes at `iou`: "
         "one vehicle boxed as car and as truck gives one box (the better scored), so one "
@@ -98,12 +104,22 @@ class ModelConfig(_Strict):
                 raise ValueError("lists a class twice")
         return v
 
-    @model_validator(mode="after")
-    def _class_rules(self) -> ModelConfig:
-        problems = class_rule_problems(self.classes, self.class_confidence, self.class_aliases)
+    @field_validator("class_aliases")
+    @classmethod
+    def _aliases(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        problems = alias_problems(info.data.get("classes"), v)
         if problems:
             raise ValueError("; ".join(problems))
-        return self
+        return v
+
+    @field_validator("class_confidence")
+    @classmethod
+    def _class_floors(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        problems = class_confidence_problems(info.data.get("classes"),
+                                             info.data.get("class_aliases") or {}, v)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
 
 
 class DetectionSettings(_Strict):
