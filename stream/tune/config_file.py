@@ -154,7 +154,8 @@ def _set(lines: list[str], path: KeyPath, text: str, note: str | None = None) ->
             if note:
                 comment = tail.strip().removeprefix("#").strip()
                 tail = f"  # {note}" + (f"; {comment}" if comment else "")
-            lines[found] = f"{m['head']}{text}{tail}"
+            head = m["head"] if m["head"].endswith(" ") else m["head"] + " "
+            lines[found] = f"{head}{text}{tail}"
             return
         if value:
             raise _Unsafe  # a flow-style section: not edited as text

@@ -13,9 +13,10 @@ nothing (or the budget of candidates is spent). Among values of equal quality (t
    listed first).
 
 A last pass reverts every change whose revert loses nothing, so the report lists only the
-changes the counts need. The search knows nothing of videos or models: `score` maps a
-candidate (dimension name -> value) to a score, or None when the combination is not a valid
-config; tests drive it with synthetic functions.
+changes the counts need. When the budget runs out first, the best candidate evaluated so far
+is taken (among equals, the one with the fewest changes). The search knows nothing of videos
+or models: `score` maps a candidate (dimension name -> value) to a score, or None when the
+combination is not a valid config; tests drive it with synthetic functions.
 """
 
 from __future__ import annotations
@@ -153,10 +154,12 @@ def coordinate_descent(dims: list[Dimension], own: dict[str, Any],
                 if reverted is not None and reverted.key >= best_key:
                     current[dim.name] = own[dim.name]
                     best_key = reverted.key
-    except _BudgetSpent:
+    except _BudgetSpent:  # the best candidate seen, the fewest changes among equals
         spent = True
-    final = evaluate(current, "") if not spent else memo.get(
-        tuple(sorted((k, v) for k, v in current.items() if own[k] != v)))
+        chosen = max((c for c, s in memo.items() if s is not None),
+                     key=lambda c: (memo[c].key, -len(c)))
+        current = {**own, **dict(chosen)}
+    final = memo.get(tuple(sorted((k, v) for k, v in current.items() if own[k] != v)))
     if final is None:  # cannot happen: every value held was evaluated and valid
         raise RuntimeError("the search ended on a candidate it did not score")
     changes = tuple((d.name, own[d.name], current[d.name]) for d in dims

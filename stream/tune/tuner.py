@@ -159,7 +159,8 @@ def read_manual(request: TuneRequest, config: Config, stream_id: str
     return manual.events, list(manual.warnings), duration, info.fps
 
 
-def _cache_file(outdir: Path, variant: DetectionVariant) -> Path:
+def cache_file(outdir: Path, variant: DetectionVariant) -> Path:
+    """Where a variant's detector pass is kept in the output folder."""
     digest = hashlib.sha1(variant.key.encode()).hexdigest()[:10]
     return outdir / f"detections-{digest}.npz"
 
@@ -179,7 +180,7 @@ class _Clips:
         variant = DetectionVariant.of(config, stream)
         if variant in self.clips:
             return self.clips[variant]
-        path = _cache_file(self.request.outdir, variant)
+        path = cache_file(self.request.outdir, variant)
         clip = (load_clip(path, self.request.video, config.model, variant, FLOOR)
                 if self.request.cache else None)
         if clip is not None:
