@@ -146,9 +146,12 @@ def test_served_jpegs_are_frame_n_and_not_its_neighbour(highway_video, reference
             assert r.status == 200 and r.content_type == "image/jpeg"
             assert r.headers["X-Frame-Index"] == str(n)
             got[n] = (await r.read(), float(r.headers["X-Frame-Time"]))
-        return meta, got
+        # Half size for fast playback: the same frame, a quarter of the pixels.
+        r = await client.get(meta["frame_url"].replace("{n}", "201") + "&size=reduced")
+        assert r.headers["X-Frame-Reduced"] == "1"
+        return meta, got, await r.read()
 
-    meta, got = _get(session, requests)
+    meta, got, reduced = _get(session, requests)
     assert meta["frame_count"] == 335 and meta["width"] == 1280 and meta["height"] == 720
     assert meta["times"][41] == "1.368" and len(meta["times"]) == 335
     assert [k["key"] for k in meta["keys"]] == ["1", "2", "3", "4"]
@@ -158,6 +161,15 @@ def test_served_jpegs_are_frame_n_and_not_its_neighbour(highway_video, reference
         overall, same, neighbour = _errors(jpeg, images, n)
         assert overall < 3, (n, overall)  # JPEG's loss only
         assert same is None or (same < 6 and neighbour > 3 * same), (n, same, neighbour)
+    small = cv2.imdecode(np.frombuffer(reduced, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    assert small.shape == (360, 640, 3)
+    for n, bound in ((201, 4), (202, None)):
+        error = np.abs(small - cv2.resize(images[n], (640, 360), interpolation=cv2.INTER_AREA))
+        if bound:
+            assert error.mean() < bound
+        else:  # the next frame is clearly further off where things move
+            assert error.mean() > np.abs(small - cv2.resize(images[201], (640, 360),
+                                         interpolation=cv2.INTER_AREA)).mean()
 
 
 def test_api_errors_are_clear(highway_video, tmp_path):
@@ -179,6 +191,10 @@ def test_api_errors_are_clear(highway_video, tmp_path):
         ]:
             r = await client.post("/api/manual-count", json=body, headers=headers)
             answers.append((r.status, (await r.json())["message"]))
+        for path, headers in [("/api/recording/frames/1.jpg?size=huge", {}),
+                              ("/api/recording", {"Host": "rebound.example:8765"})]:
+            r = await client.get(path, headers=headers)
+            answers.append((r.status, (await r.json())["message"]))
         r = await client.post("/api/manual-count", data="x", headers={"Content-Type": "text/plain"})
         answers.append((r.status, (await r.json())["message"]))
         r = await client.post("/api/manual-count", json=good)
@@ -192,8 +208,10 @@ def test_api_errors_are_clear(highway_video, tmp_path):
                 (400, "frame 400 is not a frame of the video (0..334)"),
                 (400, "class 'tram' is not one of bus, car, motorcycle, truck"),
                 (400, 'expected {"entries"'),
-                (403, "only this page"), (415, "takes JSON")]
-    for (status, message), (want_status, want) in zip(answers, expected, strict=False):
+                (403, "only this page"), (400, "size='huge': use full or reduced"),
+                (421, "answers to 127.0.0.1 or localhost, not rebound.example:8765"),
+                (415, "takes JSON")]
+    for (status, message), (want_status, want) in zip(answers[:-1], expected, strict=True):
         assert status == want_status and want in message, (status, message)
     assert answers[-1] == (200, {"saved": str(tmp_path / "m.csv"), "rows": 1})
     assert (tmp_path / "m.csv").read_text().splitlines()[-2:] == [
@@ -317,8 +335,8 @@ def test_csv_loads_with_validate_and_quotes_odd_names(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_command_prints_its_url_and_stops_cleanly(highway_video, sig):
+def test_command_prints_its_url_and_stops_cleanly_on_ctrl_c(highway_video):
+    """(SIGTERM: the browser test's server is stopped with it.)"""
     exe = shutil.which("lanewatch")
     process = subprocess.Popen([exe, "count", str(highway_video), "-c", str(HIGHWAY_CONFIG),
                                 "--port", "0"], stdout=subprocess.PIPE,
@@ -329,7 +347,7 @@ def test_command_prints_its_url_and_stops_cleanly(highway_video, sig):
         url = line.split()[2]
         with urllib.request.urlopen(url, timeout=10) as r:
             assert b"lanewatch count" in r.read()
-        process.send_signal(sig)
+        process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0, process.stderr.read()
         assert "stopped" in process.stderr.read()
     finally:

@@ -151,16 +151,21 @@ def test_play_at_four_times_then_pause(counting, browser):
     page.keyboard.press("Space")
     page.wait_for_function("document.getElementById('status').dataset.playing === 'true'",
                            timeout=5000)
-    # Frames advance one by one while playing (how fast depends on the box: not asserted).
-    page.wait_for_function("Number(document.getElementById('status').dataset.frame) >= 15",
+    # Frames advance one by one while playing (how fast depends on the box: not asserted),
+    # half size while playing fast.
+    page.wait_for_function("Number(document.getElementById('status').dataset.frame) >= 15 "
+                           "&& document.getElementById('status').dataset.reduced === 'true'",
                            timeout=20000)
     page.keyboard.press("Space")
     page.wait_for_function("document.getElementById('status').dataset.playing === 'false'",
                            timeout=5000)
     paused = int(status(page)["frame"])
+    # The frame paused on is shown full size.
+    page.wait_for_function("document.getElementById('status').dataset.reduced === 'false'",
+                           timeout=10000)
     assert 15 <= paused <= 334
     time.sleep(0.5)
-    assert int(status(page)["frame"]) == paused  # paused: stays
+    assert int(status(page)["frame"]) == paused  # paused: stays (full size, same frame)
     assert status(page)["target"] == str(paused)
     # Stepping after the pause goes on from the frame shown.
     page.keyboard.press("ArrowLeft")

@@ -14,14 +14,20 @@ const KEEP = 40;  // decoded frames kept in the page
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  meta: null, target: 0, shown: -1, bitmap: null, playing: false, run: 0, speed: 1,
+  meta: null, target: 0, shown: -1, shownReduced: false, bitmap: null, playing: false, run: 0,
+  speed: 1,
   classIndex: 0, entries: [], saved: true, flash: null, loading: false,
   paceReset: true, rate: { frames: 0, since: 0, value: 0 },
 };
-const frames = new Map();  // index -> Promise<ImageBitmap>
+const frames = new Map();  // "n" or "n/reduced" -> Promise<ImageBitmap>
 
 function last() { return state.meta.frame_count - 1; }
-function frameUrl(n) { return state.meta.frame_url.replace("{n}", String(n)); }
+function frameUrl(n, reduced) {
+  return state.meta.frame_url.replace("{n}", String(n)) + (reduced ? "&size=reduced" : "");
+}
+/** Half-size frames while playing fast or a video larger than 720p (the status says the
+ *  speed reached); every frame stepped to or paused on is full size. */
+function playReduced() { return state.speed > 1 || state.meta.width > 1280; }
 function storageKey() {
   const m = state.meta;
   return `lanewatch-count:${m.video}:${m.frame_count}:${m.stream}:${m.config}`;
@@ -32,28 +38,31 @@ function say(text, bad = false) {
   $("message").className = bad ? "error" : "muted";
 }
 
-function fetchFrame(n) {
-  if (!frames.has(n)) {
-    frames.set(n, fetch(frameUrl(n)).then(async (r) => {
+function fetchFrame(n, reduced = false) {
+  const key = reduced ? `${n}/reduced` : String(n);
+  if (!frames.has(key)) {
+    frames.set(key, fetch(frameUrl(n, reduced)).then(async (r) => {
       if (!r.ok) throw new Error((await r.json()).message);
       return createImageBitmap(await r.blob());
     }));
     // Forget the frames farthest from where we are.
     while (frames.size > KEEP) {
       let worst = null;
+      const distance = (k) => Math.abs(Number.parseInt(k, 10) - state.target);
       for (const k of frames.keys()) {
-        if (worst === null || Math.abs(k - state.target) > Math.abs(worst - state.target)) worst = k;
+        if (worst === null || distance(k) > distance(worst)) worst = k;
       }
       frames.get(worst).then((b) => b.close(), () => {});
       frames.delete(worst);
     }
   }
-  return frames.get(n);
+  return frames.get(key);
 }
 
-function draw(bitmap, n) {
+function draw(bitmap, n, reduced = false) {
   state.bitmap = bitmap;
   state.shown = n;
+  state.shownReduced = reduced;
   drawFrame($("frame"), state.meta, bitmap, state.flash);
   showStatus();
 }
@@ -67,6 +76,7 @@ function showStatus() {
   s.dataset.frame = String(state.shown);
   s.dataset.target = String(n);
   s.dataset.playing = String(state.playing);
+  s.dataset.reduced = String(state.shownReduced);
   $("play").textContent = state.playing ? "pause" : "play";
 }
 
@@ -75,7 +85,7 @@ async function showTarget() {
   if (state.loading) return;
   state.loading = true;
   try {
-    while (!state.playing && state.shown !== state.target) {
+    while (!state.playing && (state.shown !== state.target || state.shownReduced)) {
       const n = state.target;
       const bitmap = await fetchFrame(n);
       if (!state.playing) draw(bitmap, n);
@@ -88,18 +98,19 @@ async function showTarget() {
 }
 
 function seek(n) {
-  pause();
+  pause(false);
   state.target = Math.min(Math.max(n, 0), last());
   showStatus();
   showTarget();
 }
 
-function pause() {
+function pause(refresh = true) {
   if (!state.playing) return;
   state.playing = false;
   state.run += 1;  // the play loop stops at its next step
   state.target = state.shown;
   showStatus();
+  if (refresh) showTarget();  // full size
 }
 
 /** Play every frame in order, paced at fps x speed; never skips one (a slow box plays slower,
@@ -117,8 +128,9 @@ async function play() {
     let n = state.target;  // from the frame stepped to, shown or still loading
     while (alive() && n < last()) {
       n += 1;
-      for (let k = n; k <= Math.min(n + AHEAD, last()); k++) fetchFrame(k);
-      const bitmap = await fetchFrame(n);
+      const reduced = playReduced();
+      for (let k = n; k <= Math.min(n + AHEAD, last()); k++) fetchFrame(k, reduced);
+      const bitmap = await fetchFrame(n, reduced);
       const now = performance.now();
       if (state.paceReset) { origin = n; start = now; state.paceReset = false; }
       const wait = start + ((n - origin) * 1000) / (state.meta.fps * state.speed) - now;
@@ -126,7 +138,7 @@ async function play() {
       else if (wait < -250) state.paceReset = true;  // behind: go on from here, no rush
       if (!alive()) return;  // paused (and maybe stepped) meanwhile
       state.target = n;
-      draw(bitmap, n);
+      draw(bitmap, n, reduced);
       measureRate();
     }
   } catch (err) {

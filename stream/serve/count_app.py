@@ -5,11 +5,13 @@
     GET  /api/recording                       the video (size, frame rate, every frame's time),
                                               the stream's lanes in pixels, the board's keys
     GET  /api/recording/frames/{n}.jpg        frame n (0-based), decoded exactly
+                                              (?size=reduced: half size, for fast playback)
     POST /api/manual-count                    {"entries": [...]}: written to --output as CSV
 
 Only that one video is served: no request names a file. Changes (the POST) are accepted
 from the page's own origin only and as JSON only, so another site open in the same browser
-cannot overwrite the CSV.
+cannot overwrite the CSV; bound to loopback, requests must name a loopback host, so a site
+cannot reach the server through a DNS name rebound to 127.0.0.1 either.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ def _error(status: int, error: str, message: str) -> web.Response:
 class CountApp:
     """The routes of one counting session."""
 
-    def __init__(self, session: CountSession, static_dir):
+    def __init__(self, session: CountSession, static_dir, loopback_only: bool = True):
         self.session = session
+        self.loopback_only = loopback_only
         self.frames = FrameServer(session.reader)
         self.static_dir = static_dir
         # Frames never change while this server runs; the token keeps a browser's cache
@@ -47,7 +50,7 @@ class CountApp:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES,
-                              middlewares=[self.same_origin_json])
+                              middlewares=[self.guard])
         app.add_routes([
             web.get("/", self.index),
             web.static("/static", self.static_dir),
@@ -59,7 +62,12 @@ class CountApp:
         return app
 
     @web.middleware
-    async def same_origin_json(self, request: web.Request, handler):
+    async def guard(self, request: web.Request, handler):
+        """Loopback host names only (when bound to loopback); changes: same origin, JSON."""
+        if self.loopback_only and _hostname(request.host) not in LOOPBACK:
+            return _error(421, "wrong_host",
+                          f"this server answers to 127.0.0.1 or localhost, not "
+                          f"{request.host[:80]}: open the address `lanewatch count` printed")
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             origin = request.headers.get("Origin")
             if origin is not None and origin != f"{request.scheme}://{request.host}":
@@ -91,8 +99,11 @@ class CountApp:
                           f"{name[:40]!r} is not a frame: ask for /api/recording/frames/N.jpg "
                           f"with N from 0 to {last}")
         index = int(digits)
+        size = request.query.get("size", "full")
+        if size not in ("full", "reduced"):
+            return _error(400, "bad_size", f"size={size[:20]!r}: use full or reduced")
         try:
-            frame = await self.frames.jpeg(index)
+            frame = await self.frames.jpeg(index, reduced=size == "reduced")
         except IndexError:
             return _error(404, "no_such_frame",
                           f"frame {index} is past the end: the video has {last + 1} frames "
@@ -101,7 +112,8 @@ class CountApp:
             return _error(500, "decode_failed", str(err))
         return web.Response(body=frame.jpeg, content_type="image/jpeg", headers={
             "Cache-Control": "private, max-age=86400",
-            "X-Frame-Index": str(frame.index), "X-Frame-Time": f"{frame.time_s:.6f}"})
+            "X-Frame-Index": str(frame.index), "X-Frame-Time": f"{frame.time_s:.6f}",
+            "X-Frame-Reduced": "1" if frame.reduced else "0"})
 
     async def save(self, request: web.Request) -> web.Response:
         try:
@@ -115,6 +127,13 @@ class CountApp:
 
     async def _close(self, app: web.Application) -> None:
         await asyncio.to_thread(self.frames.close)
+
+
+def _hostname(host: str) -> str:
+    """`127.0.0.1:8765` -> 127.0.0.1, `[::1]:8765` -> ::1."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _static_dir():
@@ -154,7 +173,7 @@ def run_count(session: CountSession, host: str, port: int) -> int:
     if host not in LOOPBACK:
         print(f"lanewatch: warning: listening on {host}: anyone who can reach it sees the "
               "video and can overwrite --output", file=sys.stderr)
-    count = CountApp(session, _static_dir())
+    count = CountApp(session, _static_dir(), loopback_only=host in LOOPBACK)
     try:
         asyncio.run(_serve(count, host, port))
     finally:

@@ -4,6 +4,10 @@ One `FrameReader` decodes on one worker thread, so requests are served in the or
 arrive (a player asking for n+1, n+2, n+3 gets them decoded in one forward pass) and the
 event loop never waits for a decoder. A small LRU keeps the encoded frames around the
 current one: stepping back re-reads them from memory instead of seeking.
+
+Playback faster than the box can decode, convert, encode and the browser can show at full
+size asks for `reduced` frames: half the width and height (a quarter of the pixels to
+convert, encode, send and draw), while every frame stepped to is full size.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ JPEG_QUALITY = 88  # vehicles' outlines stay sharp at the lines; ~100 KB for a 7
 CACHE_FRAMES = 160  # encoded frames kept (~16 MB at 720p)
 BACKFILL_FRAMES = 24  # after a seek, the frames just before the target are kept too
 AHEAD_FRAMES = 8  # a forward jump this short keeps the frames it decoded on the way
+MIN_REDUCED_WIDTH = 480  # smaller videos are served full size even when reduced is asked
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class FrameJpeg:
     index: int
     time_s: float
     jpeg: bytes
+    reduced: bool  # half size
 
 
 class FrameServer:
@@ -38,27 +44,34 @@ class FrameServer:
 
     def __init__(self, reader: FrameReader):
         self.reader = reader
-        self._cache: OrderedDict[int, FrameJpeg] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, bool], FrameJpeg] = OrderedDict()
         self._lock = threading.Lock()  # the cache: read on the loop, filled by the worker
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frames")
         self._last = -1  # the index last asked for
+        width, height = reader.info.width, reader.info.height
+        # Even sizes: 4:2:0 chroma and JPEG blocks stay aligned.
+        self.reduced_size = ((width // 4 * 2, height // 4 * 2)
+                             if width // 2 >= MIN_REDUCED_WIDTH else None)
 
     def __len__(self) -> int:
         return len(self.reader)
 
-    async def jpeg(self, index: int) -> FrameJpeg:
-        """Frame `index` as a JPEG; IndexError past either end, SourceError on a bad file."""
+    async def jpeg(self, index: int, reduced: bool = False) -> FrameJpeg:
+        """Frame `index` as a JPEG (`reduced`: half size, when the video is large enough);
+        IndexError past either end, SourceError on a bad file."""
         if not 0 <= index < len(self.reader):
             raise IndexError(index)
-        cached = self._cached(index)
+        reduced = reduced and self.reduced_size is not None
+        cached = self._cached((index, reduced))
         if cached is not None:
             return cached
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._worker, self.encode, index)
+        return await loop.run_in_executor(self._worker, self.encode, index, reduced)
 
-    def encode(self, index: int) -> FrameJpeg:
+    def encode(self, index: int, reduced: bool = False) -> FrameJpeg:
         """Frame `index` as a JPEG, decoding it if it is not cached (blocking)."""
-        cached = self._cached(index)  # asked for twice before the first was done
+        reduced = reduced and self.reduced_size is not None
+        cached = self._cached((index, reduced))  # asked for twice before the first was done
         if cached is not None:
             return cached
         backwards = index < self._last
@@ -66,26 +79,31 @@ class FrameServer:
         # Stepping back: keep the frames before the target (decoded anyway after the seek);
         # a short jump forward: keep the ones it passes (the player asks for them next).
         passed_from = index - BACKFILL_FRAMES if backwards else index - AHEAD_FRAMES
-        frame = self.reader.read(index, self._store, max(passed_from, 0))
-        return self._store(frame)
+        def store(frame: DecodedFrame) -> FrameJpeg:
+            return self._store(frame, reduced)
 
-    def _store(self, frame: DecodedFrame) -> FrameJpeg:
+        frame = self.reader.read(index, store, max(passed_from, 0),
+                                 self.reduced_size if reduced else None)
+        return store(frame)
+
+    def _store(self, frame: DecodedFrame, reduced: bool) -> FrameJpeg:
         ok, data = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise RuntimeError(f"JPEG encoding of frame {frame.index} failed")
-        encoded = FrameJpeg(frame.index, frame.time_s, data.tobytes())
+        encoded = FrameJpeg(frame.index, frame.time_s, data.tobytes(), reduced)
+        key = (frame.index, reduced)
         with self._lock:
-            self._cache[frame.index] = encoded
-            self._cache.move_to_end(frame.index)
+            self._cache[key] = encoded
+            self._cache.move_to_end(key)
             while len(self._cache) > CACHE_FRAMES:
                 self._cache.popitem(last=False)
         return encoded
 
-    def _cached(self, index: int) -> FrameJpeg | None:
+    def _cached(self, key: tuple[int, bool]) -> FrameJpeg | None:
         with self._lock:
-            found = self._cache.get(index)
+            found = self._cache.get(key)
             if found is not None:
-                self._cache.move_to_end(index)
+                self._cache.move_to_end(key)
             return found
 
     def close(self) -> None:

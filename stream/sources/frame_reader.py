@@ -133,15 +133,15 @@ class FrameReader:
             pass
 
     def read(self, index: int, on_passed: Callable[[DecodedFrame], None] | None = None,
-             passed_from: int = 0) -> DecodedFrame:
-        """Frame `index` (0-based). IndexError past either end; SourceError when the file
-        cannot be decoded there."""
+             passed_from: int = 0, size: tuple[int, int] | None = None) -> DecodedFrame:
+        """Frame `index` (0-based), scaled to `size` (width, height) if given. IndexError past
+        either end; SourceError when the file cannot be decoded there."""
         if not 0 <= index < len(self.table):
             raise IndexError(index)
         if not self._can_decode_forward_to(index):
             self._seek_before(index)
         for attempt in range(2):
-            found = self._decode_forward_to(index, on_passed, passed_from)
+            found = self._decode_forward_to(index, on_passed, passed_from, size)
             if found is not None:
                 return found
             # The seek landed past the frame (an inexact index): start from the beginning.
@@ -175,7 +175,8 @@ class FrameReader:
 
     def _decode_forward_to(self, index: int,
                            on_passed: Callable[[DecodedFrame], None] | None,
-                           passed_from: int) -> DecodedFrame | None:
+                           passed_from: int, size: tuple[int, int] | None
+                           ) -> DecodedFrame | None:
         try:
             for vf in self._frames:
                 n = self._index_of.get(vf.pts)
@@ -185,6 +186,8 @@ class FrameReader:
                 if n > index:
                     return None
                 if n == index or (on_passed is not None and n >= passed_from):
+                    if size is not None:  # scaled and converted in one pass
+                        vf = vf.reformat(width=size[0], height=size[1], format="bgr24")
                     frame = DecodedFrame(n, self.table.time_s(n),
                                          vf.to_ndarray(format="bgr24"))
                     if n == index:
