@@ -13,6 +13,8 @@ from collections import Counter
 
 import pytest
 
+from lanewatch.sinks.manual_count_csv import ManualEntry, manual_count_csv
+
 from conftest import CONFIGS, REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -172,3 +174,25 @@ def test_play_at_four_times_then_pause(counting, browser):
     wait_shown(page, paused - 1)
     assert errors == []
     page.close()
+
+
+def test_page_csv_is_the_servers_text_for_odd_names(counting, browser):
+    """The download is written by count.js, the --output file by manual_count_csv: the same
+    text, also for names a CSV must quote, and rows in frame order, then counting order."""
+    base, _ = counting
+    meta = {"comments": ["on a.mp4\nsecond line"], "times": ["0.000", "0.033", "0.067"]}
+    entries = [(2, "lane,odd", "in", 'say "car"'), (0, " padded", "out", "car"),
+               (2, "lane2", "in", "car"), (1, "lane3", "in", "bus")]
+    page = browser.new_page()
+    page.goto(base)
+    text = page.evaluate("""async ([meta, entries]) => {
+        const { csvText } = await import('/static/count.js');
+        return csvText(meta, entries.map(([frame, lane, direction, cls]) =>
+                                         ({ frame, lane, direction, class: cls })));
+    }""", [meta, entries])
+    page.close()
+    expected = manual_count_csv(
+        [ManualEntry(f, meta["times"][f], lane, d, c) for f, lane, d, c in entries],
+        meta["comments"])
+    assert text == expected
+    assert rows(text)[0] == ["0.000", "0", " padded", "out", "car"]

@@ -398,7 +398,10 @@ async function start() {
   $("video-name").textContent = `${m.video} · ${m.width}×${m.height} · ${m.fps.toFixed(3)} frames/s · ` +
     `${m.frame_count} frames · stream ${m.stream}` + (m.save_to ? ` · saves to ${m.save_to}` : "");
   const kept = JSON.parse(localStorage.getItem(storageKey()) || "[]");
-  state.entries = kept.filter((e) => e.frame <= last());
+  // Only counts this board can still make (the config may have changed since).
+  state.entries = kept.filter((e) => Number.isInteger(e.frame) && e.frame >= 0 && e.frame <= last()
+    && m.keys.some((k) => k.lane === e.lane && k.direction === e.direction)
+    && m.classes.some((c) => c.name === e.class));
   renderBoard();
   renderTally();
   renderEntries();
