@@ -159,3 +159,76 @@ def test_pipelined_and_single_frame_paths_tile_alike():
         assert got == sorted(centres)
         single = plan.merge([detector.detect(crop) for crop in plan.crops(step.frame.picture)])
         assert np.array_equal(single.xyxy, step.detections.xyxy)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_bench_prints_the_cost_of_tiles_against_none(highway_video, monkeypatch):
+    """The bench's rows for the config's tiles against none: frames/s and model ms with their
+    ratios, crossings (the review is stubbed: its own figures are tested in test_bench.py;
+    the detection step runs on the real model)."""
+    import io
+    from types import SimpleNamespace
+
+    from lanewatch.stream.bench import robustness
+    from lanewatch.stream.config.loading import load_config
+    from lanewatch.stream.pipeline import review
+
+    from conftest import CONFIGS
+
+    def fake_review(video, config, out, progress):
+        tiles = config.streams[0].detection.tiles
+        return SimpleNamespace(summary={"fps_achieved": 20.0 / tiles[0], "classes": {"car": 11},
+                                        "lanes": {"lane1": {"total": 11}}})
+
+    monkeypatch.setattr(review, "review_video", fake_review)
+    config = load_config(CONFIGS / "highway.yaml")
+    stream = config.streams[0]
+    tiled = config.model_copy(update={"streams": [stream.model_copy(update={
+        "detection": stream.detection.model_copy(update={"tiles": (2, 1)})})]})
+    assert robustness.is_tiled_or_upscaled(tiled) and not robustness.is_tiled_or_upscaled(config)
+    out = io.StringIO()
+    figures = robustness.compare([("untiled", config), ("tiles 2x1", tiled)], highway_video,
+                                 lambda line: print(line, file=out), every=100)
+    text = out.getvalue()
+    assert "untiled" in text and "tiles 2x1" in text and "0.50x" in text  # the stubbed fps
+    by_name = {f.name: f for f in figures}
+    assert by_name["tiles 2x1"].model_ms > 0 and by_name["untiled"].detections_per_frame > 0
+    assert by_name["tiles 2x1"].classes == {"car": 11}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(600)
+def test_highway_counts_stay_exact_with_2x1_tiles_and_upscaling_runs_on_the_static_export(
+        detector_model, highway_video, tmp_path):
+    """The review (pipelined: each frame's two tiles in flight) with configs/highway.yaml cut
+    into 2x1 tiles counts the hand count's 11 cars, lane by lane; and a stream input larger
+    than the fixed 640x640 export (upscaling) runs on it, refitted."""
+    from lanewatch.stream.config.loading import load_config
+    from lanewatch.stream.detect.openvino_detector import OpenVINODetector
+    from lanewatch.stream.pipeline.processor import StreamProcessor
+    from lanewatch.stream.pipeline.review import review_video
+    from lanewatch.stream.sources.file_source import FileSource
+
+    from conftest import CONFIGS
+
+    config = load_config(CONFIGS / "highway.yaml")
+    stream = config.streams[0]
+    tiled = config.model_copy(update={
+        "output": config.output.model_copy(update={"video": False}),
+        "streams": [stream.model_copy(update={"detection": stream.detection.model_copy(
+            update={"tiles": (2, 1)})})]})
+    summary = review_video(highway_video, tiled, tmp_path, progress=False).summary
+    assert summary["classes"] == {"car": 11}
+    assert {lane: n["total"] for lane, n in summary["lanes"].items()} == {
+        "lane1": 1, "lane2": 2, "lane3": 5, "lane4": 3}
+
+    upscaled = stream.model_copy(update={"detection": stream.detection.model_copy(
+        update={"imgsz": 960})})
+    detector = OpenVINODetector(config.model)
+    processor = StreamProcessor(upscaled, config, detector, (1280, 720), 29.97)
+    with FileSource(highway_video) as source:
+        pictures = [f.picture for f in source.frames() if f.index in (100, 230)]
+    found = [processor.detect(p) for p in pictures]
+    assert detector._placement((1280, 720), 960).input_hw == (544, 960)
+    assert all(len(d) >= 2 for d in found)

@@ -155,6 +155,9 @@ class DetectionSettings(_Strict):
     tile_overlap: float = Field(
         0.2, ge=0, le=0.5, description="overlap of neighbouring tiles, as a fraction of a "
         "tile's width or height: make it at least a vehicle's length at the seam")
+    agnostic_nms: bool | None = Field(
+        None, description="class-agnostic suppression for this stream (default: "
+        "model.agnostic_nms): one vehicle boxed as car and as truck gives one box")
 
     @field_validator("region")
     @classmethod

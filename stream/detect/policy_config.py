@@ -16,9 +16,11 @@ from lanewatch.stream.detect.exported_model import exported_model_files
 from lanewatch.trackers.detection_policy import DetectionPolicy
 
 
-def build_policy(model: ModelConfig, class_names: dict[int, str]) -> DetectionPolicy:
-    """The policy of `model` for a model with these classes (id -> name). ModelError, one line
-    per unknown class name, when the config names a class the model does not have."""
+def build_policy(model: ModelConfig, class_names: dict[int, str],
+                 agnostic: bool | None = None) -> DetectionPolicy:
+    """The policy of `model` for a model with these classes (id -> name); `agnostic`: a
+    stream's own `detection.agnostic_nms` (None: the model's). ModelError, one line per
+    unknown class name, when the config names a class the model does not have."""
     problems = class_name_problems(model.classes, model.class_confidence, model.class_aliases,
                                    class_names)
     if problems:
@@ -29,7 +31,8 @@ def build_policy(model: ModelConfig, class_names: dict[int, str]) -> DetectionPo
         confidence=model.confidence,
         class_confidence={ids[c]: v for c, v in model.class_confidence.items()},
         aliases={ids[s]: ids[t] for s, t in model.class_aliases.items()},
-        agnostic_iou=model.iou if model.agnostic_nms else None,
+        agnostic_iou=model.iou if (model.agnostic_nms if agnostic is None else agnostic)
+        else None,
         suppress_contained=model.suppress_contained,
     )
 

@@ -51,7 +51,8 @@ class StreamProcessor:
         self.detector = detector
         # Built once: the classes, aliases, score floors and suppression every detected
         # frame goes through (`update`).
-        self.policy: DetectionPolicy = build_policy(config.model, detector.class_names)
+        self.policy: DetectionPolicy = build_policy(config.model, detector.class_names,
+                                                    stream.detection.agnostic_nms)
         try:
             self.lanes: list[Lane] = resolve_lanes(stream.lanes, stream.coordinates, *frame_size)
         except ValueError as err:
