@@ -111,7 +111,8 @@ class RunInfo:
     frames: int
     video_fps: float
     video_duration_s: float
-    elapsed_s: float
+    elapsed_s: float  # processing the frames
+    startup_s: float | None = None  # loading the model and compiling before the first frame
     message: str | None = None
     cpu_ms_per_frame: dict[str, float] | None = None  # by thread (sinks/cpu_use.py)
 
@@ -252,6 +253,7 @@ class ReportWriter:
             "video_fps": round(run.video_fps, 3),
             "video_duration_s": round(run.video_duration_s, 3),
             "elapsed_s": round(run.elapsed_s, 3),
+            "startup_s": None if run.startup_s is None else round(run.startup_s, 3),
             "fps_achieved": round(run.frames / run.elapsed_s, 2) if run.elapsed_s > 0 else None,
             "cpu_ms_per_frame": run.cpu_ms_per_frame,
             "interval_s": book.interval_s,

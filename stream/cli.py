@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -26,11 +27,13 @@ from lanewatch.sinks.database import is_postgres_url
 from lanewatch.sinks.errors import ConfigError, LanewatchError
 from lanewatch.sinks.redaction import redact
 from lanewatch.stream import __version__
+from lanewatch.stream.config.arguments import positive_int
 from lanewatch.stream.config.checks import preflight
 from lanewatch.stream.config.loading import load_config
 from lanewatch.stream.config.schema import Config
 from lanewatch.stream.serve.count_command import add_count
 from lanewatch.stream.tune.command import add_tune_parser
+from lanewatch.stream.validation.command import add_validate
 
 # Names of lanewatch.trackers.evaluation.benchmark.TRACKERS, listed here so `--help` needs no
 # heavy import.
@@ -100,6 +103,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
+    wall = time.perf_counter()
     from lanewatch.stream.pipeline.review import review_video  # heavy imports only when needed
 
     config = load_config(args.config)
@@ -111,53 +115,12 @@ def _cmd_process(args: argparse.Namespace) -> int:
     s = result.summary
     if not args.quiet:
         print(f"processed {s['frames']} frames in {s['elapsed_s']:.1f} s "
-              f"({s['fps_achieved']} frames/s); {s['total_crossings']} crossings")
+              f"({s['fps_achieved']} frames/s) after {s['startup_s']:.1f} s of start-up; "
+              f"{s['total_crossings']} crossings")
         for name, lane in s["lanes"].items():
             by_dir = ", ".join(f"{d} {n}" for d, n in lane["by_direction"].items())
             print(f"  {name}: {lane['total']} ({by_dir})")
-        print(f"outputs in {result.outdir}/")
-    return 0
-
-
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from lanewatch.sinks.errors import ValidationFailed
-    from lanewatch.sinks.reports import REPORT_FILE
-    from lanewatch.sinks.validation_html import add_to_report, write_validation_html
-    from lanewatch.sinks.validation_input import load_manual_counts, load_run
-    from lanewatch.sinks.validation_report import (
-        VALIDATION_JSON,
-        Thresholds,
-        format_text,
-        validation_dict,
-    )
-    from lanewatch.trackers.evaluation.count_matching import match_counts
-    from lanewatch.trackers.evaluation.count_metrics import validate_counts
-
-    if args.interval_s <= 0:
-        raise LanewatchError(f"--interval-s must be more than 0, got {args.interval_s:g}")
-    run = load_run(args.run_dir)
-    manual = load_manual_counts(args.manual, run)
-    for warning in manual.warnings:
-        print(f"lanewatch: warning: {warning}", file=sys.stderr)
-    validation = validate_counts(match_counts(manual.events, run.events, args.tolerance_s),
-                                 run.duration_s, args.interval_s)
-    thresholds = Thresholds(args.min_precision, args.min_recall, args.min_f1,
-                            args.max_interval_error_pct)
-    html_path = args.html or args.run_dir / "validation.html"
-    section, notes = write_validation_html(html_path, validation, run, args.manual,
-                                           max_thumbnails=args.thumbnails)
-    in_report = add_to_report(args.run_dir / REPORT_FILE, section)
-    json_path = args.json or args.run_dir / VALIDATION_JSON
-    json_path.write_text(json.dumps(validation_dict(
-        validation, run_dir=str(args.run_dir), manual_csv=str(args.manual),
-        warnings=manual.warnings, thresholds=thresholds, notes=notes), indent=2) + "\n",
-        encoding="utf-8")
-    print(format_text(validation, f"{args.run_dir} against {args.manual}"))
-    print(f"\nwritten: {json_path}, {html_path}" + (", the report's validation section"
-          if in_report else "") + "".join(f"\nnote: {n}" for n in notes))
-    failures = thresholds.failures(validation)
-    if failures:
-        raise ValidationFailed("below the acceptance threshold: " + "; ".join(failures))
+        print(f"outputs in {result.outdir}/ (wall time {time.perf_counter() - wall:.1f} s)")
     return 0
 
 
@@ -239,60 +202,6 @@ def _default_mot15() -> Path:
     return Path(os.environ.get("LANEWATCH_ASSETS", "../shared")) / "bench-data" / "mot15"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _non_negative(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"a fraction between 0 and 1 (0.95 for 95%), got {text}")
-    return value
-
-
-def _add_validate(sub) -> None:
-    a = sub.add_parser("validate", help="compare a review's counts with a manual count "
-                       "(docs/validation.md); exit code 4 below a threshold you set")
-    a.add_argument("run_dir", type=Path, help="output folder of `lanewatch process`")
-    a.add_argument("manual", type=Path, help="manual-count CSV: time_s,frame,lane,direction,"
-                   "class")
-    a.add_argument("--tolerance-s", type=_non_negative, default=1.0,
-                   help="how far apart in time a manual and an automatic count may be and "
-                   "still match, inclusive (default 1)")
-    a.add_argument("--interval-s", type=_non_negative, default=900.0,
-                   help="interval of the per-interval errors (default 900: 15 minutes)")
-    for name in ("precision", "recall", "f1"):
-        a.add_argument(f"--min-{name}", type=_fraction, metavar="R",
-                       help=f"fail (exit code 4) when the overall {name} is below R (0..1)")
-    a.add_argument("--max-interval-error-pct", type=_non_negative, metavar="P",
-                   help="fail (exit code 4) when a lane, direction and class is off by more "
-                   "than P%% of the manual count in any interval")
-    a.add_argument("--json", type=Path, help="where to write the JSON (default "
-                   "RUN_DIR/validation.json)")
-    a.add_argument("--html", type=Path, help="where to write the HTML (default "
-                   "RUN_DIR/validation.html)")
-    a.add_argument("--thumbnails", type=int, default=50, metavar="N",
-                   help="at most N thumbnails of unmatched events, from the run's video "
-                   "(default 50; 0: none)")
-    a.set_defaults(func=_cmd_validate)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -307,11 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--stream", help="which configured stream's lanes to use (if several)")
     p.add_argument("--no-video", action="store_true", help="skip annotated.mp4 (faster)")
-    p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_process)
 
-    v = sub.add_parser("serve", help="run every configured stream live: WebSocket, API, metrics")
+    v = sub.add_parser(
+        "serve", help="run every configured stream live: WebSocket, API, metrics",
+        description="Run every stream of the config live until Ctrl-C or SIGTERM: count "
+        "crossings, keep them in the store, and serve the dashboard (/), the JSON API (/api), "
+        "WebSocket pushes (/ws) and Prometheus metrics (/metrics) on server.host:server.port. "
+        "Logs go to stderr (INFO; -v for DEBUG).")
     v.add_argument("-c", "--config", type=Path, required=True, help="YAML config file")
     v.add_argument("--host", help="listen address (default: server.host)")
     v.add_argument("--port", type=int, help="listen port (default: server.port)")
@@ -330,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--trackers", nargs="+", default=list(_BENCH_TRACKERS),
                    choices=_BENCH_TRACKERS, help="which trackers to run")
     b.add_argument("--sequences", nargs="+", help="only these sequences")
-    b.add_argument("--repeats", type=_positive_int, default=3,
+    b.add_argument("--repeats", type=positive_int, default=3,
                    help="interleaved timed rounds; each tracker's best is reported (default 3)")
     b.set_defaults(func=_cmd_bench_tracker)
 
@@ -351,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: the whole clip)")
     e.add_argument("--streams-only", action="store_true",
                    help="measure only the many-cameras part (--streams N)")
-    e.add_argument("--rounds", type=_positive_int, default=3,
+    e.add_argument("--rounds", type=positive_int, default=3,
                    help="interleaved rounds of the model alone, counting and annotated: the "
                    "target ratios are their medians (default 3)")
     e.add_argument("--no-ultralytics", action="store_true",
@@ -362,16 +276,32 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file and print a summary")
     c.add_argument("config", type=Path)
     c.set_defaults(func=_cmd_check_config)
-    _add_validate(sub)
+    add_validate(sub)
+    _describe_and_verbose(sub)
     add_count(sub)
     add_tune_parser(sub)  # stream/tune/command.py
     return parser
 
 
+def _describe_and_verbose(sub) -> None:
+    """Every sub-command takes -v too (`lanewatch process ... -v`, as error messages say
+    "rerun with -v"), and its --help opens with its one-line help when it has no longer
+    description. SUPPRESS: a sub-command without -v leaves the top-level flag as it is."""
+    helps = {a.dest: a.help for a in sub._choices_actions}  # argparse keeps help only here
+    for name, parser in sub.choices.items():
+        parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                            help="debug logging and tracebacks")
+        if parser.description is None and helps.get(name):
+            parser.description = helps[name][0].upper() + helps[name][1:] + "."
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lanewatch` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+    # A service logs what it does (streams connecting, capacity changes) at INFO; a command
+    # that prints its own results keeps the log to warnings.
+    quiet_level = logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=logging.DEBUG if args.verbose else quiet_level,
                         format="lanewatch: %(levelname)s: %(message)s")
     try:
         return args.func(args)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -160,3 +162,36 @@ def test_serve_says_it_compiles_before_the_service_starts(monkeypatch, capsys):
     monkeypatch.setattr(loading, "warm_up", _cached_warm_up)
     cli._load_tracker_kernels()
     assert capsys.readouterr().err == ""
+
+
+def _slow_compiling_warm_up(on_compile=None):
+    """A first run: the kernels compile, and that takes a while."""
+    if on_compile is not None:
+        on_compile()
+    time.sleep(1.5)
+
+
+def test_a_first_runs_progress_output(monkeypatch, capsys, tmp_path, highway_video):
+    """What a user sees on a first run (issue 22: "silent for 40 s", "1/335 [00:41<3:48:24,
+    41.03s/frame]"): each start-up step said as it starts, the bar counting from the first
+    frame (start-up is not in its rate or ETA), and the start-up and wall time at the end."""
+    assert _process(monkeypatch, _slow_compiling_warm_up, highway_video, tmp_path,
+                    "--max-frames", "40") == 0
+    captured = capsys.readouterr()
+    err = captured.err.replace("\r", "\n")
+    steps = [err.index("lanewatch: loading model "),
+             err.index(f"lanewatch: {kernels.COMPILING_MESSAGE}"),
+             err.index("lanewatch: ready in "), err.index("frame/s]")]
+    assert steps == sorted(steps), err
+    first_bar = next(line for line in err.splitlines() if "/40 [" in line)
+    assert "0/40 [00:00<?" in first_bar, first_bar  # 1.5 s of start-up are not in the bar
+    ready = float(re.search(r"ready in ([\d.]+) s", err).group(1))
+    assert ready >= 1.5
+    out = captured.out
+    startup = float(re.search(r"after ([\d.]+) s of start-up", out).group(1))
+    assert startup == pytest.approx(ready, abs=0.1)
+    assert re.search(r"processed 40 frames in [\d.]+ s \([\d.]+ frames/s\)", out), out
+    wall = float(re.search(r"wall time ([\d.]+) s", out).group(1))
+    assert wall >= startup
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["startup_s"] >= 1.5 and summary["elapsed_s"] < wall

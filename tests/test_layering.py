@@ -25,7 +25,7 @@ LAYERS = ("trackers", "sinks", "stream")  # each may import only the ones before
 # ones before it. Sources come first (a frame starts there; the config embeds their settings),
 # cli is the top: it wires the rest.
 STREAM_ORDER = ("sources", "config", "detect", "pipeline", "cluster", "serve", "bench",
-                "tune", "cli")
+                "validation", "tune", "cli")
 MAX_LINES = 400
 
 

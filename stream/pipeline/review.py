@@ -74,8 +74,11 @@ def review_video(
         source.close()
         raise LanewatchError(f"cannot create output folder {outdir}: {err.strerror}") from None
     info = source.info
+    startup = time.perf_counter()
     try:
-        detector = detector or create_detector(config.model)
+        if detector is None:  # seconds on a first run (OpenVINO compiles): said, not silent
+            _notify(f"loading model {config.model.path}", progress)
+            detector = create_detector(config.model)
         processor = StreamProcessor(stream, config, detector, (info.width, info.height), info.fps)
         processor.prepare_detector()  # start-up, like loading the model: not in the timed run
         # The tracker's compiled kernels load now too, before the progress bar starts: when
@@ -84,6 +87,8 @@ def review_video(
     except BaseException:
         source.close()
         raise
+    startup_s = time.perf_counter() - startup
+    _notify(f"ready in {startup_s:.1f} s; counting {info.width}x{info.height} frames", progress)
     reports = ReportWriter(outdir, processor.analytics, config.model.classes)
     annotated = _open_video(outdir, config, processor.lanes, info.fps,
                             (info.width, info.height))
@@ -94,8 +99,7 @@ def review_video(
     frames, status, message, last_pts = 0, "complete", None, 0.0
     total = info.frame_count if max_frames is None else min(info.frame_count or max_frames,
                                                              max_frames)
-    bar = tqdm(total=total, unit="frame", disable=not progress, desc=stream.id,
-               dynamic_ncols=True)
+    bar: tqdm | None = None  # made at the first frame: its rate and ETA leave start-up out
     started = time.perf_counter()
     cpu_started, main_cpu_started = time.process_time(), time.thread_time()
     pending_error: BaseException | None = None
@@ -107,6 +111,9 @@ def review_video(
             outputs.on_result(result)  # a failing video is dropped; counting goes on
             frames += 1
             last_pts = frame.pts_s
+            if bar is None:
+                bar = tqdm(total=total, unit="frame", disable=not progress, desc=stream.id,
+                           dynamic_ncols=True)
             bar.update()
     except TruncatedVideoError as err:
         status, message, pending_error = "truncated", str(err), err
@@ -117,7 +124,8 @@ def review_video(
     except Exception as err:  # unexpected: still write the reports of every frame processed
         status, message, pending_error = "failed", f"{type(err).__name__}: {err}", err
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         source.close()
         elapsed = time.perf_counter() - started
         outputs.close()  # the video too after failing (its thread ends); events.jsonl closed
@@ -129,7 +137,7 @@ def review_video(
             video=str(video), stream=stream.id, model=config.model.path, status=status,
             frames=frames, video_fps=info.fps,
             video_duration_s=last_pts + 1 / info.fps if frames else 0.0,
-            elapsed_s=elapsed, message=message,
+            elapsed_s=elapsed, startup_s=startup_s, message=message,
             cpu_ms_per_frame=cpu.per_frame_ms() if frames else None))
     if pending_error is not None:
         if isinstance(pending_error, SourceError) and frames:

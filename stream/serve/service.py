@@ -272,7 +272,7 @@ def serve(config: Config, host: str | None = None, port: int | None = None,
     service = Service(config, config_path=config_path)
     h = host or config.server.host
     p = port if port is not None else config.server.port
-    log.warning("lanewatch serving %d stream(s) on http://%s:%d", len(service.runners), h, p)
+    log.info("lanewatch serving %d stream(s) on http://%s:%d", len(service.runners), h, p)
     if warning := exposure_warning(h, auth_token(config.server)):
         log.warning(warning)
     web.run_app(service.app(), host=h, port=p, print=None,

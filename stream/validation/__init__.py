@@ -1,0 +1,2 @@
+"""Checking counts against a manual count: the `validate` command (the work is in
+sinks/validation_*.py and trackers/evaluation/)."""
