@@ -276,10 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file and print a summary")
     c.add_argument("config", type=Path)
     c.set_defaults(func=_cmd_check_config)
-    add_validate(sub)
-    _describe_and_verbose(sub)
-    add_count(sub)
+    add_validate(sub)  # stream/validation/command.py
+    add_count(sub)  # stream/serve/count_command.py
     add_tune_parser(sub)  # stream/tune/command.py
+    _describe_and_verbose(sub)  # last: every sub-command above
     return parser
 
 
