@@ -354,3 +354,50 @@ def test_command_prints_its_url_and_stops_cleanly_on_ctrl_c(highway_video):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_counting_goes_on_from_an_existing_output_file(tmp_path, highway_video):
+    output = tmp_path / "m.csv"
+    shutil.copy(REPO / "tests" / "data" / "highway_manual.csv", output)
+    session = CountSession(highway_video, HIGHWAY_CONFIG, output=output)
+    saved = session.metadata("")["saved_entries"]
+    assert [(e["frame"], e["lane"], e["direction"], e["class"]) for e in saved] == [
+        (int(r[1]), r[2], r[3], r[4]) for r in csv_rows(output)]
+    # Saved again: the same rows (the comments are this tool's own).
+    assert csv_rows_of(session.csv_text(session.saved)) == csv_rows(output)
+    session.close()
+
+
+RESUME_ERRORS = [
+    ("time_s,lane,direction,class\n1.37,lane3,towards,tram\n",
+     "m.csv:2: class 'tram' is not one of car, motorcycle, bus, truck"),
+    ("time_s,frame,lane,direction,class\n1.37,41,lane9,towards,car\n",
+     "m.csv:2: lane 'lane9' is not a lane of this run"),
+    ("time_s,frame,lane,direction,class\n99,3000,lane3,towards,car\n",
+     "m.csv:2: frame 3000 is past the video's end (0..334)"),
+]
+
+
+@pytest.mark.parametrize("text, message", RESUME_ERRORS)
+def test_an_output_file_the_board_cannot_go_on_with_is_refused(tmp_path, highway_video, text,
+                                                                message):
+    (tmp_path / "m.csv").write_text(text)
+    with pytest.raises(LanewatchError, match=re.escape(message)):
+        CountSession(highway_video, HIGHWAY_CONFIG, output=tmp_path / "m.csv")
+
+
+def test_rows_without_a_frame_go_on_the_nearest_frame(tmp_path, highway_video):
+    (tmp_path / "m.csv").write_text("time_s,lane,direction,class\n1.37,lane3,towards,car\n"
+                                    "0.01,lane1,towards,car\n")
+    session = CountSession(highway_video, HIGHWAY_CONFIG, output=tmp_path / "m.csv")
+    assert [e.frame for e in session.saved] == [41, 0]
+    session.close()
+
+
+def csv_rows(path: Path) -> list[list[str]]:
+    return csv_rows_of(path.read_text())
+
+
+def csv_rows_of(text: str) -> list[list[str]]:
+    lines = [t for t in text.splitlines() if t.strip() and not t.startswith("#")]
+    return [line.split(",") for line in lines[1:]]

@@ -127,6 +127,14 @@ def test_count_highway_by_keyboard_save_and_validate(counting, browser, highway_
     assert errors == []
     page.close()
 
+    # Another browser (nothing in its storage) goes on from the --output file.
+    other = browser.new_page()
+    other.goto(base)
+    other.wait_for_function(
+        f"document.getElementById('tally').dataset.total === '{len(expected)}'", timeout=10000)
+    assert "read from" in other.locator("#message").inner_text()
+    other.close()
+
     # `lanewatch validate` on the review of the same clip: every vehicle matched.
     run_dir, _ = highway_run
     result = tmp_path / "validation.json"

@@ -397,7 +397,9 @@ async function start() {
   const m = state.meta;
   $("video-name").textContent = `${m.video} · ${m.width}×${m.height} · ${m.fps.toFixed(3)} frames/s · ` +
     `${m.frame_count} frames · stream ${m.stream}` + (m.save_to ? ` · saves to ${m.save_to}` : "");
-  const kept = JSON.parse(localStorage.getItem(storageKey()) || "[]");
+  // This browser's counts (the newest state), else those of the --output file if it exists.
+  const local = JSON.parse(localStorage.getItem(storageKey()) || "[]");
+  const kept = local.length ? local : m.saved_entries;
   // Only counts this board can still make (the config may have changed since).
   state.entries = kept.filter((e) => Number.isInteger(e.frame) && e.frame >= 0 && e.frame <= last()
     && m.keys.some((k) => k.lane === e.lane && k.direction === e.direction)
@@ -405,7 +407,9 @@ async function start() {
   renderBoard();
   renderTally();
   renderEntries();
-  if (state.entries.length) {
+  if (state.entries.length && !local.length) {
+    say(`${state.entries.length} count(s) read from ${m.save_to}: counting goes on from there`);
+  } else if (state.entries.length) {
     state.saved = false;
     say(`${state.entries.length} count(s) restored from this browser's last session`);
   } else if (m.classes_from === "default") {

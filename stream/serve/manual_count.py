@@ -8,6 +8,7 @@ posts before they are written as a manual-count CSV (sinks/manual_count_csv.py).
 
 from __future__ import annotations
 
+import bisect
 import os
 import string
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 from lanewatch.sinks.errors import ConfigError, LanewatchError
 from lanewatch.sinks.json_input import shorten
 from lanewatch.sinks.manual_count_csv import ManualEntry, format_time, manual_count_csv
+from lanewatch.sinks.validation_input import ReviewRun, load_manual_counts
 from lanewatch.stream.config.loading import load_config
 from lanewatch.stream.sources.frame_reader import FrameReader
 from lanewatch.trackers.analytics.lanes import Lane, resolve_lanes
@@ -112,6 +114,13 @@ class CountSession:
         self.video, self.config_path, self.output = video, config_path, output
         self.times = tuple(format_time(self.reader.table.time_s(n))
                            for n in range(len(self.reader)))
+        try:
+            # Counting goes on where the file left off (when this browser kept nothing).
+            self.saved = (self._read_saved(output)
+                          if output is not None and output.is_file() else [])
+        except LanewatchError:
+            self.reader.close()
+            raise
 
     def comments(self) -> list[str]:
         """The CSV's `#` lines: what was counted, on which video and lanes."""
@@ -139,6 +148,8 @@ class CountSession:
             "classes_from": "config" if self.classes_from_config else "default",
             "comments": self.comments(),
             "save_to": None if self.output is None else str(self.output),
+            "saved_entries": [{"frame": e.frame, "lane": e.lane, "direction": e.direction,
+                               "class": e.class_name} for e in self.saved],
         }
 
     def entries(self, payload: Any) -> list[ManualEntry]:
@@ -171,6 +182,36 @@ class CountSession:
             out.append(ManualEntry(frame, self.times[frame], lane, direction, cls))
         return out
 
+    def _read_saved(self, path: Path) -> list[ManualEntry]:
+        """The counts of an existing --output file, each on its frame (the frame nearest its
+        time when the row has none); LanewatchError for rows this board cannot make."""
+        lanes: dict[str, tuple[str, ...]] = {}
+        for k in self.keys:
+            lanes[k.lane] = (*lanes.get(k.lane, ()), k.direction)
+        classes = tuple(c.name for c in self.classes)
+        board = ReviewRun(path.parent, self.stream.id, None, None, None, lanes, None, classes,
+                          ())
+        manual = load_manual_counts(path, board)  # errors name the line and the fix
+        seconds = [self.reader.table.time_s(n) for n in range(len(self.times))]
+        entries, problems = [], []
+        for e in manual.events:
+            if e.class_name not in classes:
+                problems.append(f"{path}:{e.line}: class '{e.class_name}' is not one of "
+                                f"{', '.join(classes)}")
+                continue
+            frame = e.frame if e.frame is not None else _nearest(seconds, e.time_s)
+            if not 0 <= frame < len(self.times):
+                problems.append(f"{path}:{e.line}: frame {frame} is past the video's end "
+                                f"(0..{len(self.times) - 1})")
+                continue
+            entries.append(ManualEntry(frame, self.times[frame], e.lane, e.direction,
+                                       e.class_name))
+        if problems:
+            raise LanewatchError("--output names a CSV whose counts this board cannot go on "
+                                 "with (give another --output, or fix the file):\n"
+                                 + "\n".join(problems[:20]))
+        return entries
+
     def csv_text(self, entries: list[ManualEntry]) -> str:
         """The manual-count CSV of these entries."""
         return manual_count_csv(entries, self.comments())
@@ -183,11 +224,19 @@ class CountSession:
         temporary = self.output.with_name(f".{self.output.name}.partial")
         temporary.write_text(self.csv_text(entries), encoding="utf-8")
         os.replace(temporary, self.output)
+        self.saved = entries  # what a page opened from now on starts from
         return self.output
 
     def close(self) -> None:
         """Release the video."""
         self.reader.close()
+
+
+def _nearest(seconds: list[float], t: float) -> int:
+    i = bisect.bisect_left(seconds, t)
+    if i == len(seconds) or (i > 0 and t - seconds[i - 1] <= seconds[i] - t):
+        return max(i - 1, 0)
+    return i
 
 
 def _check_output(output: Path) -> None:
