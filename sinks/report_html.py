@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lanewatch.sinks.traffic_tables import TrafficTables  # noqa: E402
-from lanewatch.trackers.analytics.traffic_stats import MIN_SAMPLE  # noqa: E402
+from lanewatch.trackers.analytics.traffic_stats import ALL_CLASSES, MIN_SAMPLE  # noqa: E402
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -155,11 +155,18 @@ def traffic_section(t: TrafficTables) -> str:
     if any(b.partial for b in t.flow):
         parts.append('<p class="meta">partial: the video covers only part of the interval; '
                      "its hourly rate is over the part covered.</p>")
-    parts.append(_table(["interval (min)", "lane", "direction", "count", "PCU", "per hour",
-                         ""],
+    classes: dict[tuple[str, str, float], list[str]] = {}
+    for b in t.flow:
+        if b.class_name != ALL_CLASSES and b.vehicles:
+            classes.setdefault((b.lane, b.direction, b.start_s), []).append(
+                f"{b.class_name} {b.vehicles}")
+    parts.append(_table(["interval (min)", "lane", "direction", "count", "by class", "PCU",
+                         "per hour", ""],
                         [[f"{b.start_s / 60:g}-{b.end_s / 60:g}", b.lane, b.direction,
-                          b.vehicles, b.pcu, None if b.per_hour is None else round(b.per_hour),
-                          "partial" if b.partial else ""] for b in t.flow]))
+                          b.vehicles, ", ".join(classes.get((b.lane, b.direction, b.start_s),
+                                                            [])), b.pcu,
+                          None if b.per_hour is None else round(b.per_hour),
+                          "partial" if b.partial else ""] for b in t.totals()]))
     parts.append("<h3>Time occupancy at the counting lines</h3>")
     parts.append('<p class="meta">the share of time an object is over the line, as a loop '
                  "detector reports it</p>")

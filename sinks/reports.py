@@ -47,6 +47,7 @@ from lanewatch.trackers.analytics.lane_analytics import (
     MovementEvent,
     WrongWayEvent,
 )
+from lanewatch.trackers.analytics.traffic_stats import ReportSettings
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +124,13 @@ class ReportWriter:
 
     name = "reports"
 
-    def __init__(self, outdir: Path, analytics: LaneAnalytics, class_names: list[str] | None):
+    def __init__(self, outdir: Path, analytics: LaneAnalytics, class_names: list[str] | None,
+                 settings: ReportSettings | None = None):
+        """`settings`: the report classes and PCU weights (the config's `reports:`)."""
         self.outdir = outdir
         self.analytics = analytics
         self._class_names = class_names
+        self._settings = settings
         self._events = open(outdir / EVENTS_FILE, "w", encoding="utf-8")
         self.crossings: list[CrossingEvent] = []
         self.movements = 0
@@ -197,7 +201,7 @@ class ReportWriter:
                       round(r.mean_s, 2), round(r.max_s, 2)] for r in dwell])
         traffic = TrafficTables.of(self.crossings, run.video_duration_s, [
             (lane.name, label) for lane in self.analytics.lanes for label in lane.labels()],
-            origin_s=book.origin_s,
+            self._settings, origin_s=book.origin_s,
             occupancy=self.analytics.line_occupancy.table(book.origin_s + run.video_duration_s))
         self._write(FLOW_FILE, FLOW_HEADER, traffic.flow_rows())
         self._write(HEADWAYS_FILE, HEADWAY_HEADER, traffic.headway_rows())

@@ -1,8 +1,9 @@
 """The traffic engineer's tables of a review: flow.csv, headways.csv and summary.json's
 `traffic` section (figures from trackers/analytics/traffic_stats.py).
 
-- flow.csv: 15-minute interval x lane x direction: vehicles, passenger-car units, hourly
-  rates, and whether the video covers the whole interval (`partial`);
+- flow.csv: 15-minute interval x lane x direction x report class (the config's
+  `reports.class_scheme`, and `all`): vehicles, passenger-car units, hourly rates, and whether
+  the video covers the whole interval (`partial`);
 - headways.csv: lane x direction: vehicles, headways, mean, median, 15th and 85th
   percentile, shortest (blank under the small-sample size, `small_sample` 1);
 - occupancy.csv: counting interval x lane: the time share of the counting line with an object
@@ -14,18 +15,20 @@ never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from lanewatch.trackers.analytics.events import CrossingEvent
 from lanewatch.trackers.analytics.time_occupancy import OccupancyRow
 from lanewatch.trackers.analytics.traffic_stats import (
+    ALL_CLASSES,
     MIN_SAMPLE,
     QUARTER_S,
     FlowBin,
     HeadwayStats,
     PeakHour,
+    ReportSettings,
     flow_bins,
     headway_stats,
     peak_hours,
@@ -34,8 +37,8 @@ from lanewatch.trackers.analytics.traffic_stats import (
 FLOW_FILE = "flow.csv"
 HEADWAYS_FILE = "headways.csv"
 OCCUPANCY_FILE = "occupancy.csv"
-FLOW_HEADER = ["interval_start_s", "interval_end_s", "lane", "direction", "vehicles", "pcu",
-               "vehicles_per_hour", "pcu_per_hour", "partial"]
+FLOW_HEADER = ["interval_start_s", "interval_end_s", "lane", "direction", "class", "vehicles",
+               "pcu", "vehicles_per_hour", "pcu_per_hour", "partial"]
 OCCUPANCY_HEADER = ["interval_start_s", "interval_end_s", "lane", "occupied_s", "observed_s",
                     "occupancy_pct"]
 HEADWAY_HEADER = ["lane", "direction", "vehicles", "headways", "mean_s", "median_s", "p15_s",
@@ -54,20 +57,24 @@ class TrafficTables:
 
     @classmethod
     def of(cls, crossings: Iterable[CrossingEvent], duration_s: float,
-           lanes: Iterable[tuple[str, str]], pcu: Mapping[str, float] | None = None,
+           lanes: Iterable[tuple[str, str]], settings: ReportSettings | None = None,
            origin_s: float = 0.0, occupancy: Iterable[OccupancyRow] = ()) -> TrafficTables:
         """The tables of these crossings over `duration_s` of video; `lanes` lists every
         (lane, direction) so a lane without traffic shows zeros; `occupancy` is the counting
         lines' time occupancy (LineOccupancy.table)."""
         crossings = list(crossings)
-        return cls(flow_bins(crossings, duration_s, QUARTER_S, origin_s, lanes, pcu),
+        return cls(flow_bins(crossings, duration_s, QUARTER_S, origin_s, lanes, settings),
                    peak_hours(crossings, duration_s, origin_s), headway_stats(crossings),
                    duration_s, list(occupancy))
 
+    def totals(self) -> list[FlowBin]:
+        """The flow rows of every class together."""
+        return [b for b in self.flow if b.class_name == ALL_CLASSES]
+
     def flow_rows(self) -> list[list[Any]]:
         """flow.csv's rows (FLOW_HEADER)."""
-        return [[_seconds(b.start_s), _seconds(b.end_s), b.lane, b.direction, b.vehicles,
-                 b.pcu, _rate(b.per_hour), _rate(_per_hour(b.pcu, b.end_s - b.start_s)),
+        return [[_seconds(b.start_s), _seconds(b.end_s), b.lane, b.direction, b.class_name,
+                 b.vehicles, b.pcu, _rate(b.per_hour), _rate(_per_hour(b.pcu, b.end_s - b.start_s)),
                  int(b.partial)] for b in self.flow]
 
     def headway_rows(self) -> list[list[Any]]:
@@ -85,10 +92,16 @@ class TrafficTables:
         """summary.json's `traffic` section."""
         overall = next((p for p in self.peaks if p.lane is None), None)
         flow: dict[str, list[dict[str, Any]]] = {}
+        by_class: dict[tuple[str, str, float], dict[str, int]] = {}
         for b in self.flow:
+            if b.class_name != ALL_CLASSES:
+                by_class.setdefault((b.lane, b.direction, b.start_s), {})[b.class_name] = \
+                    b.vehicles
+        for b in self.totals():
             flow.setdefault(f"{b.lane}/{b.direction}", []).append({
                 "start_s": b.start_s, "end_s": b.end_s, "vehicles": b.vehicles, "pcu": b.pcu,
-                "vehicles_per_hour": _rate(b.per_hour), "partial": b.partial})
+                "vehicles_per_hour": _rate(b.per_hour), "partial": b.partial,
+                "by_class": by_class.get((b.lane, b.direction, b.start_s), {})})
         return {
             "interval_s": QUARTER_S,
             "flow": flow,

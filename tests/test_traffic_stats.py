@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -12,6 +13,7 @@ from lanewatch.sinks.traffic_tables import TrafficTables
 from lanewatch.trackers.analytics.events import CrossingEvent
 from lanewatch.trackers.analytics.traffic_stats import (
     MIN_SAMPLE,
+    ReportSettings,
     flow_bins,
     headway_stats,
     pcu_of,
@@ -65,17 +67,45 @@ def test_flow_bins_rates_pcu_and_partial_intervals():
     events = (at([10, 20, 899.9], cls="car") + at([300], cls="truck")
               + at([950], cls="motorcycle") + at([100], lane="l2", direction="out"))
     bins = flow_bins(events, duration_s=1200, lanes=[("l3", "in")])
-    table = {(b.lane, b.direction, b.start_s): b for b in bins}
-    first = table[("l1", "in", 0.0)]
+    table = {(b.lane, b.direction, b.class_name, b.start_s): b for b in bins}
+    first = table[("l1", "in", "all", 0.0)]
     assert (first.end_s, first.vehicles, first.pcu, first.partial, first.per_hour) == \
         (900.0, 4, 5.0, False, 16.0)  # 3 cars + a truck (2 PCU); 4 per 15 min = 16 per hour
-    second = table[("l1", "in", 900.0)]
+    assert (table[("l1", "in", "car", 0.0)].vehicles, table[("l1", "in", "truck", 0.0)].pcu) \
+        == (3, 2.0)
+    second = table[("l1", "in", "all", 900.0)]
     # the video ends at 1200 s: 300 s of the interval, one motorcycle -> 12 per hour
     assert (second.end_s, second.vehicles, second.pcu, second.partial, second.per_hour) == \
         (1200.0, 1, 0.4, True, 12.0)
-    assert table[("l2", "out", 0.0)].vehicles == 1
+    assert table[("l2", "out", "all", 0.0)].vehicles == 1
     assert [b.vehicles for b in bins if b.lane == "l3"] == [0, 0]  # a zero, not a gap
-    assert len(bins) == 6
+    # l1: car, motorcycle, truck and all; l2: car and all; l3: all; two intervals each
+    assert len(bins) == 2 * (4 + 2 + 1)
+    assert [b.class_name for b in bins if b.lane == "l1" and b.start_s == 0] == \
+        ["car", "motorcycle", "truck", "all"]
+
+
+def test_a_class_scheme_groups_classes_and_weighs_them():
+    settings = ReportSettings(class_scheme={"light": ["car", "motorcycle"],
+                                            "heavy": ["truck", "bus"]}, pcu={"truck": 2.5})
+    events = at([1, 2], cls="car") + at([3], cls="motorcycle") + at([4], cls="truck") + \
+        at([5], cls="bus") + at([6], cls="bicycle")
+    got = {b.class_name: (b.vehicles, b.pcu) for b in flow_bins(events, 60, settings=settings)}
+    # light: 2 cars + a motorcycle = 2.4 PCU; heavy: truck 2.5 (overridden) + bus 2
+    assert got == {"light": (3, 2.4), "heavy": (2, 4.5), "bicycle": (1, 0.2), "all": (6, 7.1)}
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"class_scheme": {"light": ["car"], "heavy": ["car", "truck"]}},
+     "'car' is in both light and heavy"),
+    ({"class_scheme": {"heavy": []}}, "class_scheme.heavy: lists no model class"),
+    ({"class_scheme": {"all": ["car"]}}, "'all' cannot name a report class"),
+    ({"pcu": {"truck": -1}}, "pcu.truck: -1.0 is not a passenger-car equivalent"),
+    ({"pcus": {"truck": 2}}, "Extra inputs are not permitted"),
+])
+def test_report_settings_refuse_what_cannot_be_reported(settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ReportSettings(**settings)
 
 
 def test_flow_bins_reject_a_zero_interval():
@@ -120,18 +150,21 @@ def test_tables_csv_rows_and_summary_agree():
               + at([1800 + 5, 1810], cls="truck") + at([2700 + 10 * i for i in range(6)])
               + at([3700]))
     t = TrafficTables.of(events, duration_s=4200, lanes=[("l1", "in"), ("l2", "in")])
-    rows = {(r[2], r[0]): r for r in t.flow_rows()}
-    assert rows[("l1", "0")][4:] == [4, 4.0, 16.0, 16.0, 0]
-    assert rows[("l1", "1800")][4:] == [2, 4.0, 8.0, 16.0, 0]  # 2 trucks = 4 PCU
-    assert rows[("l1", "3600")][1] == "4200" and rows[("l1", "3600")][4:] == [1, 1.0, 6.0, 6.0, 1]
-    assert rows[("l2", "0")][4:] == [0, 0.0, 0.0, 0.0, 0]
+    rows = {(r[2], r[4], r[0]): r for r in t.flow_rows()}
+    assert rows[("l1", "all", "0")][5:] == [4, 4.0, 16.0, 16.0, 0]
+    assert rows[("l1", "all", "1800")][5:] == [2, 4.0, 8.0, 16.0, 0]  # 2 trucks = 4 PCU
+    assert rows[("l1", "truck", "1800")][5:] == [2, 4.0, 8.0, 16.0, 0]
+    assert rows[("l1", "all", "3600")][1] == "4200"
+    assert rows[("l1", "all", "3600")][5:] == [1, 1.0, 6.0, 6.0, 1]
+    assert rows[("l2", "all", "0")][5:] == [0, 0.0, 0.0, 0.0, 0]
     s = t.summary()
     # quarters 4, 8, 2, 6: the only full hour is the first, 20 vehicles, PHF 20 / (4 x 8)
     assert s["peak_hour"] == {"start_s": 0.0, "end_s": 3600.0, "vehicles": 20,
                               "busiest_15_min": 8, "phf": 0.625}
     assert s["peak_hour_by_lane"]["l1/in"]["phf"] == 0.625
     assert s["flow"]["l1/in"][-1] == {"start_s": 3600.0, "end_s": 4200.0, "vehicles": 1,
-                                      "pcu": 1.0, "vehicles_per_hour": 6.0, "partial": True}
+                                      "pcu": 1.0, "vehicles_per_hour": 6.0, "partial": True,
+                                      "by_class": {"car": 1, "truck": 0}}
     assert s["headways"]["l1/in"]["vehicles"] == 21
     assert "l2/in" not in s["headways"]  # no vehicle, no headway
 
@@ -148,8 +181,9 @@ def test_highway_review_writes_flow_and_headways(highway_run):
     summary = json.loads((out / "summary.json").read_text())
     with open(out / "flow.csv", newline="") as f:
         flow = list(csv.DictReader(f))
-    assert {r["lane"]: int(r["vehicles"]) for r in flow} == {
+    assert {r["lane"]: int(r["vehicles"]) for r in flow if r["class"] == "all"} == {
         lane: v["total"] for lane, v in summary["lanes"].items()}
+    assert {r["class"] for r in flow} == {"car", "all"}
     assert all(r["partial"] == "1" and r["interval_end_s"] == "11.178" for r in flow)
     # lane3's 5 cars in 11.178 s: 1610 an hour (a rate over the part the video covers)
     assert float(next(r for r in flow if r["lane"] == "lane3")["vehicles_per_hour"]) == \
@@ -177,3 +211,22 @@ def test_highway_review_writes_line_occupancy(highway_run):
     summary = json.loads((out / "summary.json").read_text())
     lane3 = float(rows["lane3"]["occupancy_pct"])
     assert summary["traffic"]["line_occupancy_pct"]["lane3"] == lane3
+
+
+def test_the_config_refuses_report_classes_it_does_not_count(tmp_path):
+    import yaml
+
+    from lanewatch.sinks.errors import ConfigError
+    from lanewatch.stream.config.loading import load_config
+
+    from conftest import CONFIGS
+
+    config = yaml.safe_load((CONFIGS / "highway.yaml").read_text())
+    config["reports"] = {"class_scheme": {"heavy": ["truck", "tractor"]}, "pcu": {"bus": 2.5}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="reports: tractor not among the counted classes"):
+        load_config(path)
+    config["reports"]["class_scheme"]["heavy"] = ["truck", "bus"]
+    path.write_text(yaml.safe_dump(config))
+    assert load_config(path).reports.report_class("bus") == "heavy"

@@ -30,6 +30,7 @@ from lanewatch.stream.sources.live import SourceSettings
 from lanewatch.trackers.analytics.ground import CalibrationSpec
 from lanewatch.trackers.analytics.lanes import CountingSettings, LaneSpec
 from lanewatch.trackers.analytics.movements import TurningSettings
+from lanewatch.trackers.analytics.traffic_stats import ReportSettings
 from lanewatch.trackers.bytetrack.tracker import ByteTrackSettings
 
 
@@ -313,6 +314,7 @@ class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     streams: list[StreamConfig] = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -330,6 +332,18 @@ class Config(_Strict):
             raise ValueError("cluster.enabled needs a store every node reaches: set store.url "
                              "to a PostgreSQL database (postgresql://...); a SQLite file is "
                              "local to one machine")
+        return self
+
+    @model_validator(mode="after")
+    def _report_classes_are_counted(self) -> Config:
+        counted = self.model.classes
+        if counted is not None:
+            counted = set(counted) | set(self.model.class_aliases.values())
+            unknown = sorted(self.reports.model_classes() - counted)
+            if unknown:
+                raise ValueError(f"reports: {', '.join(unknown)} not among the counted classes "
+                                 f"(model.classes: {', '.join(self.model.classes)}); add them "
+                                 "there or remove them here")
         return self
 
     @model_validator(mode="after")

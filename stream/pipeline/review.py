@@ -89,7 +89,7 @@ def review_video(
         raise
     startup_s = time.perf_counter() - startup
     _notify(f"ready in {startup_s:.1f} s; counting {info.width}x{info.height} frames", progress)
-    reports = ReportWriter(outdir, processor.analytics, config.model.classes)
+    reports = ReportWriter(outdir, processor.analytics, config.model.classes, config.reports)
     annotated = _open_video(outdir, config, processor.lanes, info.fps,
                             (info.width, info.height))
     sink_errors: list[str] = []  # an output that failed alone: said in summary.json

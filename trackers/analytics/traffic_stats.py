@@ -27,12 +27,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lanewatch.trackers.analytics.events import CrossingEvent
 
 QUARTER_S = 900.0
 HOUR_S = 3600.0
 MIN_SAMPLE = 5  # headways: fewer and no percentile is given (an 85th of 2 values is noise)
+
+ALL_CLASSES = "all"  # the class of flow rows that sum every class
 
 # Passenger-car equivalents of the COCO classes a traffic camera counts (UK DMRB TA 79/99 and
 # HCM values rounded: a bus or a lorry takes about two car spaces, a motorcycle less than half
@@ -41,14 +44,60 @@ DEFAULT_PCU = {"car": 1.0, "truck": 2.0, "bus": 2.0, "motorcycle": 0.4, "bicycle
                "person": 0.0}
 
 
+class ReportSettings(BaseModel):
+    """How reports group and weigh classes (the `reports:` config section)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    class_scheme: dict[str, list[str]] | None = Field(
+        None, description="report classes and the model classes each one groups, e.g. "
+        "{light: [car, motorcycle], heavy: [truck, bus]}; a class not listed is reported "
+        "under its own name; default: the model's classes")
+    pcu: dict[str, float] = Field(
+        default_factory=dict, description="passenger-car units of model classes, overriding "
+        "the defaults (car 1, motorcycle 0.4, bus 2, truck 2, bicycle 0.2, person 0)")
+
+    @model_validator(mode="after")
+    def _one_group_each(self) -> ReportSettings:
+        seen: dict[str, str] = {}
+        for group, members in (self.class_scheme or {}).items():
+            if not group.strip() or group == ALL_CLASSES:
+                raise ValueError(f"class_scheme: '{group}' cannot name a report class "
+                                 f"('{ALL_CLASSES}' is the total of every class)")
+            if not members:
+                raise ValueError(f"class_scheme.{group}: lists no model class")
+            for member in members:
+                if member in seen:
+                    raise ValueError(f"class_scheme: '{member}' is in both {seen[member]} and "
+                                     f"{group}; a model class belongs to one report class")
+                seen[member] = group
+        for name, weight in self.pcu.items():
+            if not 0 <= weight <= 10:
+                raise ValueError(f"pcu.{name}: {weight} is not a passenger-car equivalent "
+                                 "(0 to 10; a car is 1, an articulated lorry about 2.5)")
+        return self
+
+    def report_class(self, model_class: str) -> str:
+        """The report class a model class is counted in."""
+        for group, members in (self.class_scheme or {}).items():
+            if model_class in members:
+                return group
+        return model_class
+
+    def model_classes(self) -> set[str]:
+        """Every model class the settings name (to check against the counted classes)."""
+        return {c for members in (self.class_scheme or {}).values() for c in members} | set(
+            self.pcu)
+
+
 @dataclass(frozen=True)
 class FlowBin:
-    """Vehicles of one lane and direction in one interval.
+    """Vehicles of one lane, direction and report class (or ALL_CLASSES) in one interval.
 
     Attributes:
         start_s, end_s: the interval in video seconds (end_s is where the video ended when the
             interval is partial).
-        lane, direction: where.
+        lane, direction, class_name: where and what.
         vehicles: crossings counted.
         pcu: the same in passenger-car units.
         partial: the video covers less than the whole interval.
@@ -59,6 +108,7 @@ class FlowBin:
     end_s: float
     lane: str
     direction: str
+    class_name: str
     vehicles: int
     pcu: float
     partial: bool
@@ -121,30 +171,38 @@ def _groups(events: Iterable[CrossingEvent]) -> dict[tuple[str, str], list[Cross
 
 def flow_bins(events: Iterable[CrossingEvent], duration_s: float, bin_s: float = QUARTER_S,
               origin_s: float = 0.0, lanes: Iterable[tuple[str, str]] = (),
-              pcu: Mapping[str, float] | None = None) -> list[FlowBin]:
-    """Counts per lane, direction and interval of `bin_s` from `origin_s` over `duration_s`
-    of video, with hourly rates; `lanes` adds (lane, direction) pairs that counted nothing (an
-    empty lane is a zero, not a missing row)."""
+              settings: ReportSettings | None = None) -> list[FlowBin]:
+    """Counts per lane, direction, report class (and ALL_CLASSES) and interval of `bin_s`
+    from `origin_s` over `duration_s` of video, with hourly rates; `lanes` adds (lane,
+    direction) pairs that counted nothing (an empty lane is a zero, not a missing row)."""
     if bin_s <= 0 or duration_s < 0:
         raise ValueError(f"need bin_s > 0 and duration_s >= 0, got {bin_s}, {duration_s}")
+    settings = settings or ReportSettings()
     end = origin_s + duration_s
     n_bins = max(1, math.ceil(duration_s / bin_s - 1e-9))
-    groups = _groups(events)
-    for key in lanes:
-        groups.setdefault(key, [])
-    out = []
-    for (lane, direction), group in sorted(groups.items()):
-        vehicles, units = [0] * n_bins, [0.0] * n_bins
-        for e in group:
-            k = min(n_bins - 1, max(0, int((e.time_s - origin_s) // bin_s)))
+    tallies: dict[tuple[str, str, str], list[list[float]]] = {}
+
+    def tally(key: tuple[str, str, str]) -> list[list[float]]:
+        return tallies.setdefault(key, [[0] * n_bins, [0.0] * n_bins])
+
+    for lane, direction in lanes:
+        tally((lane, direction, ALL_CLASSES))
+    for e in events:
+        k = min(n_bins - 1, max(0, int((e.time_s - origin_s) // bin_s)))
+        units = pcu_of(e.class_name, settings.pcu)
+        for cls in (settings.report_class(e.class_name), ALL_CLASSES):
+            vehicles, pcu = tally((e.lane, e.direction, cls))
             vehicles[k] += 1
-            units[k] += pcu_of(e.class_name, pcu)
+            pcu[k] += units
+    out = []
+    for (lane, direction, cls), (vehicles, pcu) in sorted(
+            tallies.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] == ALL_CLASSES,
+                                             kv[0][2])):
         for k in range(n_bins):
             start = origin_s + k * bin_s
-            stop = min(start + bin_s, end)
-            span = stop - start
-            out.append(FlowBin(start, stop, lane, direction, vehicles[k], round(units[k], 3),
-                               span < bin_s - 1e-6,
+            span = min(start + bin_s, end) - start
+            out.append(FlowBin(start, start + span, lane, direction, cls, int(vehicles[k]),
+                               round(pcu[k], 3), span < bin_s - 1e-6,
                                vehicles[k] * HOUR_S / span if span > 0 else None))
     return out
 
