@@ -164,8 +164,8 @@ def test_pipelined_and_single_frame_paths_tile_alike():
 @pytest.mark.integration
 @pytest.mark.timeout(300)
 def test_bench_prints_the_cost_of_tiles_against_none(highway_video, monkeypatch):
-    """The bench's rows for the config's tiles against none: frames/s and model ms with their
-    ratios, crossings (the review is stubbed: its own figures are tested in test_bench.py;
+    """The bench's rows for the config's tiles against none: frames/s, CPU and model ms with
+    their ratios, crossings (the review is stubbed: its own figures are tested in test_bench.py;
     the detection step runs on the real model)."""
     import io
     from types import SimpleNamespace
@@ -178,8 +178,9 @@ def test_bench_prints_the_cost_of_tiles_against_none(highway_video, monkeypatch)
 
     def fake_review(video, config, out, progress):
         tiles = config.streams[0].detection.tiles
-        return SimpleNamespace(summary={"fps_achieved": 20.0 / tiles[0], "classes": {"car": 11},
-                                        "lanes": {"lane1": {"total": 11}}})
+        return SimpleNamespace(summary={
+            "fps_achieved": 20.0 / tiles[0], "cpu_ms_per_frame": {"total": 50.0 * tiles[0]},
+            "classes": {"car": 11}, "lanes": {"lane1": {"total": 11}}})
 
     monkeypatch.setattr(review, "review_video", fake_review)
     config = load_config(CONFIGS / "highway.yaml")
@@ -191,7 +192,9 @@ def test_bench_prints_the_cost_of_tiles_against_none(highway_video, monkeypatch)
     figures = robustness.compare([("untiled", config), ("tiles 2x1", tiled)], highway_video,
                                  lambda line: print(line, file=out), every=100)
     text = out.getvalue()
-    assert "untiled" in text and "tiles 2x1" in text and "0.50x" in text  # the stubbed fps
+    rows = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    assert "untiled" in rows and "tiles" in rows
+    assert rows["tiles"].split()[2:5] == ["10.0", "100.0", "2.00x"]  # the stubbed review
     by_name = {f.name: f for f in figures}
     assert by_name["tiles 2x1"].model_ms > 0 and by_name["untiled"].detections_per_frame > 0
     assert by_name["tiles 2x1"].classes == {"car": 11}

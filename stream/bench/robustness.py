@@ -36,8 +36,12 @@ class VariantCost:
         fps: `process` frames per second (counting only, no video).
         lanes: crossings per lane counted by that run.
         classes: crossings per class counted by that run.
+        cpu_ms: the review's CPU time per frame, every thread (on a shared box a steadier
+            measure of cost than frames/s: the frames/s the cores allow is cores x 1000 /
+            cpu_ms).
         model_ms: median wall time per frame of the detection step alone, one frame at a
             time (crop or tiles, inference, merge, the policy).
+        model_cpu_ms: CPU time per frame of that step, every thread of the process.
         detections_per_frame: mean boxes per frame after the policy, on the sampled frames.
     """
 
@@ -45,7 +49,9 @@ class VariantCost:
     fps: float
     lanes: dict[str, int]
     classes: dict[str, int]
+    cpu_ms: float
     model_ms: float
+    model_cpu_ms: float
     detections_per_frame: float
 
 
@@ -69,16 +75,19 @@ def measure_variant(name: str, config: Config, video: Path, pictures: list[Pictu
     processor = StreamProcessor(stream, config, detector, pictures[0].size, 30.0)
     processor.prepare_detector(single=True)
     times, boxes = [], []
+    cpu_started = time.process_time()
     for picture in pictures:
         started = time.perf_counter()
         found = processor.policy.apply(processor.detect(picture))
         times.append(time.perf_counter() - started)
         boxes.append(len(found))
+    model_cpu_ms = (time.process_time() - cpu_started) / len(pictures) * 1000
     detector.close()
     return VariantCost(name, summary["fps_achieved"],
                        {lane: n["total"] for lane, n in summary["lanes"].items()},
-                       dict(summary.get("classes", {})), float(np.median(times)) * 1000,
-                       float(np.mean(boxes)))
+                       dict(summary.get("classes", {})),
+                       float((summary.get("cpu_ms_per_frame") or {}).get("total", 0.0)),
+                       float(np.median(times)) * 1000, model_cpu_ms, float(np.mean(boxes)))
 
 
 def untiled(config: Config) -> Config:
@@ -100,14 +109,16 @@ def compare(variants: list[tuple[str, Config]], video: Path, say: Callable[[str]
     pictures = sample_frames(video, every)
     measured = [measure_variant(name, config, video, pictures) for name, config in variants]
     base = measured[0]
-    say(f"\n  {'detection variant':<44}{'frames/s':>9}{'vs first':>9}{'model ms':>9}"
-        f"{'vs first':>9}{'dets/frame':>11}   crossings")
+    say(f"\n  {'detection variant':<40}{'frames/s':>9}{'CPU ms':>8}{'vs 1st':>7}"
+        f"{'model ms':>9}{'CPU ms':>8}{'vs 1st':>7}{'dets/frame':>11}   crossings")
     for m in measured:
-        say(f"  {m.name:<44}{m.fps:9.1f}{m.fps / base.fps:8.2f}x{m.model_ms:9.1f}"
-            f"{m.model_ms / base.model_ms:8.2f}x{m.detections_per_frame:11.1f}   "
-            f"{sum(m.lanes.values())} {m.classes}")
-    say(f"  (model ms: the detection step per frame, one frame at a time, every tile in "
-        f"turn, median over every {every}th frame; dets/frame after the detection policy)")
+        say(f"  {m.name:<40}{m.fps:9.1f}{m.cpu_ms:8.1f}{_ratio(m.cpu_ms, base.cpu_ms)}"
+            f"{m.model_ms:9.1f}{m.model_cpu_ms:8.1f}{_ratio(m.model_cpu_ms, base.model_cpu_ms)}"
+            f"{m.detections_per_frame:11.1f}   {sum(m.lanes.values())} {m.classes}")
+    say(f"  (frames/s and CPU ms: `process`, counting only, CPU per frame of every thread; "
+        f"model: the detection step alone per frame, one frame at a time, every tile in "
+        f"turn, median wall ms and mean CPU ms over every {every}th frame; vs 1st: CPU "
+        f"against the first row; dets/frame after the detection policy)")
     return measured
 
 
@@ -119,3 +130,7 @@ def detection_cost(config: Config, video: Path, say: Callable[[str], None]) -> d
             f"{detection.imgsz or config.model.imgsz}")
     measured = compare([("untiled, model.imgsz", untiled(config)), (name, config)], video, say)
     return {m.name: m.__dict__ for m in measured}
+
+
+def _ratio(value: float, base: float) -> str:
+    return f"{value / base:6.2f}x" if base > 0 else f"{'-':>7}"
