@@ -1,7 +1,7 @@
 """Writing a manual-count CSV: the file `lanewatch count` saves and `lanewatch validate` reads
 (sinks/validation_input.py reads it; docs/validation.md describes it).
 
-The counting page builds the same text in the browser for its download (count.js
+The counting page builds the same text in the browser for its download (count_csv.js
 `csvText`); both write the times exactly as the server formatted them (`format_time`), so the
 download and the file saved on the server are identical.
 """

@@ -185,7 +185,7 @@ def test_play_at_four_times_then_pause(counting, browser):
 
 
 def test_page_csv_is_the_servers_text_for_odd_names(counting, browser):
-    """The download is written by count.js, the --output file by manual_count_csv: the same
+    """The download is written by count_csv.js, the --output file by manual_count_csv: the same
     text, also for names a CSV must quote, and rows in frame order, then counting order."""
     base, _ = counting
     meta = {"comments": ["on a.mp4\nsecond line"], "times": ["0.000", "0.033", "0.067"]}
@@ -194,7 +194,7 @@ def test_page_csv_is_the_servers_text_for_odd_names(counting, browser):
     page = browser.new_page()
     page.goto(base)
     text = page.evaluate("""async ([meta, entries]) => {
-        const { csvText } = await import('/static/count.js');
+        const { csvText } = await import('/static/count_csv.js');
         return csvText(meta, entries.map(([frame, lane, direction, cls]) =>
                                          ({ frame, lane, direction, class: cls })));
     }""", [meta, entries])

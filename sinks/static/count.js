@@ -6,6 +6,7 @@
 // CSV's time_s and frame agree with the review's events.jsonl. The entries are kept in this
 // browser's storage as they are made: a reload or a crash loses nothing.
 
+import { download, postCounts } from "./count_csv.js";
 import { drawFrame, laneColor } from "./count_view.js";
 
 const SPEEDS = [0.25, 0.5, 1, 2, 4];
@@ -268,53 +269,22 @@ function renderEntries() {
 
 // -- saving ------------------------------------------------------------------------------
 
-function cell(text) {
-  return /[,"\r\n]/.test(text) || text !== text.trim() ? `"${text.replaceAll('"', '""')}"` : text;
-}
-
-/** The CSV, as sinks/manual_count_csv.py writes it (the server's copy is the same text). */
-export function csvText(meta, entries) {
-  const lines = meta.comments.map((c) => `# ${c.split(/\r?\n|\r/).join(" ")}`);
-  lines.push("time_s,frame,lane,direction,class");
-  const rows = entries.map((e, i) => [e, i]).sort((a, b) => a[0].frame - b[0].frame || a[1] - b[1]);
-  for (const [e] of rows) {
-    lines.push([meta.times[e.frame], String(e.frame), cell(e.lane), cell(e.direction),
-                cell(e.class)].join(","));
-  }
-  return lines.join("\n") + "\n";
-}
-
 async function save() {
-  const m = state.meta;
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob([csvText(m, state.entries)], { type: "text/csv" }));
-  link.download = `${m.video.replace(/\.[^.]*$/, "")}_manual.csv`;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
-  let where = `downloaded ${link.download}`;
-  if (m.save_to) {
-    try {
-      const r = await fetch("/api/manual-count", {
-        method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ entries: state.entries }),
-      });
-      const answer = await r.json();
-      if (!r.ok) throw new Error(answer.message);
-      where += ` and saved ${answer.saved}`;
-    } catch (err) {
-      say(`downloaded, but not saved on the server: ${err.message}`, true);
-      $("save-status").textContent = "download only";
-      $("save-status").className = "badge bad";
-      return;
-    }
+  const m = state.meta, n = state.entries.length;
+  const name = download(m, state.entries);
+  try {
+    const saved = await postCounts(m, state.entries);
+    say(`downloaded ${name}${saved ? ` and saved ${saved}` : ""} (${n} rows)`);
+  } catch (err) {
+    say(`downloaded ${name}, but not saved on the server: ${err.message}`, true);
+    $("save-status").textContent = "download only";
+    $("save-status").className = "badge bad";
+    return;
   }
   state.saved = true;
-  $("save-status").textContent = `saved ${state.entries.length}`;
+  $("save-status").textContent = `saved ${n}`;
   $("save-status").className = "badge ok";
-  $("save-status").dataset.saved = String(state.entries.length);
-  say(`${where} (${state.entries.length} rows)`);
+  $("save-status").dataset.saved = String(n);
 }
 
 // -- keys and controls -------------------------------------------------------------------

@@ -20,6 +20,7 @@ from lanewatch.sinks.json_input import shorten
 from lanewatch.sinks.manual_count_csv import ManualEntry, format_time, manual_count_csv
 from lanewatch.sinks.validation_input import ReviewRun, load_manual_counts
 from lanewatch.stream.config.loading import load_config
+from lanewatch.stream.config.schema import Config
 from lanewatch.stream.sources.frame_reader import FrameReader
 from lanewatch.trackers.analytics.lanes import Lane, resolve_lanes
 
@@ -91,36 +92,37 @@ class CountSession:
         self.stream = config.stream(stream_id)
         if output is not None:
             _check_output(output)
+        self.video, self.config_path, self.output = video, config_path, output
         self.reader = FrameReader(video)  # SourceError for a missing or unreadable file
+        try:
+            self._prepare(config)
+        except BaseException:
+            self.reader.close()
+            raise
+
+    def _prepare(self, config: Config) -> None:
         info = self.reader.info
         try:
             self.lanes = resolve_lanes(self.stream.lanes, self.stream.coordinates,
                                        info.width, info.height)
         except ValueError as err:
-            self.reader.close()
-            raise ConfigError(f"{config_path}: streams({self.stream.id}).lanes do not fit "
-                              f"{video} ({info.width}x{info.height}): {err}") from None
+            raise ConfigError(f"{self.config_path}: streams({self.stream.id}).lanes do not "
+                              f"fit {self.video} ({info.width}x{info.height}): {err}") from None
         self.keys = lane_keys(self.lanes)
         if not self.keys:
-            self.reader.close()
             raise ConfigError(
-                f"{config_path}: stream '{self.stream.id}' has no lane with a counting line, so "
-                "there is nothing to count by hand: give a lane a `line:` (two points across "
-                "it; the dashboard's lane editor draws one)"
+                f"{self.config_path}: stream '{self.stream.id}' has no lane with a counting "
+                "line, so there is nothing to count by hand: give a lane a `line:` (two points "
+                "across it; the dashboard's lane editor draws one)"
                 + ("" if len(config.streams) == 1 else ", or pick another stream with --stream"))
         classes = tuple(config.model.classes or ())
         self.classes_from_config = bool(classes)
         self.classes = class_keys(classes or DEFAULT_CLASSES)
-        self.video, self.config_path, self.output = video, config_path, output
         self.times = tuple(format_time(self.reader.table.time_s(n))
                            for n in range(len(self.reader)))
-        try:
-            # Counting goes on where the file left off (when this browser kept nothing).
-            self.saved = (self._read_saved(output)
-                          if output is not None and output.is_file() else [])
-        except LanewatchError:
-            self.reader.close()
-            raise
+        # Counting goes on where the file left off (when the browser kept nothing newer).
+        self.saved = (self._read_saved(self.output)
+                      if self.output is not None and self.output.is_file() else [])
 
     def comments(self) -> list[str]:
         """The CSV's `#` lines: what was counted, on which video and lanes."""
