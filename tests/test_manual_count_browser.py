@@ -180,6 +180,12 @@ def test_play_at_four_times_then_pause(counting, browser):
     # Stepping after the pause goes on from the frame shown.
     page.keyboard.press("ArrowLeft")
     wait_shown(page, paused - 1)
+    # A count key held down (auto-repeat) counts once.
+    total = int(page.evaluate("document.getElementById('tally').dataset.total"))
+    page.keyboard.down("2")
+    page.keyboard.down("2")  # repeat
+    page.keyboard.up("2")
+    assert int(page.evaluate("document.getElementById('tally').dataset.total")) == total + 1
     assert errors == []
     page.close()
 

@@ -177,7 +177,13 @@ function count(key) {
   state.entries.push({ frame: state.target, lane: key.lane, direction: key.direction,
                        class: cls });
   state.flash = key.lane;
-  setTimeout(() => { state.flash = null; if (state.bitmap) redraw(); }, 250);
+  const row = $("keymap").tBodies[0].rows[state.meta.keys.indexOf(key)];
+  row.classList.add("flash");
+  setTimeout(() => {
+    state.flash = null;
+    row.classList.remove("flash");
+    if (state.bitmap) redraw();
+  }, 250);
   if (state.bitmap) redraw();
   changed(`${key.lane} ${key.direction} ${cls} at frame ${state.target}`);
 }
@@ -293,6 +299,12 @@ function onKey(e) {
   if (!state.meta || e.target === $("goto")) return;
   const ctrl = e.ctrlKey || e.metaKey;
   const key = e.key;
+  // A key held down repeats: that scrubs with the arrows, but never counts, undoes or saves
+  // twice.
+  if (e.repeat && key !== "ArrowRight" && key !== "ArrowLeft") {
+    if (key.length === 1 || key === "Backspace") e.preventDefault();
+    return;
+  }
   let handled = true;
   if (key === " ") state.playing ? pause() : play();
   else if (key === "ArrowRight" || key === "ArrowLeft") {
@@ -379,6 +391,8 @@ async function start() {
   renderEntries();
   if (state.entries.length && !local.length) {
     say(`${state.entries.length} count(s) read from ${m.save_to}: counting goes on from there`);
+    $("save-status").textContent = `saved ${state.entries.length}`;
+    $("save-status").className = "badge ok";
   } else if (state.entries.length) {
     state.saved = false;
     say(`${state.entries.length} count(s) restored from this browser's last session`);
