@@ -17,7 +17,7 @@ from lanewatch.sinks.manual_count_csv import ManualEntry, manual_count_csv
 
 from conftest import CONFIGS, REPO
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 MANUAL = REPO / "tests" / "data" / "highway_manual.csv"
 LANE_KEYS = {"lane1": "1", "lane2": "2", "lane3": "3", "lane4": "4"}  # the board's order

@@ -20,7 +20,7 @@ const state = {
   classIndex: 0, entries: [], saved: true, flash: null, loading: false,
   paceReset: true, rate: { frames: 0, since: 0, value: 0 },
 };
-const frames = new Map();  // "n" or "n/reduced" -> Promise<ImageBitmap>
+const frames = new Map();  // "n" or "n/reduced" -> {promise, bitmap once loaded}
 
 function last() { return state.meta.frame_count - 1; }
 function frameUrl(n, reduced) {
@@ -42,22 +42,27 @@ function say(text, bad = false) {
 function fetchFrame(n, reduced = false) {
   const key = reduced ? `${n}/reduced` : String(n);
   if (!frames.has(key)) {
-    frames.set(key, fetch(frameUrl(n, reduced)).then(async (r) => {
+    const entry = { bitmap: null };
+    entry.promise = fetch(frameUrl(n, reduced)).then(async (r) => {
       if (!r.ok) throw new Error((await r.json()).message);
-      return createImageBitmap(await r.blob());
-    }));
-    // Forget the frames farthest from where we are.
+      entry.bitmap = await createImageBitmap(await r.blob());
+      return entry.bitmap;
+    });
+    frames.set(key, entry);
+    // Forget the frames farthest from where we are. Only a loaded one that is not on the
+    // canvas is released at once (a redraw uses it); one still loading may be awaited.
     while (frames.size > KEEP) {
       let worst = null;
       const distance = (k) => Math.abs(Number.parseInt(k, 10) - state.target);
       for (const k of frames.keys()) {
         if (worst === null || distance(k) > distance(worst)) worst = k;
       }
-      frames.get(worst).then((b) => b.close(), () => {});
+      const old = frames.get(worst);
+      if (old.bitmap && old.bitmap !== state.bitmap) old.bitmap.close();
       frames.delete(worst);
     }
   }
-  return frames.get(key);
+  return frames.get(key).promise;
 }
 
 function draw(bitmap, n, reduced = false) {
