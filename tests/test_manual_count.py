@@ -80,10 +80,12 @@ def test_times_agree_with_the_reviews_events(highway_video, highway_run):
     session.close()
 
 
-@pytest.mark.parametrize("suffix, codec", [(".avi", "mpeg4"), (".mkv", "libx264")])
+@pytest.mark.parametrize("suffix, codec", [(".avi", "mpeg4"), (".mkv", "libx264"),
+                                           (".h264", "libx264")])
 def test_other_containers_and_codecs_are_frame_exact(tmp_path, suffix, codec):
     """Frames by index on files other than MP4/H.264: AVI with MPEG-4 part 2 (B-frames off),
-    Matroska with H.264 and B-frames, keyframes every 12 frames."""
+    Matroska with H.264 and B-frames, keyframes every 12 frames, and a raw H.264 stream (no
+    timestamps at all: frames counted, times index / fps, as FileSource gives them)."""
     path = tmp_path / f"clip{suffix}"
     rng = np.random.default_rng(3)
     with av.open(str(path), "w") as container:

@@ -8,7 +8,9 @@ events of frame n.
 The frame table (each frame's pts, and where the keyframes are) comes from one pass over the
 packets without decoding: with one frame per packet (H.264, HEVC, VP9, MPEG-4 ...), the
 packets' presentation times sorted are the decoder's output order. When a packet has no pts
-(some AVI and raw streams), the table is built by decoding the whole file once instead.
+(some AVI and raw streams), the table is built by decoding the whole file once instead; when
+the frames have no pts either (a raw .h264 stream), frame n is the n-th decoded and its time
+n / fps, as `FileSource` numbers and times them, and any step back decodes from the start.
 
 Reading is cheap in order: the decoder stays where the last read left it and decodes forward.
 Any other frame costs a seek to the keyframe before it and a decode forward from there
@@ -41,12 +43,20 @@ class FrameTable:
     keyframe_pts: tuple[int, ...]  # pts of the frames a seek can land on, ascending
     start: int  # the stream's start time (pts of its origin)
     time_base: Fraction  # exact, as FileSource multiplies it: the same float times
+    fps: float | None = None  # set when the frames have no pts: pts are then the indices
 
     def __len__(self) -> int:
         return len(self.pts)
 
+    @property
+    def counted(self) -> bool:
+        """No timestamps: frames are known only by counting them from the start."""
+        return self.fps is not None
+
     def time_s(self, index: int) -> float:
         """Seconds from the start of the video to frame `index` (as `FileSource` gives it)."""
+        if self.fps is not None:
+            return index / self.fps
         return float((self.pts[index] - self.start) * self.time_base)
 
 
@@ -72,12 +82,17 @@ def _table_from_packets(container, stream) -> FrameTable | None:
     return _table(pts, keys, stream)
 
 
-def _table_from_decoding(container, stream) -> FrameTable:
-    pts, keys = [], []
-    for n, frame in enumerate(container.decode(stream)):
-        pts.append(frame.pts if frame.pts is not None else n)
+def _table_from_decoding(container, stream, fps: float) -> FrameTable:
+    pts, keys, count = [], [], 0
+    for frame in container.decode(stream):
+        count += 1
+        if frame.pts is None:
+            continue
+        pts.append(frame.pts)
         if frame.key_frame:
-            keys.append(pts[-1])
+            keys.append(frame.pts)
+    if len(pts) < count:  # frames without timestamps: counted from the start
+        return FrameTable(tuple(range(count)), (0,), 0, Fraction(1), fps)
     return _table(pts, keys, stream)
 
 
@@ -100,15 +115,13 @@ class FrameReader:
         with FileSource(self.path) as probe:  # the same checks and errors as `process`
             self.info: VideoInfo = probe.info
         try:
-            self._container = av.open(str(self.path))
-            self._stream = self._container.streams.video[0]
-            self._stream.thread_type = "SLICE"  # no frame-threading delay after a seek
+            self._open()
             table = _table_from_packets(self._container, self._stream)
             if table is None:
                 log.warning("%s: packets without timestamps; indexing by decoding it once",
                             self.path)
-                self._container.seek(0)
-                table = _table_from_decoding(self._container, self._stream)
+                self._open()
+                table = _table_from_decoding(self._container, self._stream, self.info.fps)
         except av.error.FFmpegError as err:
             reason = getattr(err, "strerror", None) or str(err)
             raise SourceError(f"cannot index the frames of {self.path}: {reason}") from None
@@ -123,6 +136,14 @@ class FrameReader:
 
     def __len__(self) -> int:
         return len(self.table)
+
+    def _open(self) -> None:
+        """(Re)open the file, positioned at its start."""
+        if getattr(self, "_container", None) is not None:
+            self._container.close()
+        self._container = av.open(str(self.path))
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "SLICE"  # no frame-threading delay after a seek
 
     def close(self) -> None:
         """Release the file (safe to call twice)."""
@@ -152,6 +173,8 @@ class FrameReader:
     def _can_decode_forward_to(self, index: int) -> bool:
         if self._frames is None or index <= self._position:
             return False
+        if self.table.counted:
+            return True  # no keyframe to seek to: only the start
         # A keyframe between here and there: seeking to it decodes less.
         target_key = bisect.bisect_right(self.table.keyframe_pts, self.table.pts[index]) - 1
         here_key = bisect.bisect_right(self.table.keyframe_pts,
@@ -159,6 +182,9 @@ class FrameReader:
         return target_key <= here_key
 
     def _seek_before(self, index: int) -> None:
+        if self.table.counted:
+            self._seek_to_pts(None)
+            return
         pts = self.table.pts[index]
         k = bisect.bisect_right(self.table.keyframe_pts, pts) - 1
         self._seek_to_pts(self.table.keyframe_pts[k] if k > 0 else None)
@@ -167,9 +193,16 @@ class FrameReader:
         # PyAV flushes the decoder on seek. None: the very start (a seek to 0 can land after
         # leading frames whose pts are negative).
         if pts is None:
-            self._container.seek(0, backward=True, stream=self._stream)
+            try:
+                self._container.seek(0, backward=True, stream=self._stream)
+            except av.error.FFmpegError:  # not seekable (a raw stream): start it again
+                self._open()
         else:
-            self._container.seek(pts, backward=True, any_frame=False, stream=self._stream)
+            try:
+                self._container.seek(pts, backward=True, any_frame=False, stream=self._stream)
+            except av.error.FFmpegError:  # a container that cannot seek: from the start
+                self._seek_to_pts(None)
+                return
         self._frames = iter(self._container.decode(self._stream))
         self._position = -1
 
@@ -179,7 +212,7 @@ class FrameReader:
                            ) -> DecodedFrame | None:
         try:
             for vf in self._frames:
-                n = self._index_of.get(vf.pts)
+                n = self._position + 1 if self.table.counted else self._index_of.get(vf.pts)
                 if n is None:
                     continue  # not in the table (a frame the decoder drops on a full pass)
                 self._position = n
