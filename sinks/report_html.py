@@ -11,14 +11,17 @@ from __future__ import annotations
 import html
 import io
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display; must precede pyplot
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from lanewatch.sinks.traffic_tables import TrafficTables  # noqa: E402
 from lanewatch.trackers.analytics.traffic_stats import ALL_CLASSES, MIN_SAMPLE  # noqa: E402
@@ -57,14 +60,22 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def flow_plot(crossings, lanes: list[str], duration_s: float) -> str:
-    """Cumulative crossings over time, one line per lane, and totals per lane and class."""
+def flow_plot(crossings, lanes: list[str], duration_s: float,
+              start_time: datetime | None = None) -> str:
+    """Cumulative crossings over time, one line per lane (on a clock-time axis when the
+    recording's start is known), and totals per lane and class."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), width_ratios=(3, 2))
     for lane in lanes:
         times = sorted(e.time_s for e in crossings if e.lane == lane)
-        left.step([0.0, *times, max(duration_s, times[-1] if times else 0.0)],
-                  [0, *range(1, len(times) + 1), len(times)], where="post", label=lane)
-    left.set_xlabel("time (s)")
+        x = [0.0, *times, max(duration_s, times[-1] if times else 0.0)]
+        if start_time is not None:
+            x = [start_time + timedelta(seconds=t) for t in x]
+        left.step(x, [0, *range(1, len(times) + 1), len(times)], where="post", label=lane)
+    if start_time is not None:
+        left.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=start_time.tzinfo))
+        left.tick_params(axis="x", labelrotation=30)
+    left.set_xlabel("time of day" if start_time is not None else "time (s)")
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))  # vehicles come whole
     left.set_ylabel("crossings (cumulative)")
     left.legend(fontsize=8, loc="upper left")
     left.grid(alpha=0.3)
@@ -76,6 +87,7 @@ def flow_plot(crossings, lanes: list[str], duration_s: float) -> str:
         right.bar(lanes, n, bottom=bottom, label=cls)
         bottom += n
     right.set_ylabel("crossings")
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))
     if classes:
         right.legend(fontsize=8)
     right.tick_params(axis="x", labelrotation=30)
@@ -134,21 +146,33 @@ class ReportData:
     traffic: TrafficTables | None = None
 
 
+def _span(t: TrafficTables, start_s: float, end_s: float) -> str:
+    """An interval as clock times when the recording's start is known, else video minutes."""
+    start, end = t.clock(start_s), t.clock(end_s)
+    if start is None or end is None:
+        return f"{start_s / 60:g}-{end_s / 60:g} min"
+    return f"{start:%H:%M:%S}-{end:%H:%M:%S}"
+
+
 def traffic_section(t: TrafficTables) -> str:
     """Flow rates, the peak hour, time occupancy and headways (the figures of flow.csv,
     occupancy.csv and headways.csv)."""
     parts = ["<h2>Flow, peak hour, occupancy and headways</h2>"]
+    if t.start_time is not None:
+        parts.append(f'<p class="meta">Clock times from {t.start_time:%Y-%m-%d %H:%M:%S %Z}, '
+                     "the recording's start (`process --start-time` sets it when the video's "
+                     "creation_time is not when it was recorded).</p>")
     overall = next((p for p in t.peaks if p.lane is None), None)
     if overall is None:
         parts.append(f'<p class="meta">No peak hour: {t.duration_s / 60:.1f} minutes of video; '
                      "the peak hour and its peak-hour factor need at least 60.</p>")
     else:
-        parts.append(f"<p>Peak hour {overall.start_s / 60:g}-{overall.end_s / 60:g} min: "
+        parts.append(f"<p>Peak hour {_span(t, overall.start_s, overall.end_s)}: "
                      f"{overall.vehicles} in the hour, at most {overall.busiest_quarter} in "
                      f"15 minutes; peak-hour factor {overall.phf}.</p>")
-        parts.append(_table(["lane", "direction", "peak hour (min)", "volume",
+        parts.append(_table(["lane", "direction", "peak hour", "volume",
                              "busiest 15 min", "PHF"],
-                            [[p.lane, p.direction, f"{p.start_s / 60:g}-{p.end_s / 60:g}",
+                            [[p.lane, p.direction, _span(t, p.start_s, p.end_s),
                               p.vehicles, p.busiest_quarter, p.phf]
                              for p in t.peaks if p.lane is not None]))
     parts.append("<h3>Flow per 15 minutes</h3>")
@@ -160,9 +184,9 @@ def traffic_section(t: TrafficTables) -> str:
         if b.class_name != ALL_CLASSES and b.vehicles:
             classes.setdefault((b.lane, b.direction, b.start_s), []).append(
                 f"{b.class_name} {b.vehicles}")
-    parts.append(_table(["interval (min)", "lane", "direction", "count", "by class", "PCU",
+    parts.append(_table(["interval", "lane", "direction", "count", "by class", "PCU",
                          "per hour", ""],
-                        [[f"{b.start_s / 60:g}-{b.end_s / 60:g}", b.lane, b.direction,
+                        [[_span(t, b.start_s, b.end_s), b.lane, b.direction,
                           b.vehicles, ", ".join(classes.get((b.lane, b.direction, b.start_s),
                                                             [])), b.pcu,
                           None if b.per_hour is None else round(b.per_hour),
@@ -196,7 +220,8 @@ def write_report(path: Path, data: ReportData) -> None:
     parts.append(_table(["lane", "total", *directions],
                         [[lane, v["total"], *(v["by_direction"].get(d, "") for d in directions)]
                          for lane, v in summary["lanes"].items()]))
-    parts.append(flow_plot(data.crossings, lanes, summary["video_duration_s"]))
+    parts.append(flow_plot(data.crossings, lanes, summary["video_duration_s"],
+                           data.traffic.start_time if data.traffic is not None else None))
     parts.append("<h3>Per interval</h3>")
     parts.append(_table(["interval start (s)", "end (s)", "lane", "class", "direction", "count"],
                         [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane,

@@ -23,6 +23,7 @@ import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,8 @@ class RunInfo:
     elapsed_s: float  # processing the frames
     startup_s: float | None = None  # loading the model and compiling before the first frame
     message: str | None = None
+    start_time: datetime | None = None  # when the video's first frame was recorded
+    start_time_source: str | None = None  # where start_time came from, said in the reports
     cpu_ms_per_frame: dict[str, float] | None = None  # by thread (sinks/cpu_use.py)
 
 
@@ -201,7 +204,7 @@ class ReportWriter:
                       round(r.mean_s, 2), round(r.max_s, 2)] for r in dwell])
         traffic = TrafficTables.of(self.crossings, run.video_duration_s, [
             (lane.name, label) for lane in self.analytics.lanes for label in lane.labels()],
-            self._settings, origin_s=book.origin_s,
+            self._settings, origin_s=book.origin_s, start_time=run.start_time,
             occupancy=self.analytics.line_occupancy.table(book.origin_s + run.video_duration_s))
         self._write(FLOW_FILE, FLOW_HEADER, traffic.flow_rows())
         self._write(HEADWAYS_FILE, HEADWAY_HEADER, traffic.headway_rows())
@@ -258,6 +261,8 @@ class ReportWriter:
             "video_duration_s": round(run.video_duration_s, 3),
             "elapsed_s": round(run.elapsed_s, 3),
             "startup_s": None if run.startup_s is None else round(run.startup_s, 3),
+            "start_time": None if run.start_time is None else run.start_time.isoformat(),
+            "start_time_source": run.start_time_source,
             "fps_achieved": round(run.frames / run.elapsed_s, 2) if run.elapsed_s > 0 else None,
             "cpu_ms_per_frame": run.cpu_ms_per_frame,
             "interval_s": book.interval_s,

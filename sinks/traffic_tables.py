@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from lanewatch.trackers.analytics.events import CrossingEvent
@@ -38,7 +39,7 @@ FLOW_FILE = "flow.csv"
 HEADWAYS_FILE = "headways.csv"
 OCCUPANCY_FILE = "occupancy.csv"
 FLOW_HEADER = ["interval_start_s", "interval_end_s", "lane", "direction", "class", "vehicles",
-               "pcu", "vehicles_per_hour", "pcu_per_hour", "partial"]
+               "pcu", "vehicles_per_hour", "pcu_per_hour", "partial", "interval_start_time"]
 OCCUPANCY_HEADER = ["interval_start_s", "interval_end_s", "lane", "occupied_s", "observed_s",
                     "occupancy_pct"]
 HEADWAY_HEADER = ["lane", "direction", "vehicles", "headways", "mean_s", "median_s", "p15_s",
@@ -54,18 +55,25 @@ class TrafficTables:
     headways: list[HeadwayStats]
     duration_s: float
     occupancy: list[OccupancyRow]
+    start_time: datetime | None = None  # the clock time of video second 0
+
+    def clock(self, seconds: float) -> datetime | None:
+        """The clock time of a video second (None without a start time)."""
+        return None if self.start_time is None else self.start_time + timedelta(
+            seconds=seconds)
 
     @classmethod
     def of(cls, crossings: Iterable[CrossingEvent], duration_s: float,
            lanes: Iterable[tuple[str, str]], settings: ReportSettings | None = None,
-           origin_s: float = 0.0, occupancy: Iterable[OccupancyRow] = ()) -> TrafficTables:
+           origin_s: float = 0.0, occupancy: Iterable[OccupancyRow] = (),
+           start_time: datetime | None = None) -> TrafficTables:
         """The tables of these crossings over `duration_s` of video; `lanes` lists every
         (lane, direction) so a lane without traffic shows zeros; `occupancy` is the counting
         lines' time occupancy (LineOccupancy.table)."""
         crossings = list(crossings)
         return cls(flow_bins(crossings, duration_s, QUARTER_S, origin_s, lanes, settings),
                    peak_hours(crossings, duration_s, origin_s), headway_stats(crossings),
-                   duration_s, list(occupancy))
+                   duration_s, list(occupancy), start_time)
 
     def totals(self) -> list[FlowBin]:
         """The flow rows of every class together."""
@@ -73,9 +81,14 @@ class TrafficTables:
 
     def flow_rows(self) -> list[list[Any]]:
         """flow.csv's rows (FLOW_HEADER)."""
-        return [[_seconds(b.start_s), _seconds(b.end_s), b.lane, b.direction, b.class_name,
-                 b.vehicles, b.pcu, _rate(b.per_hour), _rate(_per_hour(b.pcu, b.end_s - b.start_s)),
-                 int(b.partial)] for b in self.flow]
+        rows = []
+        for b in self.flow:
+            start = self.clock(b.start_s)
+            rows.append([_seconds(b.start_s), _seconds(b.end_s), b.lane, b.direction,
+                         b.class_name, b.vehicles, b.pcu, _rate(b.per_hour),
+                         _rate(_per_hour(b.pcu, b.end_s - b.start_s)), int(b.partial),
+                         "" if start is None else start.isoformat()])
+        return rows
 
     def headway_rows(self) -> list[list[Any]]:
         """headways.csv's rows (HEADWAY_HEADER)."""
@@ -104,6 +117,7 @@ class TrafficTables:
                 "by_class": by_class.get((b.lane, b.direction, b.start_s), {})})
         return {
             "interval_s": QUARTER_S,
+            "start_time": None if self.start_time is None else self.start_time.isoformat(),
             "flow": flow,
             "peak_hour": None if overall is None else _peak(overall),
             "peak_hour_by_lane": {f"{p.lane}/{p.direction}": _peak(p)

@@ -27,7 +27,7 @@ from lanewatch.sinks.database import is_postgres_url
 from lanewatch.sinks.errors import ConfigError, LanewatchError
 from lanewatch.sinks.redaction import redact
 from lanewatch.stream import __version__
-from lanewatch.stream.config.arguments import positive_int
+from lanewatch.stream.config.arguments import clock_time, positive_int
 from lanewatch.stream.config.checks import preflight
 from lanewatch.stream.config.loading import load_config
 from lanewatch.stream.config.schema import Config
@@ -111,7 +111,8 @@ def _cmd_process(args: argparse.Namespace) -> int:
         config = config.model_copy(
             update={"output": config.output.model_copy(update={"video": False})})
     result = review_video(args.video, config, args.output, args.stream,
-                          progress=not args.quiet, max_frames=args.max_frames)
+                          progress=not args.quiet, max_frames=args.max_frames,
+                          start_time=args.start_time)
     s = result.summary
     if not args.quiet:
         print(f"processed {s['frames']} frames in {s['elapsed_s']:.1f} s "
@@ -217,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", help="which configured stream's lanes to use (if several)")
     p.add_argument("--no-video", action="store_true", help="skip annotated.mp4 (faster)")
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
+    p.add_argument("--start-time", type=clock_time, metavar="ISO",
+                   help="when the recording started, for clock times in the reports, e.g. "
+                   "2026-03-02T07:30:00 (default: the video's creation_time, if it has one)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_process)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -151,12 +152,12 @@ def test_tables_csv_rows_and_summary_agree():
               + at([3700]))
     t = TrafficTables.of(events, duration_s=4200, lanes=[("l1", "in"), ("l2", "in")])
     rows = {(r[2], r[4], r[0]): r for r in t.flow_rows()}
-    assert rows[("l1", "all", "0")][5:] == [4, 4.0, 16.0, 16.0, 0]
-    assert rows[("l1", "all", "1800")][5:] == [2, 4.0, 8.0, 16.0, 0]  # 2 trucks = 4 PCU
-    assert rows[("l1", "truck", "1800")][5:] == [2, 4.0, 8.0, 16.0, 0]
+    assert rows[("l1", "all", "0")][5:10] == [4, 4.0, 16.0, 16.0, 0]
+    assert rows[("l1", "all", "1800")][5:10] == [2, 4.0, 8.0, 16.0, 0]  # 2 trucks = 4 PCU
+    assert rows[("l1", "truck", "1800")][5:10] == [2, 4.0, 8.0, 16.0, 0]
     assert rows[("l1", "all", "3600")][1] == "4200"
-    assert rows[("l1", "all", "3600")][5:] == [1, 1.0, 6.0, 6.0, 1]
-    assert rows[("l2", "all", "0")][5:] == [0, 0.0, 0.0, 0.0, 0]
+    assert rows[("l1", "all", "3600")][5:10] == [1, 1.0, 6.0, 6.0, 1]
+    assert rows[("l2", "all", "0")][5:10] == [0, 0.0, 0.0, 0.0, 0]
     s = t.summary()
     # quarters 4, 8, 2, 6: the only full hour is the first, 20 vehicles, PHF 20 / (4 x 8)
     assert s["peak_hour"] == {"start_s": 0.0, "end_s": 3600.0, "vehicles": 20,
@@ -230,3 +231,42 @@ def test_the_config_refuses_report_classes_it_does_not_count(tmp_path):
     config["reports"]["class_scheme"]["heavy"] = ["truck", "bus"]
     path.write_text(yaml.safe_dump(config))
     assert load_config(path).reports.report_class("bus") == "heavy"
+
+
+def test_clock_times_from_the_start_of_the_recording():
+    start = datetime(2026, 3, 2, 7, 30, tzinfo=UTC)
+    t = TrafficTables.of(at([10, 950]), duration_s=1200, lanes=[("l1", "in")], start_time=start)
+    rows = [r for r in t.flow_rows() if r[4] == "all"]
+    assert [r[-1] for r in rows] == ["2026-03-02T07:30:00+00:00", "2026-03-02T07:45:00+00:00"]
+    assert t.summary()["start_time"] == "2026-03-02T07:30:00+00:00"
+    assert {r[-1] for r in TrafficTables.of(at([10]), 60, [("l1", "in")]).flow_rows()} == {""}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-03-02T07:30:00+01:00", datetime(2026, 3, 2, 6, 30, tzinfo=UTC)),
+    ("2026-03-02T07:30:00Z", datetime(2026, 3, 2, 7, 30, tzinfo=UTC)),
+])
+def test_start_time_argument(text, expected):
+    from lanewatch.stream.config.arguments import clock_time
+
+    assert clock_time(text) == expected
+
+
+def test_a_bad_start_time_says_what_is_expected():
+    import argparse
+
+    from lanewatch.stream.config.arguments import clock_time
+
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a date and time such as"):
+        clock_time("7:30")
+
+
+@pytest.mark.integration
+def test_highway_report_uses_the_videos_creation_time(highway_run):
+    out, _ = highway_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["start_time"] == "2019-09-27T11:22:16+00:00"
+    assert summary["start_time_source"] == "the video's creation_time"
+    page = (out / "report.html").read_text()
+    assert "Clock times from 2019-09-27 11:22:16 UTC" in page
+    assert "11:22:16-11:22:27" in page  # the one partial 15-minute interval, in clock time

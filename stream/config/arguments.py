@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import datetime
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -58,3 +59,14 @@ def fraction(text: str) -> float:
 
 
 positive_int = whole_number(1)
+
+
+def clock_time(text: str) -> datetime:
+    """An ISO 8601 date and time, e.g. 2026-03-02T07:30:00+01:00 (no offset: local time)."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date and time such as 2026-03-02T07:30:00 or 2026-03-02T07:30:00+01:00,"
+            f" got '{text}'") from None
+    return when if when.tzinfo else when.astimezone()

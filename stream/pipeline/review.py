@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,13 @@ def review_video(
     progress: bool = True,
     detector: Detector | None = None,
     max_frames: int | None = None,
+    start_time: datetime | None = None,
 ) -> ReviewResult:
     """Process a video file with one configured stream's lanes; write the outputs to `outdir`.
 
-    `max_frames` stops after that many frames (a quick look at a long video).
+    `max_frames` stops after that many frames (a quick look at a long video). `start_time`:
+    when the recording started, for clock times in the reports (default: the container's
+    creation_time, when it has one).
     Raises LanewatchError subclasses for bad input. A truncated video still produces complete
     reports for the decodable part before `TruncatedVideoError` is raised.
     """
@@ -138,6 +142,9 @@ def review_video(
             frames=frames, video_fps=info.fps,
             video_duration_s=last_pts + 1 / info.fps if frames else 0.0,
             elapsed_s=elapsed, startup_s=startup_s, message=message,
+            start_time=start_time or info.creation_time,
+            start_time_source=("given" if start_time else
+                               "the video's creation_time" if info.creation_time else None),
             cpu_ms_per_frame=cpu.per_frame_ms() if frames else None))
     if pending_error is not None:
         if isinstance(pending_error, SourceError) and frames:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -37,6 +38,19 @@ class VideoInfo:
     frame_count: int | None  # declared by the container; None when unknown
     duration_s: float | None
     codec: str
+    creation_time: datetime | None = None  # the container's creation_time tag (UTC), if any
+
+
+def _creation_time(metadata: dict[str, str]) -> datetime | None:
+    """The container's creation_time: when a camera or recorder wrote the file (for many
+    recorders the recording's start); None when absent, unreadable or a zero date."""
+    try:
+        when = datetime.fromisoformat(metadata.get("creation_time", ""))
+    except ValueError:
+        return None
+    if when.year < 1980:  # muxers write 1970-01-01 or 1904-01-01 for "unknown"
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -91,7 +105,8 @@ class FileSource:
             log.warning("%s: container gives no usable frame rate; assuming 30 fps", self.path)
             fps = 30.0
         duration = float(s.duration * s.time_base) if s.duration and s.time_base else None
-        return VideoInfo(ctx.width, ctx.height, fps, s.frames or None, duration, ctx.name)
+        return VideoInfo(ctx.width, ctx.height, fps, s.frames or None, duration, ctx.name,
+                         _creation_time(self._container.metadata))
 
     def __enter__(self) -> FileSource:
         return self
