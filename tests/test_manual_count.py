@@ -113,6 +113,44 @@ def test_other_containers_and_codecs_are_frame_exact(tmp_path, suffix, codec):
     reader.close()
 
 
+def test_a_file_cut_inside_an_open_gop_numbers_frames_as_process(tmp_path):
+    """A clip cut at a keyframe of an open group of pictures starts with B-frames that need
+    the frame before the cut: the decoder drops them and FileSource never counts them, so
+    frame 0 is the first frame decoded, in `count` as in `process`."""
+    whole, cut = tmp_path / "whole.mkv", tmp_path / "cut.mkv"
+    with av.open(str(whole), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={
+            "x264-params": "open-gop=1:keyint=20:min-keyint=20:bframes=3:b-adapt=0:scenecut=0"})
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        for n in range(60):
+            image = np.full((96, 160, 3), 40, np.uint8)
+            image[:, (n * 3) % 150:(n * 3) % 150 + 8] = 250
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(whole)) as source, av.open(str(cut), "w") as out:
+        video = source.streams.video[0]
+        copy = out.add_stream_from_template(video)
+        keyframes = 0
+        for packet in source.demux(video):
+            keyframes += bool(packet.size and packet.is_keyframe)
+            if packet.size and keyframes >= 2:  # from the second keyframe on
+                packet.stream = copy
+                out.mux(packet)
+    with av.open(str(cut)) as c:
+        images = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    with FileSource(cut) as source:
+        times = [f.pts_s for f in source.frames()]
+    reader = FrameReader(cut)
+    assert len(reader) == len(images) == len(times) == 40
+    for n in (1, 0, 39, 20, 19, 2):
+        frame = reader.read(n)
+        assert np.array_equal(frame.image, images[n]), n
+        assert frame.time_s == times[n]
+    reader.close()
+
+
 def _get(session: CountSession, requests):
     """Run `requests(client)` against the app of `session` (aiohttp's test server)."""
     async def run():

@@ -129,10 +129,31 @@ class FrameReader:
             raise SourceError(f"{self.path} contains no video frames")
         if not table.time_base:
             raise SourceError(f"{self.path}: the video stream has no time base")
-        self.table = table
-        self._index_of = {p: i for i, p in enumerate(table.pts)}
         self._frames: Iterator | None = None  # the decoder, positioned after `_position`
         self._position = -1  # index of the last frame the decoder gave
+        self.table = table if table.counted else self._from_first_decoded(table)
+        self._index_of = {p: i for i, p in enumerate(self.table.pts)}
+        if self._frames is not None:
+            self._position = 0  # the first frame was just decoded
+
+    def _from_first_decoded(self, table: FrameTable) -> FrameTable:
+        """The table from the first frame the decoder gives on: a file cut inside an open
+        group of pictures starts with frames that need the one before the cut, which the
+        decoder drops (and FileSource never counts)."""
+        self._open()
+        frames = iter(self._container.decode(self._stream))
+        try:
+            first = next(frames, None)
+        except av.error.FFmpegError:
+            return table  # read() will say what is wrong, at that frame
+        if first is None or first.pts not in table.pts:
+            return table
+        self._frames = frames
+        k = table.pts.index(first.pts)
+        if k:
+            log.info("%s: %d frame(s) before the first decodable one left out", self.path, k)
+        return FrameTable(table.pts[k:], tuple(p for p in table.keyframe_pts if p >= first.pts)
+                          or (first.pts,), table.start, table.time_base)
 
     def __len__(self) -> int:
         return len(self.table)
