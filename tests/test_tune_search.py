@@ -14,6 +14,8 @@ from lanewatch.stream.tune.config_file import rebase_paths, rewrite
 from lanewatch.stream.tune.search import choose, coordinate_descent, plateau_choice
 from lanewatch.stream.tune.space import Dimension, apply, cadence_values, dimensions, get
 
+from videos import write_video
+
 
 @dataclass(frozen=True)
 class FakeScore:
@@ -44,8 +46,10 @@ CAT = Dimension("c", ("model", "classes"), ("a", "b", "c"), ordered=False)
 CHOOSE_CASES = [
     ("a better value replaces the current", NUM,
      {0.1: (0.5,), 0.2: (1.0,), 0.3: (0.5,), 0.4: (0.5,), 0.5: (0.5,)}, 0.5, 0.5, 0.2),
-    ("the current value stays when it is among the best", NUM,
-     {0.1: (1.0,), 0.2: (1.0,), 0.3: (1.0,), 0.4: (0.9,), 0.5: (0.9,)}, 0.3, 0.5, 0.3),
+    ("a number held at the edge of the best run moves to its middle", NUM,
+     {0.1: (1.0,), 0.2: (1.0,), 0.3: (1.0,), 0.4: (0.9,), 0.5: (0.9,)}, 0.1, 0.5, 0.2),
+    ("a category held stays when it is among the best", CAT,
+     {"a": (0.5,), "b": (1.0,), "c": (1.0,)}, "c", "a", "c"),
     ("else the user's value when among the best", NUM,
      {0.1: (1.0,), 0.2: (0.9,), 0.3: (0.9,), 0.4: (1.0,), 0.5: (1.0,)}, 0.2, 0.5, 0.5),
     ("else the middle of the widest best run", NUM,
@@ -90,7 +94,7 @@ DESCENT_CASES = [
     ("one setting off: the middle of its good values", [A, B],
      _exact_when(lambda v: v["b"] <= 3), 50, {"b": 2}, False),
     ("two settings off, fixed together in a second round", [A, B],
-     _exact_when(lambda v: v["a"] <= 3 and v["b"] <= 2), 50, {"a": 1, "b": 2}, False),
+     _exact_when(lambda v: v["a"] <= 3 and v["b"] <= 2), 50, {"a": 2, "b": 2}, False),
     ("nothing helps: nothing changes", [A, B], _exact_when(lambda v: False, slope=False), 50,
      {}, False),
     ("a change that does not matter is not made, an invalid value never", [A, B, C],
@@ -138,6 +142,7 @@ streams:
     lanes:
       - name: l1
         line: [[0, 5], [10, 5]]
+        direction: in
   - id: cam2
     source: rtsp://camera/stream
     detection:
@@ -250,3 +255,14 @@ def test_cli_errors_without_traceback(tmp_path, capsys):
     assert code == 2 and "no stream 'nosuch'" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: a budget must allow one candidate
         main(["tune", "v.mp4", str(manual), "-c", str(config), "-o", "o", "--budget", "1"])
+    # the manual count names a lane and a direction the stream does not have: file:line, the
+    # lanes there are, before any model is loaded
+    write_video(tmp_path / "a.mp4", frames=5, size=(64, 48))
+    manual.write_text("time_s,frame,lane,direction,class\n1.0,,nolane,in,car\n"
+                      "2.0,,l1,out,car\n")
+    code = main(["tune", str(tmp_path / "a.mp4"), str(manual), "-c", str(config),
+                 "-o", str(tmp_path / "out"), "--stream", "cam1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{manual}:2: lane 'nolane' is not a lane of this run (lanes: l1)" in err
+    assert f"{manual}:3: direction 'out' is not one of lane l1's (in)" in err

@@ -75,6 +75,22 @@ def _lane_rows(before: Score, after: Score) -> list[tuple[str, int, int]]:
             for lane, d in sorted(old.keys() | new.keys())]
 
 
+def headroom_lines(o: TuneOutcome) -> list[str]:
+    """What the cadence headroom says: how much detector work the same score could save, or
+    that the tuned config is near an edge (one more skipped frame already loses counts)."""
+    if not o.headroom:
+        return []
+    best = o.best.score.key
+    kept = [n for n, s in o.headroom if s.key >= best]
+    if kept:
+        return [f"cadence: the tuned config counts the same up to every_nth_frame {kept[-1]} "
+                f"(not applied: detector work / {kept[-1]} for the same score on this clip)"]
+    n, score = o.headroom[0]
+    return [f"note: at every_nth_frame {n} the tuned config already counts worse "
+            f"({score.text()}): it is near an edge on this clip; a longer clip (more "
+            "vehicles) would tune it more reliably"]
+
+
 def format_text(o: TuneOutcome) -> str:
     """The summary printed on stdout."""
     b, a = o.baseline.score, o.best.score
@@ -89,11 +105,7 @@ def format_text(o: TuneOutcome) -> str:
     if lanes:
         lines.append("count error by lane (automatic - manual), before -> after:")
         lines += [f"  {name}: {old:+d} -> {new:+d}" for name, old, new in lanes]
-    kept = [n for n, s in o.headroom if s.key >= a.key]
-    if kept:
-        lines.append(f"cadence: the tuned config counts the same up to every_nth_frame "
-                     f"{kept[-1]} (not applied: detector work / {kept[-1]} for the same score "
-                     "on this clip)")
+    lines += headroom_lines(o)
     if o.check is not None:
         lines.append(f"check (a real review of the tuned config, validated): {o.check.score.text()}"
                      + ("" if o.check.agrees else "  DISAGREES with the cached evaluation"))
@@ -141,7 +153,7 @@ def format_markdown(o: TuneOutcome) -> str:
                    f"{s.f1:.3f} | {s.matched}/{s.manual} | {s.automatic} | {s.count_error}")
         out.append(f"| {i} | {t.dimension or '-'} | {_changes_text(t.changes)} | {figures} |")
     if o.headroom:
-        out += ["", "## Cadence headroom (not applied)", "",
+        out += ["", "## Cadence headroom (not applied)", "", *headroom_lines(o), "",
                 "The tuned config with the model on fewer frames, up to the first that counts "
                 "worse:", "", "| every_nth_frame | F1 | matched | counted |", "|---|---|---|---|"]
         out += [f"| {n} | {s.f1:.3f} | {s.matched}/{s.manual} | {s.automatic} |"

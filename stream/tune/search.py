@@ -5,18 +5,19 @@ held, keeps the best, and goes on to the next dimension; rounds repeat until one
 nothing (or the budget of candidates is spent). Among values of equal quality (the score's
 `key`: F1, then the total count error) the search prefers, in order:
 
-1. the value it already holds (no change without a gain);
-2. the user's own value (fewest changes from the user's config);
-3. for numbers on a scale, the middle of the widest run of equally good values: on a short
-   clip a threshold at the edge of the good range is one vehicle away from a miss;
-4. otherwise the first in the dimension's list (the cheaper, more conservative choices are
-   listed first).
+1. the user's own value (fewest changes from the user's config);
+2. for numbers on a scale, the middle of the widest run of equally good values: on a short
+   clip a threshold at the edge of the good range is one vehicle away from a miss (so a
+   value the search moved to earlier moves again when it sits at the edge of a wider run);
+3. otherwise the value it already holds, else the first in the dimension's list (the
+   cheaper, more conservative choices are listed first).
 
-A last pass reverts every change whose revert loses nothing, so the report lists only the
-changes the counts need. When the budget runs out first, the best candidate evaluated so far
-is taken (among equals, the one with the fewest changes). The search knows nothing of videos
-or models: `score` maps a candidate (dimension name -> value) to a score, or None when the
-combination is not a valid config; tests drive it with synthetic functions.
+A last pass reverts every change whose revert loses nothing, the latest dimensions first,
+so the report lists only the changes the counts need. When the budget runs out first, the
+best candidate evaluated so far is taken (among equals, the one with the fewest changes).
+The search knows nothing of videos or models: `score` maps a candidate (dimension name ->
+value) to a score, or None when the combination is not a valid config; tests drive it with
+synthetic functions.
 """
 
 from __future__ import annotations
@@ -95,12 +96,12 @@ def choose(dim: Dimension, keys: dict[Any, tuple | None], current: Any, own: Any
         return current
     best = max(valid.values())
     top = [v for v in dim.values if v in valid and valid[v] == best]
-    if current in top:
-        return current
     if own in top:
         return own
     if dim.ordered:
         return plateau_choice(dim.values, set(top), own)
+    if current in top:
+        return current
     return top[0]
 
 
@@ -148,7 +149,10 @@ def coordinate_descent(dims: list[Dimension], own: dict[str, Any],
             if not changed:
                 break
         best_key = evaluate(current, "").key
-        for dim in dims:  # the fewest changes that keep the best score
+        # The fewest changes that keep the best score. Later changes were made on top of the
+        # earlier ones (a lower min_hits making up for a confidence still too high): they
+        # are tried first, so the earlier, more direct fix is the one kept.
+        for dim in reversed(dims):
             if current[dim.name] != own[dim.name]:
                 reverted = evaluate({**current, dim.name: own[dim.name]}, f"revert {dim.name}")
                 if reverted is not None and reverted.key >= best_key:
