@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lanewatch.sinks.validation_input import COLUMNS
-
 
 @dataclass(frozen=True)
 class ManualEntry:
@@ -40,6 +38,10 @@ def _cell(text: str) -> str:
 def manual_count_csv(entries: Iterable[ManualEntry], comments: Iterable[str] = ()) -> str:
     """The CSV text: `# ` comment lines, the header, then the entries in frame order (the
     order they were counted in within a frame)."""
+    # The loader's header (imported here: it brings the matching code, which `lanewatch count`
+    # does not otherwise need at start-up).
+    from lanewatch.sinks.validation_input import COLUMNS
+
     lines = [f"# {' '.join(c.splitlines())}" for c in comments]
     lines.append(",".join(COLUMNS))
     for e in sorted(entries, key=lambda e: e.frame):

@@ -18,7 +18,6 @@ from typing import Any
 from lanewatch.sinks.errors import ConfigError, LanewatchError
 from lanewatch.sinks.json_input import shorten
 from lanewatch.sinks.manual_count_csv import ManualEntry, format_time, manual_count_csv
-from lanewatch.sinks.validation_input import ReviewRun, load_manual_counts
 from lanewatch.stream.config.loading import load_config
 from lanewatch.stream.config.schema import Config
 from lanewatch.stream.sources.frame_reader import FrameReader
@@ -187,6 +186,8 @@ class CountSession:
     def _read_saved(self, path: Path) -> list[ManualEntry]:
         """The counts of an existing --output file, each on its frame (the frame nearest its
         time when the row has none); LanewatchError for rows this board cannot make."""
+        from lanewatch.sinks.validation_input import ReviewRun, load_manual_counts
+
         lanes: dict[str, tuple[str, ...]] = {}
         for k in self.keys:
             lanes[k.lane] = (*lanes.get(k.lane, ()), k.direction)
