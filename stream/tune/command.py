@@ -58,6 +58,7 @@ def add_tune_parser(sub) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """The body of `lanewatch tune`."""
+    from lanewatch.stream.tune.config_file import yaml_value
     from lanewatch.stream.tune.report import format_text, write_reports  # heavy imports
     from lanewatch.stream.tune.tuner import TuneRequest, raise_on_mismatch, run_tune
 
@@ -68,7 +69,7 @@ def run_command(args: argparse.Namespace) -> int:
     def on_trial(trial, evaluation) -> None:
         if args.quiet:
             return
-        changes = ", ".join(f"{n}={v}" for n, v in trial.changes) or "your config"
+        changes = ", ".join(f"{n}={yaml_value(v)}" for n, v in trial.changes) or "your config"
         figure = "not a valid config" if trial.score is None else trial.score.text()
         print(f"  [{trial.dimension or 'start'}] {changes}: {figure}", file=sys.stderr,
               flush=True)

@@ -1,7 +1,7 @@
 """`lanewatch tune`'s work: the cache passes, the search, the tuned config and the check.
 
 1. The manual count is read and checked against the stream's lanes (as `validate` checks it
-   against a review) before anything is detected.
+   against a review) before anything is detected (manual_input.py).
 2. The detector runs once over the clip for the user's detection variant, permissively
    (detection_cache.py); a probe with every class kept shows which model classes the
    manual count's vehicles are confused with (candidate `class_aliases`).
@@ -26,12 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from lanewatch.sinks.errors import LanewatchError
-from lanewatch.sinks.validation_input import ReviewRun, load_manual_counts, load_run
+from lanewatch.sinks.validation_input import load_run
 from lanewatch.stream.config.loading import load_config
 from lanewatch.stream.config.schema import Config
-from lanewatch.stream.detect.exported_model import exported_model_files
 from lanewatch.stream.pipeline.review import review_video
-from lanewatch.stream.sources.file_source import FileSource
 from lanewatch.stream.tune.config_file import WrittenConfig, rebase_paths, rewrite
 from lanewatch.stream.tune.detection_cache import (
     CachedClip,
@@ -41,6 +39,7 @@ from lanewatch.stream.tune.detection_cache import (
     save_clip,
 )
 from lanewatch.stream.tune.evaluation import Evaluation, Score, evaluate, score_events
+from lanewatch.stream.tune.manual_input import read_manual
 from lanewatch.stream.tune.search import SearchResult, Trial, coordinate_descent
 from lanewatch.stream.tune.space import (
     CADENCES,
@@ -125,40 +124,6 @@ class TuneOutcome:
     evaluations: dict[tuple, Evaluation] = field(default_factory=dict)
 
 
-def _model_class_names(config: Config) -> tuple[str, ...]:
-    """The model's class names from an export's metadata (empty when it has none)."""
-    found = exported_model_files(config.model.path)
-    names = (found[1].get("names") or {}) if found else {}
-    return tuple(str(v) for _, v in sorted((int(k), v) for k, v in names.items()))
-
-
-def read_manual(request: TuneRequest, config: Config, stream_id: str
-                ) -> tuple[tuple[CountEvent, ...], list[str], float, float]:
-    """The manual count, checked against the stream's lanes and the video: (events,
-    warnings, video duration, fps). Bad input raises LanewatchError (file:line: fix)."""
-    stream = config.stream(stream_id)
-    source = FileSource(request.video, stream.id)  # a missing or broken video fails here
-    info = source.info
-    source.close()
-    duration = info.duration_s or ((info.frame_count or 0) / info.fps if info.fps else 0.0)
-    labels = {}
-    for lane in stream.lanes:
-        if lane.line is not None:
-            labels[lane.name] = tuple({"both": (lane.in_label, lane.out_label),
-                                       "in": (lane.in_label,),
-                                       "out": (lane.out_label,)}[lane.direction.value])
-    movements = (tuple(m.name for m in stream.turning.movements)
-                 if stream.turning is not None else None)
-    classes = _model_class_names(config) or tuple(config.model.classes or ())
-    run = ReviewRun(request.outdir, stream.id, str(request.video), info.fps, duration, labels,
-                    movements, classes, ())
-    manual = load_manual_counts(request.manual, run)
-    if not manual.events:
-        raise LanewatchError(f"{request.manual}: no counted vehicles: tune needs a manual "
-                             "count with at least one row")
-    return manual.events, list(manual.warnings), duration, info.fps
-
-
 def cache_file(outdir: Path, variant: DetectionVariant) -> Path:
     """Where a variant's detector pass is kept in the output folder."""
     digest = hashlib.sha1(variant.key.encode()).hexdigest()[:10]
@@ -228,7 +193,8 @@ def run_tune(request: TuneRequest, notify: Callable[[str], None] = lambda _: Non
     except OSError as err:
         raise LanewatchError(f"cannot create output folder {request.outdir}: "
                              f"{err.strerror}") from None
-    manual, warnings, _, _ = read_manual(request, config, stream.id)
+    manual, warnings = read_manual(request.video, request.manual, request.outdir, config,
+                                   stream.id)
     clips = _Clips(request, stream.id, notify)
     clip = clips.get(config)
     names = set(clip.class_names.values())
