@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from lanewatch.sinks.alert_list import Alert  # noqa: E402
 from lanewatch.sinks.traffic_tables import TrafficTables  # noqa: E402
-from lanewatch.trackers.analytics.traffic_stats import ALL_CLASSES, MIN_SAMPLE  # noqa: E402
+from lanewatch.trackers.analytics.traffic_stats import (  # noqa: E402
+    ALL_CLASSES,
+    MIN_SAMPLE,
+    object_noun,
+)
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -112,8 +117,9 @@ def movement_plot(zones: list[str], pairs: list[tuple[str, str, str, int]]) -> s
     return _figure(fig, "Turning movements: origin x destination", "movements")
 
 
-def speed_plot(crossings, lanes: list[str]) -> str:
-    """Distribution of spot speeds per lane, with the 85th percentile of all."""
+def speed_plot(crossings, lanes: list[str], noun: str = "vehicles") -> str:
+    """Distribution of spot speeds per lane, with the 85th percentile of all (when there are
+    enough speeds for one)."""
     speeds = [e for e in crossings if e.speed_kmh is not None]
     values = [e.speed_kmh for e in speeds]
     fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -121,11 +127,12 @@ def speed_plot(crossings, lanes: list[str]) -> str:
     data = [[e.speed_kmh for e in speeds if e.lane == lane and e.speed_kmh is not None]
             for lane in lanes]
     ax.hist(data, bins=bins, stacked=True, label=lanes)
-    if values:
+    if len(values) >= MIN_SAMPLE:
         p85 = float(np.percentile(values, 85))
         ax.axvline(p85, color="black", linestyle="--", label=f"85th percentile {p85:.0f} km/h")
     ax.set_xlabel("speed at the counting line (km/h)")
-    ax.set_ylabel("vehicles")
+    ax.set_ylabel(noun)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     return _figure(fig, "Spot speeds per lane", "speeds")
 
@@ -144,6 +151,7 @@ class ReportData:
     dwell: list  # DwellRow
     wrong_way: list  # WrongWayEvent
     traffic: TrafficTables | None = None
+    alerts: list[Alert] = field(default_factory=list)
 
 
 def _span(t: TrafficTables, start_s: float, end_s: float) -> str:
@@ -211,6 +219,7 @@ def write_report(path: Path, data: ReportData) -> None:
     """Write report.html (see the module docstring)."""
     summary = data.summary
     lanes = list(summary["lanes"])
+    noun = object_noun(summary["classes"])  # "objects" when people are counted too
     parts = [f"<h1>lanewatch report: {html.escape(summary['stream'])}</h1>",
              f'<p class="meta">{html.escape(summary["video"])}: {summary["frames"]} frames, '
              f'{summary["video_duration_s"]} s, status {html.escape(summary["status"])}; '
@@ -242,18 +251,25 @@ def write_report(path: Path, data: ReportData) -> None:
     if "speeds" in summary:
         s = summary["speeds"]
         parts.append("<h2>Speeds</h2>")
-        parts.append(f"<p>{s['vehicles']} vehicles with a spot speed at the counting lines: "
+        parts.append(f"<p>{s['vehicles']} {noun} with a spot speed at the counting lines: "
                      f"mean {s['mean_kmh']} km/h, 85th percentile {s['p85_kmh']} km/h; "
                      f"{s['rejected']} implausible speeds rejected.</p>")
-        parts.append(speed_plot(data.crossings, lanes))
-        parts.append(_table(["interval start (s)", "lane", "vehicles", "mean km/h",
+        parts.append(speed_plot(data.crossings, lanes, noun))
+        parts.append(_table(["interval start (s)", "lane", noun, "mean km/h",
                              "85th pct km/h", "rejected"],
                             [[f"{r.interval_start_s:g}", r.lane, r.vehicles, r.mean_kmh,
                               r.p85_kmh, r.rejected] for r in data.lane_speeds]))
     parts.append("<h2>Dwell</h2>")
-    parts.append(_table(["interval start (s)", "lane or zone", "vehicles", "mean s", "max s"],
+    parts.append(_table(["interval start (s)", "lane or zone", noun, "mean s", "max s"],
                         [[f"{r.interval_start_s:g}", r.area, r.vehicles, round(r.mean_s, 1),
                           round(r.max_s, 1)] for r in data.dwell]))
+    parts.append(f"<h2>Alerts ({len(data.alerts)})</h2>")
+    clock = data.traffic.clock if data.traffic is not None else (lambda _: None)
+    parts.append(_table(["time (s)", "clock", "alert", "lane or zone", "track", "class",
+                         "detail"],
+                        [[f"{a.time_s:.2f}", "" if clock(a.time_s) is None else
+                          f"{clock(a.time_s):%H:%M:%S}", a.kind.replace("_", " "), a.where,
+                          a.track_id, a.class_name, a.detail] for a in data.alerts]))
     parts.append("<h2>Wrong-way driving</h2>")
     parts.append(_table(["time (s)", "lane", "track", "class", "distance"],
                         [[f"{e.time_s:.2f}", e.lane, e.track_id, e.class_name,

@@ -13,6 +13,7 @@ the review calls on success, on error and on interrupt alike.
 | lane_speeds.csv | interval x lane: vehicles, mean and 85th-percentile speed, rejected |
 | dwell.csv | interval x lane/zone: finished visits, mean and longest stay |
 | flow.csv, headways.csv, occupancy.csv | flow rates, headways, line occupancy (traffic_tables.py) |
+| alerts.csv | every alert: congestion, wrong-way, dwell (alert_list.py) |
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from lanewatch.sinks.alert_list import ALERTS_FILE, ALERTS_HEADER, Alert, alerts_of
 from lanewatch.sinks.results import FrameResult
 from lanewatch.sinks.traffic_tables import (
     FLOW_FILE,
@@ -48,7 +50,7 @@ from lanewatch.trackers.analytics.lane_analytics import (
     MovementEvent,
     WrongWayEvent,
 )
-from lanewatch.trackers.analytics.traffic_stats import ReportSettings
+from lanewatch.trackers.analytics.traffic_stats import MIN_SAMPLE, ReportSettings
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,7 @@ class ReportWriter:
         self.congestion_events = 0
         self.wrong_way: list[WrongWayEvent] = []
         self.dwell_alerts = 0
+        self.alerts: list[Alert] = []
 
     def on_result(self, result: FrameResult) -> None:
         """Append the frame's events to events.jsonl."""
@@ -165,6 +168,7 @@ class ReportWriter:
         self.movements += len(update.movements)
         self.wrong_way += update.wrong_way
         self.dwell_alerts += len(update.dwell)
+        self.alerts += alerts_of(update)
 
     def finish(self, run: RunInfo) -> dict[str, Any]:
         """Close events.jsonl and write the tables, summary.json and report.html; returns the
@@ -209,6 +213,7 @@ class ReportWriter:
         self._write(FLOW_FILE, FLOW_HEADER, traffic.flow_rows())
         self._write(HEADWAYS_FILE, HEADWAY_HEADER, traffic.headway_rows())
         self._write(OCCUPANCY_FILE, OCCUPANCY_HEADER, traffic.occupancy_rows())
+        self._write(ALERTS_FILE, ALERTS_HEADER, [a.row() for a in self.alerts])
         summary = self._summary(run, lane_speeds)
         summary["traffic"] = traffic.summary()
         (self.outdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n",
@@ -222,7 +227,7 @@ class ReportWriter:
         try:
             write_report(self.outdir / REPORT_FILE, ReportData(
                 summary, self.crossings, counts, movements, pairs, zones, lane_speeds, dwell,
-                self.wrong_way, traffic))
+                self.wrong_way, traffic, self.alerts))
         except Exception as err:  # noqa: BLE001 - the page fails alone; the tables are written
             log.error("cannot write %s: %s; the CSV files and summary.json are complete",
                       self.outdir / REPORT_FILE, err)
@@ -295,7 +300,7 @@ class ReportWriter:
                 "vehicles": len(speeds),
                 "rejected": a.speeds_rejected,
                 "mean_kmh": round(float(np.mean(speeds)), 1) if speeds else None,
-                "p85_kmh": round(float(np.percentile(speeds, 85)), 1) if speeds else None,
+                "p85_kmh": _p85(speeds),
                 "by_lane": {r.lane: {"vehicles": r.vehicles, "mean_kmh": r.mean_kmh,
                                      "p85_kmh": r.p85_kmh} for r in overall},
             }
@@ -319,7 +324,7 @@ class LaneSpeedRow:
     lane: str
     vehicles: int  # crossings with a plausible speed
     mean_kmh: float | None
-    p85_kmh: float | None  # the 85th percentile: the speed traffic engineering designs for
+    p85_kmh: float | None  # the 85th percentile (the design speed); None under MIN_SAMPLE
     rejected: int  # crossings whose speed was implausible
 
 
@@ -337,6 +342,10 @@ def lane_speed_table(crossings: list[CrossingEvent], interval_s: float,
         rows.append(LaneSpeedRow(
             start, start + interval_s, lane, len(kmh),
             round(float(np.mean(kmh)), 1) if kmh else None,
-            round(float(np.percentile(kmh, 85)), 1) if kmh else None,
-            sum(e.speed_rejected for e in events)))
+            _p85(kmh), sum(e.speed_rejected for e in events)))
     return rows
+
+
+def _p85(values: list[float]) -> float | None:
+    """The 85th percentile, or None for a sample too small to have one (MIN_SAMPLE)."""
+    return round(float(np.percentile(values, 85)), 1) if len(values) >= MIN_SAMPLE else None

@@ -151,6 +151,8 @@ def test_pedestrian_lines_equal_the_hand_count(pedestrians_run):
     lanes = result.summary["lanes"]
     assert lanes["north"]["by_direction"] == {"towards_camera": 0, "away": 2}
     assert lanes["south"]["by_direction"] == {"towards_camera": 1, "away": 1}
+    page = (out / "report.html").read_text()
+    assert "<th>objects</th>" in page and "<th>vehicles</th>" not in page  # people
 
 
 def test_annotated_video_at_a_smaller_width(tmp_path, highway_video):

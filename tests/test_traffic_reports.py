@@ -119,6 +119,16 @@ def test_intersection_reports(intersection_report):
     assert all("speed_kmh" in e for e in events if e["type"] == "crossing")
     for name in ("counts.csv", "speeds.csv", "lane_speeds.csv", "dwell.csv", "report.html"):
         assert (out / name).stat().st_size > 0, name
+    # every alert listed with its time, in alerts.csv and the report
+    with open(out / "alerts.csv") as f:
+        alerts = list(csv.DictReader(f))
+    (wrong_way,) = [e for e in events if e["type"] == "wrong_way"]
+    assert [(a["alert"], a["where"], a["track_id"], a["class"]) for a in alerts] == [
+        ("wrong_way", wrong_way["lane"], str(wrong_way["track_id"]), wrong_way["class"])]
+    assert float(alerts[0]["time_s"]) == pytest.approx(wrong_way["time_s"], abs=1e-3)
+    assert "against the lane's direction" in alerts[0]["detail"]
+    page = (out / "report.html").read_text()
+    assert "<h2>Alerts (1)</h2>" in page and "wrong way" in page
 
 
 def open_report(browser, path: Path, screenshot: Path):

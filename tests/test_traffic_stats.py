@@ -270,3 +270,13 @@ def test_highway_report_uses_the_videos_creation_time(highway_run):
     page = (out / "report.html").read_text()
     assert "Clock times from 2019-09-27 11:22:16 UTC" in page
     assert "11:22:16-11:22:27" in page  # the one partial 15-minute interval, in clock time
+
+
+@pytest.mark.parametrize("classes, noun", [
+    (["car", "truck"], "vehicles"), (["bicycle"], "vehicles"), (["person"], "objects"),
+    (["car", "person"], "objects"), ([], "vehicles"),
+])
+def test_reports_call_people_objects_not_vehicles(classes, noun):
+    from lanewatch.trackers.analytics.traffic_stats import object_noun
+
+    assert object_noun(classes) == noun

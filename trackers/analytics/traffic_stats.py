@@ -155,6 +155,15 @@ class HeadwayStats:
     small_sample: bool
 
 
+VEHICLE_CLASSES = frozenset({"car", "truck", "bus", "motorcycle", "bicycle", "train"})
+
+
+def object_noun(class_names: Iterable[str]) -> str:
+    """What reports call the things counted: "vehicles" when every class is a vehicle,
+    else "objects" (people are not vehicles)."""
+    return "vehicles" if set(class_names) <= VEHICLE_CLASSES else "objects"
+
+
 def pcu_of(class_name: str, weights: Mapping[str, float] | None = None) -> float:
     """A class's passenger-car units: the given weights, else DEFAULT_PCU, else 1."""
     if weights is not None and class_name in weights:
