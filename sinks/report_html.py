@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from lanewatch.sinks.alert_list import Alert  # noqa: E402
+from lanewatch.sinks.movement_sheet import MovementSheet  # noqa: E402
 from lanewatch.sinks.traffic_tables import TrafficTables  # noqa: E402
 from lanewatch.trackers.analytics.traffic_stats import (  # noqa: E402
     ALL_CLASSES,
@@ -152,6 +153,7 @@ class ReportData:
     wrong_way: list  # WrongWayEvent
     traffic: TrafficTables | None = None
     alerts: list[Alert] = field(default_factory=list)
+    movement_sheet: MovementSheet | None = None
 
 
 def _span(t: TrafficTables, start_s: float, end_s: float) -> str:
@@ -215,6 +217,35 @@ def traffic_section(t: TrafficTables) -> str:
     return "".join(parts)
 
 
+def sheet_section(sheet: MovementSheet) -> str:
+    """The turning-movement count sheet: a header row per approach, one per movement and
+    class, then the 15-minute rows, totals, the peak hour and its PHF."""
+    rows = sheet.csv_rows()
+    spans = [(a, sum(c.approach == a for c in sheet.columns) + 1) for a in sheet.approaches]
+    head = ('<tr><th rowspan="2">interval</th>'
+            + "".join(f'<th colspan="{n}">{html.escape(a)}</th>' for a, n in spans)
+            + '<th rowspan="2">total</th></tr><tr>'
+            + "".join("".join(f"<th>{html.escape(c.movement)}<br>{html.escape(c.class_name)}"
+                              "</th>" for c in sheet.columns if c.approach == a)
+                      + "<th>all</th>" for a, _ in spans) + "</tr>")
+    n = len(sheet.columns)
+    body = []
+    for row in rows[1:]:
+        by_approach = [row[3 + i] for i in range(n)]
+        cells = [row[0]]
+        for k, a in enumerate(sheet.approaches):
+            cells += [v for v, c in zip(by_approach, sheet.columns) if c.approach == a]
+            cells.append(row[3 + n + k])
+        cells.append(row[-1])
+        partial = ' class="meta"' if row[2] == 1 else ""
+        body.append(f"<tr{partial}>" + "".join(f"<td>{html.escape(str(v))}</td>"
+                                               for v in cells) + "</tr>")
+    note = ('<p class="meta">grey rows: the video covers only part of the interval</p>'
+            if any(sheet.partial) else "")
+    return ("<h3>Turning-movement count sheet (15 minutes)</h3>" + note
+            + f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
+
+
 def write_report(path: Path, data: ReportData) -> None:
     """Write report.html (see the module docstring)."""
     summary = data.summary
@@ -245,6 +276,8 @@ def write_report(path: Path, data: ReportData) -> None:
         parts.append(_table(["interval start (s)", "end (s)", "movement", "class", "count"],
                             [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane,
                               r.class_name, r.count] for r in data.movements if r.count]))
+        if data.movement_sheet is not None:
+            parts.append(sheet_section(data.movement_sheet))
         unfinished = ", ".join(f"{k} {v}" for k, v in summary["unfinished_by_origin"].items())
         parts.append("<p>Tracks that entered but were never seen leaving, by origin: "
                      f"{html.escape(unfinished or 'none')}</p>")

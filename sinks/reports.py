@@ -9,6 +9,7 @@ the review calls on success, on error and on interrupt alike.
 |---|---|
 | counts.csv | interval x lane x class x direction: crossings (a full grid, zeros included) |
 | movements.csv | interval x movement x class: turning movements (streams with `turning:`) |
+| turning_movements.csv | the turning-movement count sheet (movement_sheet.py) |
 | speeds.csv | one row per crossing with a spot speed (calibrated streams) |
 | lane_speeds.csv | interval x lane: vehicles, mean and 85th-percentile speed, rejected |
 | dwell.csv | interval x lane/zone: finished visits, mean and longest stay |
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from lanewatch.sinks.alert_list import ALERTS_FILE, ALERTS_HEADER, Alert, alerts_of
+from lanewatch.sinks.movement_sheet import MOVEMENT_SHEET_FILE, movement_sheet
 from lanewatch.sinks.results import FrameResult
 from lanewatch.sinks.traffic_tables import (
     FLOW_FILE,
@@ -143,6 +145,7 @@ class ReportWriter:
         self.wrong_way: list[WrongWayEvent] = []
         self.dwell_alerts = 0
         self.alerts: list[Alert] = []
+        self.movement_events: list[MovementEvent] = []
 
     def on_result(self, result: FrameResult) -> None:
         """Append the frame's events to events.jsonl."""
@@ -166,6 +169,7 @@ class ReportWriter:
         self.crossings += update.crossings
         self.congestion_events += len(update.congestion)
         self.movements += len(update.movements)
+        self.movement_events += update.movements
         self.wrong_way += update.wrong_way
         self.dwell_alerts += len(update.dwell)
         self.alerts += alerts_of(update)
@@ -183,7 +187,7 @@ class ReportWriter:
                                   "direction", "count"],
                     [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane, r.class_name,
                       r.direction, r.count] for r in counts])
-        movements = []
+        movements, sheet = [], None
         if self.analytics.turning is not None:
             movements = self.analytics.movement_counts.interval_table(
                 self.analytics.movement_keys(classes))
@@ -191,6 +195,11 @@ class ReportWriter:
                                          "class", "count"],
                         [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane,
                           r.class_name, r.count] for r in movements])
+            sheet = movement_sheet(
+                self.movement_events, [(m.name, m.from_zone, m.to_zone)
+                                       for m in self.analytics.turning.movements],
+                classes, run.video_duration_s, book.origin_s, self._settings, run.start_time)
+            self._write(MOVEMENT_SHEET_FILE, sheet.csv_rows()[0], sheet.csv_rows()[1:])
         speeds = [e for e in self.crossings if e.speed_kmh is not None or e.speed_rejected]
         lane_speeds = lane_speed_table(speeds, book.interval_s, book.origin_s)
         if self.analytics.has_speeds:
@@ -227,7 +236,7 @@ class ReportWriter:
         try:
             write_report(self.outdir / REPORT_FILE, ReportData(
                 summary, self.crossings, counts, movements, pairs, zones, lane_speeds, dwell,
-                self.wrong_way, traffic, self.alerts))
+                self.wrong_way, traffic, self.alerts, sheet))
         except Exception as err:  # noqa: BLE001 - the page fails alone; the tables are written
             log.error("cannot write %s: %s; the CSV files and summary.json are complete",
                       self.outdir / REPORT_FILE, err)

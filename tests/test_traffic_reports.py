@@ -129,6 +129,14 @@ def test_intersection_reports(intersection_report):
     assert "against the lane's direction" in alerts[0]["detail"]
     page = (out / "report.html").read_text()
     assert "<h2>Alerts (1)</h2>" in page and "wrong way" in page
+    # the turning-movement count sheet: every named movement, by approach, with totals
+    with open(out / "turning_movements.csv") as f:
+        sheet = list(csv.reader(f))
+    header, total = sheet[0], next(r for r in sheet if r[0] == "total")
+    assert "north/sb-left/car" in header and "west/eb-through/truck" in header
+    assert int(total[-1]) == 4  # the four movements completed
+    assert int(total[header.index("north/total")]) == 2
+    assert "Turning-movement count sheet" in page
 
 
 def open_report(browser, path: Path, screenshot: Path):
