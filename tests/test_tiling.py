@@ -205,7 +205,7 @@ def test_bench_prints_the_cost_of_tiles_against_none(highway_video, monkeypatch)
 def test_highway_counts_stay_exact_with_2x1_tiles_and_upscaling_runs_on_the_static_export(
         detector_model, highway_video, tmp_path):
     """The review (pipelined: each frame's two tiles in flight) with configs/highway.yaml cut
-    into 2x1 tiles counts the hand count's 11 cars, lane by lane; and a stream input larger
+    into 2x1 tiles counts the hand count's cars, lane by lane; and a stream input larger
     than the fixed 640x640 export (upscaling) runs on it, refitted."""
     from lanewatch.stream.config.loading import load_config
     from lanewatch.stream.detect.openvino_detector import OpenVINODetector
@@ -221,10 +221,13 @@ def test_highway_counts_stay_exact_with_2x1_tiles_and_upscaling_runs_on_the_stat
         "output": config.output.model_copy(update={"video": False}),
         "streams": [stream.model_copy(update={"detection": stream.detection.model_copy(
             update={"tiles": (2, 1)})})]})
-    summary = review_video(highway_video, tiled, tmp_path, progress=False).summary
-    assert summary["classes"] == {"car": 11}
+    # The first 140 frames: the hand count's first five cars (frames 41-115, all on lanes 3
+    # and 4, released by frame 130); the whole clip's 11 are in docs/analytics.md.
+    summary = review_video(highway_video, tiled, tmp_path, progress=False,
+                           max_frames=140).summary
+    assert summary["classes"] == {"car": 5}
     assert {lane: n["total"] for lane, n in summary["lanes"].items()} == {
-        "lane1": 1, "lane2": 2, "lane3": 5, "lane4": 3}
+        "lane1": 0, "lane2": 0, "lane3": 3, "lane4": 2}
 
     upscaled = stream.model_copy(update={"detection": stream.detection.model_copy(
         update={"imgsz": 960})})
