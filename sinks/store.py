@@ -155,6 +155,16 @@ class CountStore:
             (stream, limit))
         return [CrossingEvent(*row) for row in rows]
 
+    def crossings(self, stream: str, since_s: float, until_s: float, limit: int
+                  ) -> list[CrossingEvent]:
+        """The crossings of a stream in [since_s, until_s), oldest first; at most `limit`
+        (ask for one more than you accept to know whether there were more)."""
+        rows = self._db.query(
+            "SELECT stream, lane, track_id, class, direction, time_s, frame, speed_kmh"
+            " FROM crossings WHERE stream = ? AND time_s >= ? AND time_s < ?"
+            " ORDER BY time_s, id LIMIT ?", (stream, since_s, until_s, limit))
+        return [CrossingEvent(*row) for row in rows]
+
     def flow(self, stream: str, since_s: float, bin_s: float) -> dict[str, dict[int, int]]:
         """Crossings per lane in bins of `bin_s` seconds from `since_s`: lane -> {bin: n}."""
         b = self._db.floor_int("(time_s - ?) / ?")

@@ -141,6 +141,15 @@ def test_final_counts_against_the_hand_count(served):
     assert {row["class"] for row in counts} == {"car"}
     events = json.loads(served.get("/api/streams/highway/events?limit=5")[1])
     assert len(events) == min(5, sum(per_lane.values()))
+    # the same crossings as a traffic engineer's figures (flow per 15 min, headways)
+    status, body = served.get(f"/api/streams/highway/traffic?since={time.time() - 600:.0f}")
+    traffic = json.loads(body)
+    assert status == 200 and traffic["since"] % 900 == 0
+    assert {key.split("/")[0]: sum(b["vehicles"] for b in bins)
+            for key, bins in traffic["flow"].items()} == expected
+    assert traffic["peak_hour"] is None  # under an hour asked for: no peak hour
+    assert all(h["small_sample"] == (h["vehicles"] < 6) for h in traffic["headways"].values())
+    assert served.get("/api/streams/highway/traffic?since=5&until=4")[0] == 400
     metrics = served.get("/metrics")[1].decode()
     assert 'lanewatch_lane_crossings_total{class="car",direction="towards"' in metrics
     assert 'lanewatch_frames_total{stream="highway"}' in metrics

@@ -12,6 +12,7 @@
     GET  /api/streams/{id}/flow            crossings per lane in bins (?minutes=15&bin_s=30)
     GET  /api/streams/{id}/movements       turning movements: totals and intervals (?since=&until=)
     GET  /api/streams/{id}/speeds          spot speeds per lane and interval (?since=&until=)
+    GET  /api/streams/{id}/traffic         flow per 15 min, peak hour, headways (traffic_api.py)
     GET  /api/streams/{id}/lanes           the stream's lanes, in pixels of its frame
     GET  /api/streams/{id}/snapshot.jpg    the last processed camera frame, unannotated
     POST /api/streams/{id}/lanes/export    validate edited lanes; YAML for the config
@@ -52,6 +53,7 @@ from lanewatch.sinks.metrics import CONTENT_TYPE
 from lanewatch.sinks.reports import crossing_record
 from lanewatch.stream.pipeline.running_stream import RunningStream
 from lanewatch.stream.serve.lane_export import config_yaml, lanes_from_editor, lanes_yaml
+from lanewatch.stream.serve.traffic_api import TrafficQueryError, traffic_figures
 from lanewatch.stream.sources.live import StreamState
 
 if TYPE_CHECKING:
@@ -308,6 +310,14 @@ class Api:
             "lanes": {name: [found.get(name, {}).get(b, 0) for b in range(bins)]
                       for name in names}})
 
+    async def traffic(self, request: web.Request) -> web.Response:
+        runner = self._runner(request)
+        try:
+            return web.json_response(traffic_figures(runner, self.service.config,
+                                                     self.service.store, request.query))
+        except TrafficQueryError as err:
+            return _bad_query(str(err))
+
     async def lanes(self, request: web.Request) -> web.Response:
         runner = self._runner(request)
         width, height = self._frame_size(runner)
@@ -373,6 +383,7 @@ class Api:
             web.get("/api/streams/{id}/flow", self.flow),
             web.get("/api/streams/{id}/movements", self.movements),
             web.get("/api/streams/{id}/speeds", self.speeds),
+            web.get("/api/streams/{id}/traffic", self.traffic),
             web.get("/api/streams/{id}/lanes", self.lanes),
             web.get("/api/streams/{id}/snapshot.jpg", self.snapshot),
             web.post("/api/streams/{id}/lanes/export", self.export_lanes),
