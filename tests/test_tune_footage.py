@@ -90,7 +90,9 @@ def test_tune_brings_a_bad_config_back_to_exact_counts(highway_clip, highway_vid
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "tune.json").read_text())
     assert report["before"]["matched"] == 1 and report["before"]["f1"] < 0.2
-    assert report["after"] == report["check"]["score"]
+    after = dict(report["after"])
+    assert after.pop("one_more_frame_skipped")["f1"] == 1.0  # a margin, not an edge
+    assert after == report["check"]["score"]
     assert report["check"]["agrees"]
     check = report["check"]["score"]
     assert (check["matched"], check["manual"], check["automatic"]) == (11, 11, 11)

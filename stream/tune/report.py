@@ -29,7 +29,9 @@ def _score_dict(score: Score) -> dict[str, Any]:
             "f1": round(score.f1, 4), "matched": score.matched, "manual": score.manual,
             "automatic": score.automatic, "count_error": score.count_error,
             "lane_errors": [{"lane": lane, "direction": d, "automatic_minus_manual": e}
-                            for lane, d, e in score.lane_errors]}
+                            for lane, d, e in score.lane_errors],
+            **({} if score.perturbed is None else
+               {"one_more_frame_skipped": _score_dict(score.perturbed)})}
 
 
 def _changes_text(changes) -> str:
@@ -80,8 +82,8 @@ def headroom_lines(o: TuneOutcome) -> list[str]:
     that the tuned config is near an edge (one more skipped frame already loses counts)."""
     if not o.headroom:
         return []
-    best = o.best.score.key
-    kept = [n for n, s in o.headroom if s.key >= best]
+    best = o.best.score.primary_key
+    kept = [n for n, s in o.headroom if s.primary_key >= best]
     if kept:
         return [f"cadence: the tuned config counts the same up to every_nth_frame {kept[-1]} "
                 f"(not applied: detector work / {kept[-1]} for the same score on this clip)"]
@@ -145,12 +147,16 @@ def format_markdown(o: TuneOutcome) -> str:
     out += ["", "Count error by lane and direction (automatic - manual):", "",
             "| lane | before | after |", "|---|---|---|"]
     out += [f"| {name} | {old:+d} | {new:+d} |" for name, old, new in _lane_rows(b, a)]
-    out += ["", "## Candidates tried", "", "| # | searching | changes from your config | F1 | "
-            "matched | counted | count error |", "|---|---|---|---|---|---|---|"]
+    out += ["", "## Candidates tried", "",
+            "Ranked by F1, then count error, then the same with one more frame skipped between "
+            "detections (a margin).", "",
+            "| # | searching | changes from your config | F1 | matched | counted | count error "
+            "| F1, one more frame skipped |", "|---|---|---|---|---|---|---|---|"]
     for i, t in enumerate(o.search.trials, start=1):
         s = t.score
-        figures = ("invalid | | |" if s is None else
-                   f"{s.f1:.3f} | {s.matched}/{s.manual} | {s.automatic} | {s.count_error}")
+        figures = ("invalid | | | |" if s is None else
+                   f"{s.f1:.3f} | {s.matched}/{s.manual} | {s.automatic} | {s.count_error} | "
+                   + ("" if s.perturbed is None else f"{s.perturbed.f1:.3f}"))
         out.append(f"| {i} | {t.dimension or '-'} | {_changes_text(t.changes)} | {figures} |")
     if o.headroom:
         out += ["", "## Cadence headroom (not applied)", "", *headroom_lines(o), "",

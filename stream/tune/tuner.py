@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -204,9 +205,9 @@ def run_tune(request: TuneRequest, notify: Callable[[str], None] = lambda _: Non
         warnings.append(f"{request.manual}: class(es) {', '.join(unknown)} are not classes of "
                         "the model: those rows can only be missed")
 
-    def scored(candidate: Config, clip: CachedClip) -> Evaluation:
+    def scored(candidate: Config, clip: CachedClip, perturb: bool = True) -> Evaluation:
         return evaluate(candidate, stream.id, clip, manual, request.tolerance_s,
-                        request.interval_s)
+                        request.interval_s, perturb)
 
     everything = config.model_copy(update={"model": config.model.model_copy(
         update={"classes": None})})
@@ -244,7 +245,8 @@ def run_tune(request: TuneRequest, notify: Callable[[str], None] = lambda _: Non
     baseline = evaluations[()]
     best_config = apply(config, dims, dict(best_changes))
     headroom = cadence_headroom(best_config, stream_index, best.score,
-                                lambda c: scored(c, clip) if clips.get(c) is clip else None)
+                                lambda c: scored(c, clip, False) if clips.get(c) is clip
+                                else None)
     written, kept = _write_config(request, config, dims, result, best_config)
     outcome = TuneOutcome(request, stream.id, dims, result, baseline, best, best_config,
                           written, kept, None, clips.passes, warnings, aliases,
@@ -276,7 +278,7 @@ def cadence_headroom(config: Config, stream_index: int, score: Score,
         if evaluation is None:
             break
         out.append((n, evaluation.score))
-        if evaluation.score.key < score.key:
+        if evaluation.score.primary_key < score.primary_key:
             break
     return out
 
@@ -325,7 +327,8 @@ def check_review(request: TuneRequest, written: Path, stream_id: str,
                               request.interval_s)
     score = Score.of(validation)
     equal = sorted(map(_key, run.events)) == sorted(map(_key, best.events))
-    return Check(run_dir, validation, score, equal and score == best.score,
+    same = score == dataclasses.replace(best.score, perturbed=None)
+    return Check(run_dir, validation, score, equal and same,
                  time.perf_counter() - started)
 
 
