@@ -1,7 +1,10 @@
 """Annotated frames: boxes or masks, class/id labels, fading motion trails, lanes with counts.
 
 Boxes, masks and labels use supervision's annotators; trails and the lane overlay are drawn here
-(supervision's trace annotator does not fade, and lanes carry our own live counts).
+(supervision's trace annotator does not fade, and lanes carry our own live counts). Each lane is
+drawn in its palette colour (the dashboard chart's, sinks/overlay_layout.py), with an arrow on
+its counting line for the counted direction and its count label placed off the line and off
+the vehicles; optionally each track that crossed shows its spot speed.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ import cv2
 import numpy as np
 import supervision as sv
 
+from lanewatch.sinks.overlay_layout import direction_arrows, lane_color_bgr, place_label
 from lanewatch.sinks.results import FrameResult
 from lanewatch.trackers.analytics.lane_analytics import LaneState
 from lanewatch.trackers.analytics.lanes import Lane
 from lanewatch.trackers.detections import Anchor, Detections
 
-_LANE_COLOR = (255, 200, 0)  # BGR cyan-ish
 _CONGESTED_COLOR = (40, 40, 230)  # BGR red
-_LINE_COLOR = (0, 230, 255)  # BGR yellow
+_SPEEDS_KEPT = 512  # tracks whose speed is remembered (older ones dropped first)
 _TRAIL_LEVELS = 4  # alpha steps of a fading trail
 _WALL_CLOCK_AFTER = 1e9  # presentation times beyond this are Unix times (live streams)
 
@@ -94,11 +97,15 @@ class FrameAnnotator:
 
     def __init__(self, lanes: list[Lane], trail_seconds: float = 1.5, draw_masks: bool = True,
                  anchor: Anchor = Anchor.BOTTOM_CENTER, frame_size: tuple[int, int] = (1280, 720),
-                 output_width: int | None = None):
+                 output_width: int | None = None, speed_labels: bool = False):
         self.factor = min(output_width / frame_size[0], 1.0) if output_width else 1.0
         self.output_size = (round(frame_size[0] * self.factor),
                             round(frame_size[1] * self.factor))
         self.lanes = [scale_lane(lane, self.factor) for lane in lanes]
+        # Colours by the lane's place in the stream's list: the dashboard chart's table.
+        self.lane_colors = [lane_color_bgr(i) for i in range(len(self.lanes))]
+        self.speed_labels = speed_labels
+        self.speeds: dict[int, float] = {}  # track id -> spot speed at its last crossing
         self.anchor = anchor
         self.draw_masks = draw_masks
         self.trails = Trails(trail_seconds)
@@ -124,7 +131,7 @@ class FrameAnnotator:
         else:
             image = result.frame.picture.drawable()
         self.trails.update(tracks, result.frame.pts_s, self.anchor)
-        self._draw_lanes(image, result.analytics.lanes)
+        self._draw_lanes(image, result.analytics.lanes, tracks.xyxy)
         if len(tracks):
             svd = to_supervision(tracks)
             if self.draw_masks and tracks.masks is not None:
@@ -133,6 +140,8 @@ class FrameAnnotator:
             labels = [f"#{tid} {name} {conf:.2f}" for tid, name, conf in
                       zip(tracks.tracker_id, svd.data["class_name"], tracks.confidence)]
             image = self._labels.annotate(image, svd, labels=labels)
+            if self.speed_labels:
+                self._draw_speeds(image, tracks, result.analytics.crossings)
         self._draw_trails(image, result.frame.pts_s)
         self._draw_header(image, result)
         return image
@@ -170,7 +179,31 @@ class FrameAnnotator:
         cv2.polylines(overlay, [xy - (x0, y0)], False, color, self._thickness + 1, cv2.LINE_AA)
         cv2.addWeighted(overlay, alpha, roi, 1 - alpha, 0, dst=roi)
 
-    def _draw_lanes(self, image: np.ndarray, states: tuple[LaneState, ...]) -> None:
+    def _draw_speeds(self, image: np.ndarray, tracks: Detections, crossings) -> None:
+        """Each track that crossed with a measured speed: "NN km/h" under its box."""
+        for event in crossings:
+            if event.speed_kmh is not None:
+                self.speeds.pop(event.track_id, None)  # re-inserted last: the newest
+                self.speeds[event.track_id] = event.speed_kmh
+        while len(self.speeds) > _SPEEDS_KEPT:
+            del self.speeds[next(iter(self.speeds))]
+        if tracks.tracker_id is None:
+            return
+        font, scale = cv2.FONT_HERSHEY_SIMPLEX, self._font_scale
+        for tid, (x0, _, x1, y1) in zip(tracks.tracker_id.tolist(), tracks.xyxy.tolist()):
+            speed = self.speeds.get(tid)
+            if speed is None:
+                continue
+            text = f"{speed:.0f} km/h"
+            (w, h), base = cv2.getTextSize(text, font, scale, 1)
+            x = int(np.clip((x0 + x1) / 2 - w / 2, 0, max(image.shape[1] - w - 1, 0)))
+            y = int(min(y1 + 3, image.shape[0] - h - base - 2))
+            cv2.rectangle(image, (x - 2, y), (x + w + 2, y + h + base + 2), (30, 30, 30), -1)
+            cv2.putText(image, text, (x, y + h + 1), font, scale, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+
+    def _draw_lanes(self, image: np.ndarray, states: tuple[LaneState, ...],
+                    boxes: np.ndarray) -> None:
         by_name = {s.name: s for s in states}
         congested = tuple(bool(by_name.get(lane.name) and by_name[lane.name].congested)
                           for lane in self.lanes)
@@ -180,16 +213,22 @@ class FrameAnnotator:
             roi = image[y:y + h, x:x + w]
             blended = cv2.addWeighted(fill[y:y + h, x:x + w], 0.18, roi, 0.82, 0)
             cv2.copyTo(blended, mask[y:y + h, x:x + w], roi)
-        for lane, jam in zip(self.lanes, congested):
-            color = _CONGESTED_COLOR if jam else _LANE_COLOR
+        for lane, jam, color in zip(self.lanes, congested, self.lane_colors):
             if lane.polygon is not None:
                 poly = lane.polygon.round().astype(np.int32)
-                cv2.polylines(image, [poly], True, color, self._thickness, cv2.LINE_AA)
-        for lane in self.lanes:
+                cv2.polylines(image, [poly], True, _CONGESTED_COLOR if jam else color,
+                              self._thickness, cv2.LINE_AA)
+        for lane, color in zip(self.lanes, self.lane_colors):
             if lane.line is not None:
                 a, b = (tuple(p) for p in lane.line.round().astype(int))
-                cv2.line(image, a, b, _LINE_COLOR, self._thickness + 1, cv2.LINE_AA)
-            self._draw_lane_label(image, lane, by_name.get(lane.name))
+                cv2.line(image, a, b, color, self._thickness + 1, cv2.LINE_AA)
+                for arrow in direction_arrows(lane.line, lane.direction.value,
+                                              max(12.0, 28.0 * self._font_scale / 0.5)):
+                    cv2.arrowedLine(image, tuple(round(v) for v in arrow.tail),
+                                    tuple(round(v) for v in arrow.tip), color,
+                                    self._thickness, cv2.LINE_AA, tipLength=0.4)
+        for lane, color in zip(self.lanes, self.lane_colors):
+            self._draw_lane_label(image, lane, by_name.get(lane.name), boxes, color)
 
     def _lane_fill(self, shape, congested: tuple[bool, ...]):
         """Lane fill colours and mask; lanes are static, so rebuilt only when a flag changes."""
@@ -197,17 +236,18 @@ class FrameAnnotator:
         if self._fill_key != key:
             fill = np.zeros(shape, np.uint8)
             mask = np.zeros(shape[:2], np.uint8)
-            for lane, jam in zip(self.lanes, congested):
+            for lane, jam, lane_color in zip(self.lanes, congested, self.lane_colors):
                 if lane.polygon is not None:
                     poly = lane.polygon.round().astype(np.int32)
-                    cv2.fillPoly(fill, [poly], _CONGESTED_COLOR if jam else _LANE_COLOR)
+                    cv2.fillPoly(fill, [poly], _CONGESTED_COLOR if jam else lane_color)
                     cv2.fillPoly(mask, [poly], 255)
             self._fill_key = key
             self._fill = (fill, mask if mask.any() else None)
             self._fill_roi = cv2.boundingRect(mask)
         return self._fill
 
-    def _draw_lane_label(self, image: np.ndarray, lane: Lane, state: LaneState | None) -> None:
+    def _draw_lane_label(self, image: np.ndarray, lane: Lane, state: LaneState | None,
+                         boxes: np.ndarray, color: tuple[int, int, int]) -> None:
         # Lanes are narrow at the counting line: two short lines (name + total, then detail).
         total = sum(state.counts.values()) if state else 0
         detail = []
@@ -220,15 +260,18 @@ class FrameAnnotator:
         lines = [f"{lane.name}: {total}" if lane.line is not None else lane.name]
         if detail:
             lines.append(" ".join(detail))
-        center = lane.line.mean(axis=0) if lane.line is not None else lane.polygon.mean(axis=0)
         font, scale = cv2.FONT_HERSHEY_SIMPLEX, self._font_scale
         sizes = [cv2.getTextSize(t, font, scale, 1) for t in lines]
         w = max(sz[0][0] for sz in sizes)
         line_h = max(sz[0][1] + sz[1] for sz in sizes) + 4
-        x = int(np.clip(center[0] - w / 2, 0, image.shape[1] - w - 1))
-        box_h = line_h * len(lines)
-        y = int(np.clip(center[1] - 6 - box_h, 0, image.shape[0] - box_h))
-        cv2.rectangle(image, (x - 3, y), (x + w + 3, y + line_h * len(lines) + 2), (30, 30, 30), -1)
+        # Off the counting line and off this frame's vehicles (the label box includes its
+        # 3-pixel padding): sinks/overlay_layout.py tries a few spots around the line.
+        x0, y, x1, _ = place_label(lane.line, lane.polygon, (w + 6, line_h * len(lines) + 2),
+                                   (image.shape[1], image.shape[0]), boxes,
+                                   gap=max(4, 2 * self._thickness))
+        x = x0 + 3
+        cv2.rectangle(image, (x0, y), (x1, y + line_h * len(lines) + 2), (30, 30, 30), -1)
+        cv2.rectangle(image, (x0, y), (x0 + 2, y + line_h * len(lines) + 2), color, -1)
         for i, text in enumerate(lines):
             cv2.putText(image, text, (x, y + line_h * (i + 1) - 4), font, scale, (255, 255, 255), 1,
                         cv2.LINE_AA)

@@ -246,6 +246,9 @@ class OutputConfig(_Strict):
         "size; smaller is faster to draw and encode); default: the source's width")
     trail_seconds: float = Field(1.5, ge=0, le=10, description="length of motion trails")
     draw_masks: bool = Field(True, description="draw instance masks when the model segments")
+    speed_labels: bool = Field(
+        False, description="draw each vehicle's spot speed (km/h) beside its box once it "
+        "crossed a counting line (streams with a `calibration:` only; others have no speeds)")
 
 
 class ServerConfig(_Strict):

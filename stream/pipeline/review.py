@@ -171,7 +171,7 @@ def _open_video(outdir: Path, config: Config, lanes: list[Lane], fps: float,
     if not out.video:
         return None
     annotator = FrameAnnotator(lanes, out.trail_seconds, out.draw_masks, config.counting.anchor,
-                               frame_size, out.video_width)
+                               frame_size, out.video_width, out.speed_labels)
     try:
         writer = VideoWriter(outdir / VIDEO_FILE, fps, *annotator.output_size,
                              crf=out.video_crf, preset=out.video_preset,

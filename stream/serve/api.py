@@ -50,8 +50,10 @@ from aiohttp import web
 from lanewatch.sinks import json_input
 from lanewatch.sinks.errors import ConfigError
 from lanewatch.sinks.metrics import CONTENT_TYPE
+from lanewatch.sinks.overlay_layout import lane_color_hex
 from lanewatch.sinks.reports import crossing_record
 from lanewatch.stream.pipeline.running_stream import RunningStream
+from lanewatch.stream.serve.flow_api import FlowQueryError, flow_figures
 from lanewatch.stream.serve.lane_export import config_yaml, lanes_from_editor, lanes_yaml
 from lanewatch.stream.serve.traffic_api import TrafficQueryError, traffic_figures
 from lanewatch.stream.sources.live import StreamState
@@ -292,23 +294,10 @@ class Api:
     async def flow(self, request: web.Request) -> web.Response:
         runner = self._runner(request)
         try:
-            minutes = float(request.query.get("minutes", 15))
-            bin_s = float(request.query.get("bin_s", 30))
-        except ValueError:
-            return _bad_query("minutes and bin_s are numbers")
-        if not (0 < minutes <= 1440 and 1 <= bin_s <= 3600 and minutes * 60 / bin_s <= 2000):
-            return _bad_query("minutes must be in (0, 1440], bin_s in [1, 3600], "
-                              "and at most 2000 bins")
-        now = time.time()
-        bins = int(minutes * 60 // bin_s)
-        start = (now // bin_s - bins + 1) * bin_s  # bins aligned to bin_s; the last holds now
-        found = self.service.store.flow(runner.stream.id, start, bin_s)
-        names = [lane.name for lane in runner.stream.lanes if lane.line is not None]
-        names += sorted(set(found) - set(names))
-        return web.json_response({
-            "stream": runner.stream.id, "start_s": start, "bin_s": bin_s, "now_s": now,
-            "lanes": {name: [found.get(name, {}).get(b, 0) for b in range(bins)]
-                      for name in names}})
+            return web.json_response(flow_figures(runner, self.service.store, request.query,
+                                                  self.service.started_s))
+        except FlowQueryError as err:
+            return _bad_query(str(err))
 
     async def traffic(self, request: web.Request) -> web.Response:
         runner = self._runner(request)
@@ -322,9 +311,10 @@ class Api:
         runner = self._runner(request)
         width, height = self._frame_size(runner)
         lanes = []
-        for lane in runner.lanes or ():
+        for i, lane in enumerate(runner.lanes or ()):
             lanes.append({
                 "name": lane.name, "direction": lane.direction.value,
+                "color": lane_color_hex(i),  # the video overlay's and the chart's
                 "in_label": lane.in_label, "out_label": lane.out_label,
                 "polygon": None if lane.polygon is None else lane.polygon.round(1).tolist(),
                 "line": None if lane.line is None else lane.line.round(1).tolist(),

@@ -82,6 +82,7 @@ class Service:
         # each stop the same old runner and start their own, leaving orphans that count twice.
         self.mutations = asyncio.Lock()
         self.stopping = False  # set at shutdown: no runner may start after that
+        self.started_s = time.time()  # the flow chart starts here, not before
         self._failing: set[str] = set()  # streams whose status failed (logged once each)
 
     def _runner(self, stream: StreamConfig) -> RunningStream:
@@ -141,6 +142,8 @@ class Service:
         runner = self.runners[stream.id] = self._runner(stream)
         runner.start()
         self.registry.save(stream)
+        log.info("stream %s updated: %d lane(s) (%s); its live video is redrawn with them",
+                 stream.id, len(stream.lanes), ", ".join(lane.name for lane in stream.lanes))
         return runner
 
     async def remove_stream(self, stream_id: str) -> None:
@@ -170,7 +173,8 @@ class Service:
                         width: int) -> FrameAnnotator:
         out = self.config.output
         return FrameAnnotator(self.runners[stream].lanes, out.trail_seconds,
-                              out.draw_masks, self.config.counting.anchor, frame_size, width)
+                              out.draw_masks, self.config.counting.anchor, frame_size, width,
+                              out.speed_labels)
 
     # -- snapshots for the API and the periodic push -------------------------------------------
     def lane_snapshot(self, stream: str) -> list[dict[str, Any]]:
@@ -184,7 +188,8 @@ class Service:
         be read shows as failed, logged once, and never takes the others down with it."""
         runner = self.runners[stream]
         try:
-            return runner.status()
+            # The service's start: where the dashboard's flow chart begins.
+            return {**runner.status(), "service_started_s": self.started_s}
         except Exception:  # noqa: BLE001 - one stream's bug is not the service's
             self._failed_once(stream, "status")
             return {"id": stream, "state": StreamState.FAILED.value,

@@ -1,0 +1,136 @@
+"""Lane overlays: the palette shared with the dashboard, direction arrows, count labels off the
+counting line and off the vehicles, speed labels (sinks/overlay_layout.py, sinks/annotate.py)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from lanewatch.sinks.annotate import FrameAnnotator
+from lanewatch.sinks.frames import Frame
+from lanewatch.sinks.overlay_layout import (LANE_PALETTE, direction_arrows, lane_color_bgr,
+                                            lane_colors, place_label)
+from lanewatch.sinks.results import FrameResult, StageTimings
+from lanewatch.trackers.analytics.events import CrossingEvent
+from lanewatch.trackers.analytics.lane_analytics import AnalyticsUpdate, LaneState
+from lanewatch.trackers.analytics.lanes import LaneSpec, resolve_lanes
+from lanewatch.trackers.detections import Detections
+
+
+def lanes(*specs: dict):
+    return resolve_lanes([LaneSpec(**s) for s in specs], "pixels", 1280, 720)
+
+
+THREE = lanes(*({"name": f"l{i}", "line": [[100 + 300 * i, 300], [300 + 300 * i, 300]],
+                 "direction": d} for i, d in enumerate(["in", "out", "both"])))
+
+
+def frame_result(lane_list, boxes=(), ids=(), crossings=()) -> FrameResult:
+    image = np.zeros((720, 1280, 3), np.uint8)
+    n = len(ids)
+    tracks = Detections(np.asarray(boxes, np.float32).reshape(n, 4),
+                        np.full(n, 0.9, np.float32), np.zeros(n, np.int32), {0: "car"},
+                        tracker_id=np.asarray(ids, np.int64))
+    states = tuple(LaneState(lane.name, 0, False, 0.0, {"in": 2}) for lane in lane_list)
+    return FrameResult(Frame.of_image("cam", 0, 1.0, time.time(), image), tracks, tracks,
+                       AnalyticsUpdate(states, tuple(crossings), ()),
+                       StageTimings(0.0, 0.0, 0.0))
+
+
+@pytest.mark.parametrize("index, hex_color", [(0, "#3fa7ff"), (3, "#ff5c5c"),
+                                              (8, LANE_PALETTE[0])])
+def test_palette_is_the_charts_in_bgr(index, hex_color):
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    assert lane_color_bgr(index) == (b, g, r)
+
+
+def test_lane_colors_follow_the_lane_order():
+    assert lane_colors(["a", "b"]) == {"a": LANE_PALETTE[0], "b": LANE_PALETTE[1]}
+
+
+def test_each_lane_line_is_drawn_in_its_palette_colour():
+    image = FrameAnnotator(THREE, trail_seconds=0).annotate(frame_result(THREE))
+    for i, lane in enumerate(THREE):
+        (x0, y), (x1, _) = lane.line.astype(int)
+        # Along the line, away from its arrow and label: the pixel is exactly the colour.
+        samples = [tuple(int(v) for v in image[int(y), x]) for x in (x0 + 15, x1 - 15)]
+        assert samples == [lane_color_bgr(i)] * 2, (lane.name, samples)
+
+
+@pytest.mark.parametrize("direction, expected", [
+    ("in", [((0.0, -10.0), (0.0, 10.0))]),  # line left->right: "in" moves down the image
+    ("out", [((0.0, 10.0), (0.0, -10.0))]),
+])
+def test_direction_arrow_points_the_counted_way(direction, expected):
+    arrows = direction_arrows(np.array([[-50.0, 0.0], [50.0, 0.0]]), direction, 20)
+    assert [(a.tail, a.tip) for a in arrows] == expected
+
+
+def test_both_directions_get_one_arrow_each_way():
+    arrows = direction_arrows(np.array([[0.0, 0.0], [0.0, 100.0]]), "both", 20)
+    # Line drawn downwards: its right-hand side on screen is -x.
+    signs = sorted(np.sign(a.tip[0] - a.tail[0]) for a in arrows)
+    assert signs == [-1.0, 1.0]
+
+
+def test_the_arrow_is_drawn_on_the_counting_line():
+    lane = lanes({"name": "l", "line": [[400, 300], [600, 300]], "direction": "in"})
+    image = FrameAnnotator(lane, trail_seconds=0).annotate(frame_result(lane))
+    # Across the line's middle, its head (wider than the shaft) on the "in" side, below.
+    width = [int(image[y, 470:530].any(axis=1).sum()) for y in (290, 309)]
+    assert width[0] >= 1 and width[1] > width[0] + 3, width
+
+
+LINE = np.array([[400.0, 300.0], [600.0, 300.0]])
+
+
+@pytest.mark.parametrize("boxes, expected_x0", [
+    ([], 606),  # free: beside the line's right-hand end
+    ([[600, 250, 700, 350]], 400 - 6 - 80),  # a vehicle there: beside the left-hand end
+    ([[600, 250, 700, 350], [300, 250, 400, 350]], 460),  # both ends covered: above
+])
+def test_count_label_avoids_the_vehicles(boxes, expected_x0):
+    rect = place_label(LINE, None, (80, 30), (1280, 720), np.array(boxes, float))
+    assert rect[0] == expected_x0
+    x0, y0, x1, y1 = rect
+    for bx0, by0, bx1, by1 in boxes:
+        assert x1 <= bx0 or x0 >= bx1 or y1 <= by0 or y0 >= by1, "over a box"
+
+
+def test_count_label_stays_off_the_line_and_inside_the_frame():
+    edge = np.array([[1100.0, 10.0], [1279.0, 10.0]])  # right end at the frame's edge
+    x0, y0, x1, y1 = place_label(edge, None, (80, 30), (1280, 720), np.zeros((0, 4)))
+    assert 0 <= x0 and x1 < 1280 and 0 <= y0 and y1 <= 720
+    assert y0 > 10 + 2 or y1 < 10 - 2 or x1 < 1100 or x0 > 1279, "on the line"
+
+
+def test_label_is_drawn_off_a_box_covering_the_default_spot():
+    lane = lanes({"name": "l", "line": [[400, 300], [600, 300]], "direction": "in"})
+    box = [605, 260, 760, 340]  # where the label goes by default
+    image = FrameAnnotator(lane, trail_seconds=0, draw_masks=False).annotate(
+        frame_result(lane))
+    assert image[285:315, 610:640].any()  # the default spot, free
+    covered = FrameAnnotator(lane, trail_seconds=0, draw_masks=False).annotate(
+        frame_result(lane, [box], [5]))
+    # Inside the box (not its outline nor its own label on top) nothing of the lane label.
+    assert not covered[285:315, 630:740].any()
+    assert covered[285:315, 300:395].any()  # beside the line's other end instead
+
+
+def test_speed_labels_show_after_a_crossing_only_when_asked():
+    lane = lanes({"name": "l", "line": [[400, 300], [600, 300]], "direction": "in"})
+    box = [[100, 500, 200, 560]]
+    crossing = CrossingEvent("cam", "l", 4, "car", "in", 1.0, 0, speed_kmh=87.4)
+    with_speeds = FrameAnnotator(lane, trail_seconds=0, speed_labels=True)
+    before = with_speeds.annotate(frame_result(lane, box, [4]))
+    assert not before[563:590, 100:200].any()
+    after = with_speeds.annotate(frame_result(lane, box, [4], [crossing]))
+    assert after[563:590, 100:200].any()  # "87 km/h" under the box
+    assert with_speeds.speeds == {4: 87.4}
+    again = with_speeds.annotate(frame_result(lane, box, [4]))  # it stays with the track
+    assert again[563:590, 100:200].any()
+    plain = FrameAnnotator(lane, trail_seconds=0).annotate(
+        frame_result(lane, box, [4], [crossing]))
+    assert not plain[563:590, 100:200].any()
