@@ -2,9 +2,11 @@
 written out as YAML (the stream's `lanes:` list, and the whole config file with them).
 
 The editor works in pixels of the camera frame; lanes are exported in the stream's own
-coordinate mode (`pixels`, or fractions of the frame for `normalized`). The whole-config export
-starts from the config file as written (comments aside), so `${ENV}` references such as
-passwords in camera URLs stay references and never reach the browser.
+coordinate mode (`pixels`, or fractions of the frame for `normalized`). The `lanes:` block is
+indented to paste as-is under a `streams:` item (`  - id: cam`). The whole-config export is the
+config file as written with only that stream's `lanes:` lines replaced (config_splice.py):
+comments and layout stay, and `${ENV}` references such as passwords in camera URLs stay
+references and never reach the browser.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ from lanewatch.sinks.errors import ConfigError
 from lanewatch.sinks.json_input import finite_number, shorten
 from lanewatch.stream.config.loading import format_validation_error, parse_config
 from lanewatch.stream.config.schema import StreamConfig
+from lanewatch.stream.serve.config_splice import lanes_block, splice_lanes
 from lanewatch.trackers.analytics.lanes import LaneSpec, resolve_lanes
 
 _DIGITS = {"pixels": 0, "normalized": 4}
+# What the editor shows and sends; a lane's other settings (max_dwell_s) are carried over from
+# the running lane of the same name, so applying or exporting drawn lanes never drops them.
+EDITOR_FIELDS = frozenset({"name", "polygon", "line", "direction", "in_label", "out_label",
+                           "congestion"})
+PASTE_INDENT = 4  # keys of a `streams:` item in configs/ (`  - id: cam` then `    lanes:`)
 
 
 def lanes_from_editor(payload: Any, stream: StreamConfig,
@@ -34,11 +42,16 @@ def lanes_from_editor(payload: Any, stream: StreamConfig,
     width, height = frame_size
     scale = (1 / width, 1 / height) if stream.coordinates == "normalized" else (1, 1)
     digits = _DIGITS[stream.coordinates]
+    running = {spec.name: spec for spec in stream.lanes}
     lanes = []
     for raw in payload["lanes"]:
         if not isinstance(raw, dict):
             raise ConfigError("each lane must be an object")
         lane = dict(raw)
+        if isinstance(lane.get("name"), str) and lane["name"] in running:
+            kept = running[lane["name"]].model_dump(mode="json", exclude_defaults=True)
+            for key in kept.keys() - EDITOR_FIELDS:
+                lane.setdefault(key, kept[key])
         name = shorten(repr(lane.get("name")))
         for key in ("polygon", "line"):
             points = lane.get(key)
@@ -94,23 +107,27 @@ def lane_records(specs: list[LaneSpec]) -> list[dict[str, Any]]:
 
 
 def lanes_yaml(specs: list[LaneSpec]) -> str:
-    """The `lanes:` block of one stream."""
-    return yaml.safe_dump({"lanes": lane_records(specs)}, sort_keys=False,
-                          default_flow_style=None)
+    """The `lanes:` block of one stream, indented to paste as-is under its `streams:` item."""
+    note = "# paste under the stream's `- id:` line in streams:, replacing its lanes:\n"
+    return " " * PASTE_INDENT + note + lanes_block(lane_records(specs), indent=PASTE_INDENT)
 
 
 def config_yaml(config_path: Path, stream_id: str, specs: list[LaneSpec]) -> str:
-    """The config file at `config_path` with `stream_id`'s lanes replaced, checked as a whole
-    (the same checks as `lanewatch check-config`)."""
+    """The config file at `config_path` with `stream_id`'s lanes replaced and nothing else
+    changed, checked as a whole (the same checks as `lanewatch check-config`)."""
     try:
-        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+        text = config_path.read_text(encoding="utf-8")
+    except OSError as err:
         raise ConfigError(f"cannot re-read {config_path}: {err}") from None
-    streams = data.get("streams") if isinstance(data, dict) else None
-    entry = next((s for s in streams or [] if isinstance(s, dict) and s.get("id") == stream_id),
-                 None)
-    if entry is None:
-        raise ConfigError(f"{config_path} has no stream {stream_id!r} any more")
-    entry["lanes"] = lane_records(specs)
-    parse_config(data, str(config_path), config_path.parent.resolve())
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    spliced = splice_lanes(text, stream_id, lane_records(specs), str(config_path))
+    try:
+        data = yaml.safe_load(spliced)
+    except yaml.YAMLError as err:  # the splice's own bug: say so rather than hand it out
+        raise ConfigError(f"the lanes could not be spliced into {config_path} ({err}); use "
+                          "the lanes: block instead") from None
+    config = parse_config(data, str(config_path), config_path.parent.resolve())
+    written = next(s for s in config.streams if s.id == stream_id).lanes
+    if [lane.model_dump() for lane in written] != [lane.model_dump() for lane in specs]:
+        raise ConfigError(f"the lanes could not be spliced into {config_path} as drawn; use "
+                          "the lanes: block instead")
+    return spliced

@@ -4,6 +4,8 @@ the API without a restart and without disturbing the other streams.
     POST   /api/streams          a new stream (JSON: a `streams[]` entry of the config)
     PUT    /api/streams/{id}     replace a stream's settings (lanes, thresholds, source, ...)
     DELETE /api/streams/{id}     stop and remove a stream (its counts stay in the store)
+    POST   /api/streams/{id}/lanes/apply   the lane editor's lanes, rolled back on failure
+                                 (lane_apply.py)
 
 Bodies are validated exactly like the config file (`${ENV}` references, relative paths against
 the config file's folder); a bad body gets 400 with one line per problem. Changes persist
@@ -24,6 +26,7 @@ from lanewatch.sinks.errors import ConfigError
 from lanewatch.stream.config.environment import interpolate_env
 from lanewatch.stream.config.loading import format_validation_error, resolve_path
 from lanewatch.stream.config.schema import StreamConfig
+from lanewatch.stream.serve.lane_apply import LaneApply
 from lanewatch.stream.serve.stream_registry import keep_source_as_written
 from lanewatch.stream.sources.source_url import source_problem
 
@@ -47,7 +50,8 @@ class StreamAdmin:
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/api/streams", self.add),
                 web.put("/api/streams/{id}", self.update),
-                web.delete("/api/streams/{id}", self.remove)]
+                web.delete("/api/streams/{id}", self.remove),
+                *LaneApply(self.service).routes()]  # the lane editor's "Apply to stream"
 
     async def _stream(self, request: web.Request, stream_id: str | None = None) -> StreamConfig:
         """The request body as a validated stream config."""
