@@ -50,7 +50,7 @@ def tune_dict(o: TuneOutcome) -> dict[str, Any]:
         "rounds": o.search.rounds,
         "changes": [{"setting": n, "old": old, "new": new} for n, old, new in o.search.changes],
         "before": _score_dict(o.baseline.score), "after": _score_dict(o.best.score),
-        "check": None if check is None else {
+        "check": {
             "run_dir": str(check.run_dir), "agrees": check.agrees,
             "score": _score_dict(check.score), "seconds": round(check.seconds, 2)},
         "searched": [{"setting": d.name, "values": list(d.values),
@@ -102,15 +102,15 @@ def format_text(o: TuneOutcome) -> str:
         lines.append("changed:")
         lines += [f"  {n}: {_value(old)} -> {_value(new)}" for n, old, new in o.search.changes]
     else:
-        lines.append("changed: nothing (no candidate counted better than your config)")
+        lines.append("changed: nothing (no candidate counted better than your config, or "
+                     "with a wider margin)")
     lanes = [row for row in _lane_rows(b, a) if row[1] or row[2]]
     if lanes:
         lines.append("count error by lane (automatic - manual), before -> after:")
         lines += [f"  {name}: {old:+d} -> {new:+d}" for name, old, new in lanes]
     lines += headroom_lines(o)
-    if o.check is not None:
-        lines.append(f"check (a real review of the tuned config, validated): {o.check.score.text()}"
-                     + ("" if o.check.agrees else "  DISAGREES with the cached evaluation"))
+    lines.append(f"check (a real review of the tuned config, validated): {o.check.score.text()}"
+                 + ("" if o.check.agrees else "  DISAGREES with the cached evaluation"))
     made = [p for p in o.passes if not p.from_file and p.error is None]
     lines.append(
         f"{len(o.evaluations)} candidates evaluated from {len(o.passes)} detector pass(es) "
@@ -140,8 +140,7 @@ def format_markdown(o: TuneOutcome) -> str:
     out += ["", "## Score", "", "| | precision | recall | F1 | matched | counted | "
             "count error |", "|---|---|---|---|---|---|---|"]
     rows = [("before", b), ("after", a)]
-    if o.check is not None:
-        rows.append(("check (review)", o.check.score))
+    rows.append(("check (review)", o.check.score))
     out += [f"| {name} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | "
             f"{s.matched}/{s.manual} | {s.automatic} | {s.count_error} |" for name, s in rows]
     out += ["", "Count error by lane and direction (automatic - manual):", "",

@@ -22,7 +22,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ class Check:
     seconds: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class TuneOutcome:
     """Everything the report shows."""
 
@@ -116,13 +116,13 @@ class TuneOutcome:
     best_config: Config
     written: Path
     comments_kept: bool
-    check: Check | None
+    check: Check
     passes: list[DetectorPass]
     warnings: list[str]
     aliases: dict[str, str]
-    headroom: list[tuple[int, Score]] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-    evaluations: dict[tuple, Evaluation] = field(default_factory=dict)
+    headroom: list[tuple[int, Score]]  # the tuned config at higher cadences
+    seconds: dict[str, float]  # total, search, detector, evaluations, check
+    evaluations: dict[tuple, Evaluation]  # by the candidate's changes (sorted)
 
 
 def cache_file(outdir: Path, variant: DetectionVariant) -> Path:
@@ -248,18 +248,16 @@ def run_tune(request: TuneRequest, notify: Callable[[str], None] = lambda _: Non
                                 lambda c: scored(c, clip, False) if clips.get(c) is clip
                                 else None)
     written, kept = _write_config(request, config, dims, result, best_config)
-    outcome = TuneOutcome(request, stream.id, dims, result, baseline, best, best_config,
-                          written, kept, None, clips.passes, warnings, aliases,
-                          headroom=headroom, evaluations=evaluations)
     check_started = time.perf_counter()
     notify(f"checking: a review of {written.name} ...")
-    outcome.check = check_review(request, written, stream.id, manual, best)
-    outcome.seconds = {"total": time.perf_counter() - started, "search": search_s,
-                       "detector": sum(p.seconds for p in clips.passes),
-                       "evaluations": sum(e.seconds for e in evaluations.values()),
-                       "check": time.perf_counter() - check_started}
-    outcome.evaluations = evaluations
-    return outcome
+    check = check_review(request, written, stream.id, manual, best)
+    seconds = {"total": time.perf_counter() - started, "search": search_s,
+               "detector": sum(p.seconds for p in clips.passes),
+               "evaluations": sum(e.seconds for e in evaluations.values()),
+               "check": time.perf_counter() - check_started}
+    return TuneOutcome(request, stream.id, dims, result, baseline, best, best_config, written,
+                       kept, check, clips.passes, warnings, aliases, headroom, seconds,
+                       evaluations)
 
 
 def cadence_headroom(config: Config, stream_index: int, score: Score,
@@ -335,7 +333,7 @@ def check_review(request: TuneRequest, written: Path, stream_id: str,
 def raise_on_mismatch(outcome: TuneOutcome) -> None:
     """TuneMismatch when the check's review did not count what the cached evaluation did."""
     check = outcome.check
-    if check is not None and not check.agrees:
+    if not check.agrees:
         raise TuneMismatch(
             f"the review of {outcome.written} counts {check.score.text()}, the cached "
             f"evaluation {outcome.best.score.text()}: tune's evaluation and the review "
