@@ -22,8 +22,8 @@ import cv2
 
 from lanewatch.stream.sources.frame_reader import DecodedFrame, FrameReader
 
-JPEG_QUALITY = 88  # vehicles' outlines stay sharp at the lines; ~100 KB for a 720p frame
-CACHE_FRAMES = 160  # encoded frames kept (~16 MB at 720p)
+JPEG_QUALITY = 88  # vehicles' outlines stay sharp at the lines; ~200 KB a 720p frame
+CACHE_FRAMES = 160  # encoded frames kept (~35 MB at 720p, ~65 MB at 1080p)
 BACKFILL_FRAMES = 24  # after a seek, the frames just before the target are kept too
 AHEAD_FRAMES = 8  # a forward jump this short keeps the frames it decoded on the way
 MIN_REDUCED_WIDTH = 480  # smaller videos are served full size even when reduced is asked
