@@ -238,6 +238,13 @@ def test_dimensions_values_and_candidates():
     # a high threshold under the low one is not a config: the candidate is skipped
     assert apply(config, names, {"tracker.high_threshold": 0.05}) is None
 
+    aliased = dimensions(config, 1, ["car"], ["car", "cell phone"],
+                         aliases={"cell phone": "car"})
+    alias = next(d for d in aliased if d.name == "model.class_aliases.cell phone")
+    assert alias.values == (None, "car")
+    assert apply(config, aliased, {alias.name: "car"}).model.class_aliases == {
+        "cell phone": "car"}
+
 
 def test_cli_errors_without_traceback(tmp_path, capsys):
     from lanewatch.stream.cli import main
@@ -266,3 +273,41 @@ def test_cli_errors_without_traceback(tmp_path, capsys):
     assert code == 2
     assert f"{manual}:2: lane 'nolane' is not a lane of this run (lanes: l1)" in err
     assert f"{manual}:3: direction 'out' is not one of lane l1's (in)" in err
+
+
+def _probe(pairs):
+    """An evaluation whose matching pairs manual and automatic classes as given."""
+    from lanewatch.stream.tune.evaluation import Evaluation
+    from lanewatch.trackers.evaluation.count_matching import CountEvent, CountMatching, MatchedPair
+
+    matching = CountMatching(1.0, tuple(
+        MatchedPair(CountEvent(i, "l1", "in", m), CountEvent(i, "l1", "in", a))
+        for i, (m, a) in enumerate(pairs)), (), ())
+
+    @dataclass(frozen=True)
+    class Validation:
+        matching: CountMatching
+
+    return Evaluation((), Validation(matching), None, 0.0)
+
+
+# (case, (manual class, automatic class) pairs of a probe keeping every class, expected)
+ALIAS_CASES = [
+    ("no confusion: no alias", [("car", "car"), ("truck", "truck")], {}),
+    ("a class the manual count never uses becomes an alias",
+     [("car", "cell phone"), ("car", "car")], {"cell phone": "car"}),
+    ("its most frequent manual class wins",
+     [("car", "airplane"), ("truck", "airplane"), ("truck", "airplane")],
+     {"airplane": "truck"}),
+    ("a confusion between two counted classes is not an alias",
+     [("car", "truck"), ("truck", "truck")], {}),
+]
+
+
+@pytest.mark.parametrize("pairs, expected", [c[1:] for c in ALIAS_CASES],
+                         ids=[c[0] for c in ALIAS_CASES])
+def test_alias_candidates(pairs, expected):
+    from lanewatch.stream.tune.tuner import alias_candidates
+
+    manual = {m for m, _ in pairs}
+    assert alias_candidates(_probe(pairs), manual) == expected
