@@ -280,6 +280,7 @@ def _config_with(tmp_path: Path, **stream_updates) -> Path:
     config = yaml.safe_load(HIGHWAY_CONFIG.read_text())
     config["model"]["path"] = "model"  # never loaded by `count`
     config["streams"][0].update(stream_updates)
+    config["streams"][0] = {k: v for k, v in config["streams"][0].items() if v is not None}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -307,6 +308,20 @@ def test_session_errors_name_the_fix(tmp_path, highway_video, video, stream, upd
     path = highway_video if video is None else tmp_path / video
     with pytest.raises(error, match=re.escape(message)):
         CountSession(path, _config_with(tmp_path, **updates), stream)
+
+
+def test_normalized_lanes_are_sent_in_the_videos_pixels(tmp_path, highway_video):
+    config = _config_with(tmp_path, coordinates="normalized", calibration=None, lanes=[
+        {"name": "a", "line": [[0.25, 0.5], [0.5, 0.5]], "direction": "both"},
+        {"name": "zone", "polygon": [[0, 0], [0.5, 0], [0.5, 0.25]]}])
+    session = CountSession(highway_video, config)
+    lanes = session.metadata("")["lanes"]
+    assert lanes[0]["line"] == [[320.0, 360.0], [640.0, 360.0]]
+    assert lanes[1]["polygon"] == [[0.0, 0.0], [640.0, 0.0], [640.0, 180.0]]
+    assert [lane["countable"] for lane in lanes] == [True, False]
+    assert [(k["key"], k["direction"]) for k in session.metadata("")["keys"]] == [
+        ("1", "in"), ("2", "out")]
+    session.close()
 
 
 def test_output_must_be_a_file_in_an_existing_folder(tmp_path, highway_video):
