@@ -4,6 +4,7 @@ stream's coordinate mode, and spliced into the config file without resolving its
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,6 +13,8 @@ from lanewatch.sinks.errors import ConfigError
 from lanewatch.stream.config.loading import load_config
 from lanewatch.stream.config.schema import StreamConfig
 from lanewatch.stream.serve.lane_export import config_yaml, lanes_from_editor, lanes_yaml
+
+from conftest import ASSETS
 
 PIXELS = StreamConfig(id="cam", source="cam.mp4")
 NORMALIZED = StreamConfig(id="cam", source="cam.mp4", coordinates="normalized")
@@ -73,3 +76,63 @@ def test_whole_config_keeps_env_references_and_passes_check_config(tmp_path, mon
     assert config.streams[1].id == "other"
     with pytest.raises(ConfigError, match="has no stream 'gone'"):
         config_yaml(path, "gone", specs)
+
+
+# -- issue 22: the exported YAML pastes as-is; the whole config keeps the file as written ------
+HIGHWAY = Path(__file__).resolve().parent.parent / "configs" / "highway.yaml"
+
+
+def test_the_lanes_block_pastes_as_is_under_a_streams_item(tmp_path):
+    (tmp_path / "model").mkdir()
+    block = lanes_yaml(lanes_from_editor({"lanes": [LANE]}, PIXELS, (1000, 500)))
+    head = "model: {path: model}\nstreams:\n  - id: cam\n    source: cam.mp4\n"
+    path = tmp_path / "pasted.yaml"
+    path.write_text(head + block + "  - id: other\n    source: other.mp4\n")
+    config = load_config(path)
+    assert [lane.name for lane in config.streams[0].lanes] == ["a"]
+    assert config.streams[0].lanes[0].line == ((100, 200), (300, 200))
+    assert config.streams[1].id == "other"
+
+
+def test_whole_config_keeps_every_comment_and_line_of_the_file(tmp_path, monkeypatch):
+    """configs/highway.yaml with lane2's line moved, lane3 removed and a lane added: every
+    comment line survives, every line outside the changed lanes is byte-for-byte the same, and
+    the result loads with the new lanes."""
+    stream = load_config(HIGHWAY).streams[0]
+    lanes = [{**lane.model_dump(mode="json", exclude_defaults=True), "direction": "in"}
+             for lane in stream.lanes]
+    lanes[1]["line"] = [[530, 262], [650, 262]]
+    del lanes[2]
+    lanes.append({"name": "shoulder", "line": [[20, 600], [120, 600]]})
+    specs = lanes_from_editor({"lanes": lanes}, stream, (1280, 720))
+    original = HIGHWAY.read_text()
+    text = config_yaml(HIGHWAY, "highway", specs)
+    comments = [line.strip() for line in original.splitlines() if "#" in line]
+    for comment in comments:
+        if "lane3" not in comment:
+            assert any(comment.split("#", 1)[1] in line for line in text.splitlines()), comment
+    assert "name: lane1           # leftmost lane" in text  # in place, at its column
+    before, after = original.split("    lanes:\n")[0], text.split("    lanes:\n")[0]
+    assert before == after  # model, calibration (its flow lists broken over lines), ...
+    monkeypatch.setenv("LANEWATCH_ASSETS", str(ASSETS))  # its paths, from anywhere
+    exported = tmp_path / "exported.yaml"
+    exported.write_text(text)
+    config = load_config(exported)
+    assert [lane.name for lane in config.streams[0].lanes] == ["lane1", "lane2", "lane4",
+                                                               "shoulder"]
+    assert config.streams[0].lanes[1].line == ((530, 262), (650, 262))
+    assert config.streams[0].lanes[0].congestion == stream.lanes[0].congestion
+
+
+def test_unchanged_lanes_leave_the_file_byte_for_byte():
+    stream = load_config(HIGHWAY).streams[0]
+    specs = lanes_from_editor({"lanes": [
+        {**lane.model_dump(mode="json", exclude_defaults=True), "direction": "in"}
+        for lane in stream.lanes]}, stream, (1280, 720))
+    assert config_yaml(HIGHWAY, "highway", specs) == HIGHWAY.read_text()
+
+
+def test_settings_the_editor_does_not_show_are_kept():
+    stream = StreamConfig(id="cam", source="cam.mp4", lanes=[{**LANE, "max_dwell_s": 30}])
+    specs = lanes_from_editor({"lanes": [dict(LANE)]}, stream, (1000, 500))
+    assert specs[0].max_dwell_s == 30

@@ -1,11 +1,20 @@
 // Lane editor: a snapshot of the stream, its lanes drawn over it; draw and edit polygons and
 // counting lines with the mouse; export validated YAML (the server checks it exactly like
-// `lanewatch check-config`). Coordinates are kept in pixels of the camera frame.
+// `lanewatch check-config`) or apply the lanes to the running stream after a diff.
+// Coordinates are kept in pixels of the camera frame.
+//
+// Editing is non-destructive: drawing a lane's polygon or line builds a draft beside the lane
+// (the old shape stays, and stays drawn, until the draft is finished; Escape drops it), and
+// every edit can be undone (Undo, Ctrl+Z).
 
 import { api } from "./api.js";
 import { COLORS } from "./chart.js";
 
 const GRAB_RADIUS = 9;  // canvas pixels within which a click grabs a point
+const HISTORY = 200;  // undo steps kept
+const ARROW = 26;  // canvas pixels: length of a counting line's in/out arrow
+
+const $ = (id) => document.getElementById(id);
 
 export class LaneEditor {
   constructor(el) {
@@ -15,27 +24,44 @@ export class LaneEditor {
     this.frame = { width: 1280, height: 720 };
     this.lanes = [];
     this.selected = -1;
-    this.mode = null;  // null | "polygon" | "line"
-    this.drag = null;  // {lane, key, index}
+    this.draft = null;  // {key: "polygon" | "line", points: [...]} being drawn
+    this.drag = null;  // {lane, key, index, saved}
+    this.history = [];  // snapshots of the lanes before each edit
+    this.pending = null;  // the lanes of a dry run waiting for the operator's confirmation
     const c = el.canvas;
     c.addEventListener("mousedown", (e) => this.onDown(e));
     c.addEventListener("mousemove", (e) => this.onMove(e));
     window.addEventListener("mouseup", () => { this.drag = null; });
     c.addEventListener("dblclick", (e) => { e.preventDefault(); this.finish(); });
+    // Renaming is one undo step per visit of the field, not one per key typed.
+    el.name.addEventListener("focus", () => this.checkpoint());
     el.name.addEventListener("input", () => {
       const lane = this.lanes[this.selected];
       if (lane) { lane.name = el.name.value.trim(); this.render(); }
     });
     el.direction.addEventListener("change", () => {
       const lane = this.lanes[this.selected];
-      if (lane) lane.direction = el.direction.value;
+      if (!lane) return;
+      this.checkpoint();
+      lane.direction = el.direction.value;
+      this.render();
     });
+    // The controls added with the apply, undo and flip actions are wired here (dashboard.js
+    // wires the original ones).
+    const wire = (id, action) => { if ($(id)) $(id).onclick = action; };
+    wire("ed-undo", () => this.undo());
+    wire("ed-flip", () => this.flip());
+    wire("ed-apply", () => this.previewApply());
+    wire("ed-confirm", () => this.confirmApply());
+    wire("ed-cancel", () => this.cancelApply());
+    window.addEventListener("keydown", (e) => this.onKey(e));
   }
 
-  /** Load the stream's snapshot and its configured lanes. */
-  async load(stream) {
+  /** Load the stream's snapshot and its configured lanes (the undo history starts afresh). */
+  async load(stream, note = null) {
     this.stream = stream;
     this.say("loading…");
+    this.hideApply();
     try {
       const info = await api(`/api/streams/${encodeURIComponent(stream)}/lanes`);
       const response = await api(`/api/streams/${encodeURIComponent(stream)}/snapshot.jpg`,
@@ -44,9 +70,11 @@ export class LaneEditor {
       this.image = bitmap;
       this.frame = { width: info.width, height: info.height };
       this.lanes = info.lanes.map((lane) => ({ ...lane }));
-      this.selected = this.lanes.length ? 0 : -1;
-      this.mode = null;
-      this.say(`${info.width}×${info.height} frame, ${this.lanes.length} lane(s)`);
+      this.selected = -1;
+      this.select(this.lanes.length ? 0 : -1);
+      this.draft = null;
+      this.history = [];
+      this.say(note || `${info.width}×${info.height} frame, ${this.lanes.length} lane(s)`);
     } catch (err) {
       this.say(`cannot load the stream: ${err.message}`, true);
     }
@@ -56,6 +84,36 @@ export class LaneEditor {
   say(text, bad = false) {
     this.el.message.textContent = text;
     this.el.message.className = bad ? "error" : "muted";
+  }
+
+  // -- undo ------------------------------------------------------------------------------------
+  /** Remember the lanes as they are, before an edit. */
+  checkpoint() {
+    this.history.push(JSON.stringify({ lanes: this.lanes, selected: this.selected }));
+    if (this.history.length > HISTORY) this.history.shift();
+    this.render();
+  }
+
+  undo() {
+    if (this.draft) { this.cancelDraft(); return; }  // first the drawing under way
+    const last = this.history.pop();
+    if (!last) { this.say("nothing to undo"); return; }
+    const { lanes, selected } = JSON.parse(last);
+    this.lanes = lanes;
+    this.select(Math.min(selected, lanes.length - 1));
+    this.say("undone");
+  }
+
+  onKey(event) {
+    if (this.el.canvas.closest("[hidden]")) return;  // the editor is not on screen
+    const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+    if (event.key === "Escape" && this.draft) {
+      event.preventDefault();
+      this.cancelDraft();
+    } else if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z" && !typing) {
+      event.preventDefault();
+      this.undo();
+    }
   }
 
   // -- coordinates ---------------------------------------------------------------------------
@@ -86,18 +144,15 @@ export class LaneEditor {
   // -- mouse ---------------------------------------------------------------------------------
   onDown(event) {
     const p = this.toFrame(event);
-    const lane = this.lanes[this.selected];
-    if (this.mode === "polygon" && lane) {
-      lane.polygon = [...(lane.polygon || []), p];
-    } else if (this.mode === "line" && lane) {
-      lane.line = [...(lane.line || []), p].slice(-2);
-      if (lane.line.length === 2) {
-        this.mode = null;
-        this.say(`line of ${lane.name} set`);
-      }
+    if (this.draft) {
+      this.draft.points.push(p);
+      if (this.draft.key === "line" && this.draft.points.length === 2) this.finish();
     } else {
       this.drag = this.grab(p);
-      if (this.drag) this.select(this.drag.lane);
+      if (this.drag) {
+        this.select(this.drag.lane);
+        this.drag.saved = false;  // the undo step is taken when the point first moves
+      }
     }
     this.render();
   }
@@ -105,12 +160,14 @@ export class LaneEditor {
   onMove(event) {
     if (!this.drag) return;
     const { lane, key, index } = this.drag;
+    if (!this.drag.saved) { this.checkpoint(); this.drag.saved = true; }
     this.lanes[lane][key][index] = this.toFrame(event);
     this.render();
   }
 
   // -- commands ------------------------------------------------------------------------------
   select(i) {
+    if (i !== this.selected) this.draft = null;
     this.selected = i;
     const lane = this.lanes[i];
     this.el.name.value = lane ? lane.name : "";
@@ -119,6 +176,7 @@ export class LaneEditor {
   }
 
   newLane() {
+    this.checkpoint();
     const names = new Set(this.lanes.map((l) => l.name));
     let n = this.lanes.length + 1;
     while (names.has(`lane${n}`)) n++;
@@ -127,43 +185,73 @@ export class LaneEditor {
     this.say(`lane${n} added: draw its polygon and/or its line`);
   }
 
-  startPolygon() {
+  startPolygon() { this.startDraft("polygon"); }
+
+  startLine() { this.startDraft("line"); }
+
+  /** Start drawing the selected lane's polygon or line; its current one stays until the new
+   * one is finished. */
+  startDraft(key) {
     if (this.selected < 0) this.newLane();
-    this.lanes[this.selected].polygon = [];
-    this.mode = "polygon";
-    this.say("click the polygon's corners in order, then Finish");
+    this.draft = { key, points: [] };
+    const had = this.lanes[this.selected][key] ? " (the current one stays until you finish;" +
+      " Escape cancels)" : " (Escape cancels)";
+    this.say((key === "polygon" ? "click the polygon's corners in order, then Finish"
+      : "click the line's first end, then its second") + had);
+    this.render();
   }
 
-  startLine() {
-    if (this.selected < 0) this.newLane();
-    this.lanes[this.selected].line = [];
-    this.mode = "line";
-    this.say("click the line's first end, then its second");
+  cancelDraft() {
+    this.draft = null;
+    this.say("drawing cancelled: the lane is as it was");
+    this.render();
   }
 
   finish() {
     const lane = this.lanes[this.selected];
-    if (this.mode === "polygon" && lane) {
-      if ((lane.polygon || []).length < 3) {
-        this.say("a polygon needs at least 3 points", true);
-        return;
-      }
-      this.say(`polygon of ${lane.name}: ${lane.polygon.length} points`);
+    const draft = this.draft;
+    if (!draft || !lane) { this.render(); return; }
+    if (draft.key === "polygon" && draft.points.length < 3) {
+      this.say("a polygon needs at least 3 points (Escape cancels)", true);
+      return;
     }
-    this.mode = null;
+    if (draft.key === "line" && draft.points.length < 2) {
+      this.say("a line needs its two ends (Escape cancels)", true);
+      return;
+    }
+    this.checkpoint();
+    lane[draft.key] = draft.points;
+    this.draft = null;
+    this.say(draft.key === "polygon" ? `polygon of ${lane.name}: ${draft.points.length} points`
+      : `line of ${lane.name} set`);
+    this.render();
+  }
+
+  /** Swap the selected lane's line ends: the other side becomes "in". Its labels stay with
+   * the directions (in_label names the new "in"), so the arrow shows where they now point. */
+  flip() {
+    const lane = this.lanes[this.selected];
+    if (!lane || !lane.line || lane.line.length !== 2) {
+      this.say("select a lane with a counting line to flip it", true);
+      return;
+    }
+    this.checkpoint();
+    lane.line = [lane.line[1], lane.line[0]];
+    this.say(`${lane.name}: in and out swapped (the line's ends are reversed)`);
     this.render();
   }
 
   deleteLane() {
     if (this.selected < 0) return;
+    this.checkpoint();
     this.lanes.splice(this.selected, 1);
-    this.mode = null;
+    this.draft = null;
     this.select(Math.min(this.selected, this.lanes.length - 1));
   }
 
-  /** Ask the server to validate the lanes; show the YAML and offer the whole config. */
-  async exportYaml() {
-    const lanes = this.lanes
+  /** The lanes as the server reads them (pixels of the frame; unknown fields left out). */
+  payload() {
+    return this.lanes
       .filter((l) => (l.polygon && l.polygon.length) || (l.line && l.line.length))
       .map((l) => {
         const out = { name: l.name, direction: l.direction };
@@ -174,6 +262,11 @@ export class LaneEditor {
         }
         return out;
       });
+  }
+
+  /** Ask the server to validate the lanes; show the YAML and offer the whole config. */
+  async exportYaml() {
+    const lanes = this.payload();
     try {
       const result = await api(`/api/streams/${encodeURIComponent(this.stream)}/lanes/export`,
                                { method: "POST", body: { lanes } });
@@ -192,6 +285,70 @@ export class LaneEditor {
     }
   }
 
+  // -- apply to the running stream -------------------------------------------------------------
+  applyUrl() { return `/api/streams/${encodeURIComponent(this.stream)}/lanes/apply`; }
+
+  /** Validate on the server and show what would change; nothing changes before Confirm. */
+  async previewApply() {
+    if (this.draft) this.finish();
+    const lanes = this.payload();
+    try {
+      const result = await api(this.applyUrl(), { method: "POST", body: { lanes, dry_run: true } });
+      const diff = result.diff;
+      if (!diff.added.length && !diff.removed.length && !diff.changed.length) {
+        this.hideApply();
+        this.say("the stream already runs these lanes: nothing to apply");
+        return;
+      }
+      this.pending = lanes;
+      const items = [
+        ...diff.added.map((n) => ["added", `+ ${n}: new lane`]),
+        ...diff.removed.map((n) => ["removed", `− ${n}: removed (its counts stay in the store)`]),
+        ...diff.changed.flatMap((c) => c.fields.map((f) => ["changed",
+          `~ ${c.name}: ${f.field} ${show(f.old)} → ${show(f.new)}`])),
+      ];
+      $("ed-diff").replaceChildren(...items.map(([kind, text]) => {
+        const li = document.createElement("li");
+        li.className = kind;
+        li.textContent = text;
+        return li;
+      }));
+      $("ed-apply-panel").hidden = false;
+      this.say(`apply to ${this.stream}? ${diff.summary}`);
+    } catch (err) {
+      this.hideApply();
+      this.say(err.message, true);
+    }
+  }
+
+  async confirmApply() {
+    if (!this.pending) return;
+    const lanes = this.pending;
+    this.hideApply();
+    this.say(`applying to ${this.stream}: the stream restarts with the new lanes…`);
+    $("ed-apply").disabled = true;
+    try {
+      const result = await api(this.applyUrl(), { method: "POST", body: { lanes } });
+      await this.load(this.stream, `applied to ${this.stream}: ${result.diff.summary}`);
+    } catch (err) {
+      // 409: the stream did not come back and the server restored the previous lanes; the
+      // drawing stays here so that it can be fixed and applied again.
+      this.say(err.message, true);
+    } finally {
+      $("ed-apply").disabled = false;
+    }
+  }
+
+  cancelApply() {
+    this.hideApply();
+    this.say("not applied: the stream is unchanged");
+  }
+
+  hideApply() {
+    this.pending = null;
+    if ($("ed-apply-panel")) $("ed-apply-panel").hidden = true;
+  }
+
   // -- drawing -------------------------------------------------------------------------------
   render() {
     const c = this.el.canvas;
@@ -201,26 +358,29 @@ export class LaneEditor {
     g.fillRect(0, 0, c.width, c.height);
     if (this.image) g.drawImage(this.image, 0, 0, c.width, c.height);
     const s = this.scale;
+    const path = (pts, close) => {
+      g.beginPath();
+      pts.forEach(([x, y], k) => (k ? g.lineTo(x * s, y * s) : g.moveTo(x * s, y * s)));
+      if (close) g.closePath();
+    };
     this.lanes.forEach((lane, i) => {
-      const color = COLORS[i % COLORS.length];
+      const color = lane.color || COLORS[i % COLORS.length];
       const chosen = i === this.selected;
       g.lineWidth = chosen ? 3 : 2;
       g.strokeStyle = color;
       g.fillStyle = color + "33";
       const poly = lane.polygon || [];
       if (poly.length) {
-        g.beginPath();
-        poly.forEach(([x, y], k) => (k ? g.lineTo(x * s, y * s) : g.moveTo(x * s, y * s)));
-        if (!(chosen && this.mode === "polygon")) g.closePath();
+        path(poly, true);
         if (poly.length > 2) g.fill();
         g.stroke();
       }
       const line = lane.line || [];
       if (line.length) {
         g.strokeStyle = "#ffe600";
-        g.beginPath();
-        line.forEach(([x, y], k) => (k ? g.lineTo(x * s, y * s) : g.moveTo(x * s, y * s)));
+        path(line, false);
         g.stroke();
+        if (line.length === 2) this.arrow(g, lane, line, chosen);
       }
       g.fillStyle = color;
       for (const [x, y] of [...poly, ...line]) {
@@ -234,6 +394,20 @@ export class LaneEditor {
         g.fillText(lane.name, anchor[0] * s + 6, anchor[1] * s - 6);
       }
     });
+    if (this.draft && this.draft.points.length) {  // the new shape, dashed, over the old one
+      g.setLineDash([6, 4]);
+      g.lineWidth = 2;
+      g.strokeStyle = "#ffffff";
+      path(this.draft.points, false);
+      g.stroke();
+      g.setLineDash([]);
+      g.fillStyle = "#ffffff";
+      for (const [x, y] of this.draft.points) {
+        g.beginPath();
+        g.arc(x * s, y * s, 4, 0, 2 * Math.PI);
+        g.fill();
+      }
+    }
     this.el.lanes.replaceChildren(...this.lanes.map((lane, i) => {
       const item = document.createElement("li");
       item.textContent = `${lane.name}${lane.polygon ? " ▱" : ""}${lane.line ? " ―" : ""}`;
@@ -242,5 +416,48 @@ export class LaneEditor {
       return item;
     }));
     c.dataset.lanes = String(this.lanes.length);
+    c.dataset.undo = String(this.history.length);
+    c.dataset.drawing = this.draft ? this.draft.key : "";
+    if ($("ed-undo")) $("ed-undo").disabled = !this.history.length && !this.draft;
   }
+
+  /** The in/out arrow across a counting line, at its middle: crossing from the line's
+   * left-hand side to its right-hand side (looking from its first point to its second) is
+   * "in". The arrow points to the "in" side; a direction that does not count is greyed. */
+  arrow(g, lane, [[x1, y1], [x2, y2]], chosen) {
+    const s = this.scale;
+    const length = Math.hypot(x2 - x1, y2 - y1) || 1;
+    const [nx, ny] = [-(y2 - y1) / length, (x2 - x1) / length];  // right-hand normal (y down)
+    const [mx, my] = [(x1 + x2) / 2 * s, (y1 + y2) / 2 * s];
+    const [tx, ty] = [mx + nx * ARROW, my + ny * ARROW];  // tip, on the "in" side
+    const [bx, by] = [mx - nx * ARROW, my - ny * ARROW];  // tail, on the "out" side
+    g.save();
+    g.lineWidth = chosen ? 2.5 : 1.5;
+    g.strokeStyle = g.fillStyle = "#ffffff";
+    g.beginPath();
+    g.moveTo(bx, by);
+    g.lineTo(tx, ty);
+    g.stroke();
+    const head = 8;
+    g.beginPath();
+    g.moveTo(tx, ty);
+    g.lineTo(tx - nx * head + ny * head * 0.6, ty - ny * head - nx * head * 0.6);
+    g.lineTo(tx - nx * head - ny * head * 0.6, ty - ny * head + nx * head * 0.6);
+    g.closePath();
+    g.fill();
+    g.font = "11px system-ui, sans-serif";
+    g.textAlign = "center";
+    g.textBaseline = "middle";
+    const counted = (d) => lane.direction === "both" || lane.direction === d;
+    g.fillStyle = counted("in") ? "#ffffff" : "#8b96a5";
+    g.fillText(`in: ${lane.in_label || "in"}`, tx + nx * 12, ty + ny * 12);
+    g.fillStyle = counted("out") ? "#ffffff" : "#8b96a5";
+    g.fillText(`out: ${lane.out_label || "out"}`, bx - nx * 12, by - ny * 12);
+    g.restore();
+  }
+}
+
+function show(value) {
+  if (value === null || value === undefined) return "none";
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
