@@ -146,15 +146,28 @@ class DetectionPolicy:
     def _kept(self, detections: Detections) -> np.ndarray:
         """Rows of a counted class scoring above that class's floor."""
         class_id = detections.class_id
-        keep = np.ones(len(detections), bool)
-        if self.classes is not None:
-            keep &= np.isin(class_id, np.fromiter(self.classes, np.int64, len(self.classes)))
         # Compared as float32, as a detector compares its float32 scores with its threshold
         # (a float64 floor would round differently at the boundary).
-        floors = np.full(len(detections), self.confidence, np.float32)
-        for cls, value in self.class_confidence.items():
-            floors[class_id == cls] = value
-        return keep & (detections.confidence.astype(np.float32) > floors)
+        scores = detections.confidence.astype(np.float32, copy=False)
+        if self.class_confidence:
+            floors = np.full(len(detections), self.confidence, np.float32)
+            for cls, value in self.class_confidence.items():
+                floors[class_id == cls] = value
+            keep = scores > floors
+        else:
+            keep = scores > np.float32(self.confidence)
+        if self.classes is not None:
+            keep &= (class_id[:, None] == self._class_array[None, :]).any(axis=1)
+        return keep
+
+    @property
+    def _class_array(self) -> np.ndarray:
+        """The kept class ids as an array (made once: `apply` runs on every frame)."""
+        array = self.__dict__.get("_classes_cached")
+        if array is None:
+            array = np.fromiter(self.classes or (), np.int64)
+            object.__setattr__(self, "_classes_cached", array)
+        return array
 
 
 def greedy_nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
