@@ -4,6 +4,7 @@
 import { api, LiveSocket } from "./api.js";
 import { FlowChart } from "./chart.js";
 import { LaneEditor } from "./editor.js";
+import { DROP_WARN, LATENCY_WARN_MS, healthWarnings } from "./health.js";
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -82,6 +83,7 @@ function renderCounts(lanes) {
 
 function renderHealth(stats) {
   const previous = state.lastStats;
+  renderWarnings(healthWarnings(stats, previous && previous.id === stats.id ? previous : null));
   if (previous && stats.ts > previous.ts) {
     state.fps = (stats.frames_processed - previous.frames_processed) / (stats.ts - previous.ts);
   }
@@ -102,6 +104,25 @@ function renderHealth(stats) {
   $("h-error").hidden = !stats.error;
   $("h-error").textContent = stats.error || "";
   renderCounting(stats);
+}
+
+// High drop rate, high latency, inexact counts: the health card turns amber and says which.
+function renderWarnings(warnings) {
+  const list = $("h-warnings");
+  list.replaceChildren(...warnings.map((w) => {
+    const item = document.createElement("li");
+    item.textContent = w.text;
+    item.dataset.kind = w.kind;
+    return item;
+  }));
+  list.hidden = warnings.length === 0;
+  list.title = `warns above ${(100 * DROP_WARN).toFixed(0)} % of frames dropped (over the ` +
+    `last update), above ${LATENCY_WARN_MS} ms p99 latency, and when counts are inexact`;
+  $("health").closest(".card").classList.toggle("warn", warnings.length > 0);
+  const kinds = new Set(warnings.map((w) => w.kind));
+  $("h-drops").classList.toggle("warn", kinds.has("drops"));
+  $("h-latency").classList.toggle("warn", kinds.has("latency"));
+  $("health").dataset.warnings = [...kinds].join(",");
 }
 
 const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
