@@ -209,15 +209,20 @@ def run_tune(request: TuneRequest, notify: Callable[[str], None] = lambda _: Non
         return evaluate(candidate, stream.id, clip, manual, request.tolerance_s,
                         request.interval_s, perturb)
 
+    # The user's own config first, outside the search: a class name the model does not have
+    # fails here with its message, not as "no valid candidate".
+    evaluations: dict[tuple, Evaluation] = {(): scored(config, clip)}
     everything = config.model_copy(update={"model": config.model.model_copy(
         update={"classes": None})})
     probe = scored(everything, clip)
     aliases = alias_candidates(probe, set(manual_classes))
     dims = dimensions(config, stream_index, manual_classes, sorted(names), request.quick,
                       aliases)
-    evaluations: dict[tuple, Evaluation] = {}
 
     def score(changes: dict[str, Any]) -> Score | None:
+        key = tuple(sorted(changes.items()))
+        if key in evaluations:
+            return evaluations[key].score
         candidate = apply(config, dims, changes)
         if candidate is None:
             return None
@@ -229,7 +234,7 @@ def run_tune(request: TuneRequest, notify: Callable[[str], None] = lambda _: Non
         except LanewatchError as err:  # a class name the model lacks, a region off the frame
             log.info("candidate %s is not usable: %s", changes, err)
             return None
-        evaluations[tuple(sorted(changes.items()))] = evaluation
+        evaluations[key] = evaluation
         return evaluation.score
 
     def trial_done(trial: Trial) -> None:
@@ -244,9 +249,9 @@ def run_tune(request: TuneRequest, notify: Callable[[str], None] = lambda _: Non
     best = evaluations[best_changes]
     baseline = evaluations[()]
     best_config = apply(config, dims, dict(best_changes))
+    best_clip = clips.get(best_config)
     headroom = cadence_headroom(best_config, stream_index, best.score,
-                                lambda c: scored(c, clip, False) if clips.get(c) is clip
-                                else None)
+                                lambda c: scored(c, best_clip, False))
     written, kept = _write_config(request, config, dims, result, best_config)
     check_started = time.perf_counter()
     notify(f"checking: a review of {written.name} ...")
