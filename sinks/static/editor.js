@@ -13,6 +13,8 @@ import { COLORS } from "./chart.js";
 const GRAB_RADIUS = 9;  // canvas pixels within which a click grabs a point
 const HISTORY = 200;  // undo steps kept
 const ARROW = 26;  // canvas pixels: length of a counting line's in/out arrow
+const LOAD_RETRIES = 15;  // a stream without a frame yet is asked again, every LOAD_RETRY_MS
+const LOAD_RETRY_MS = 2000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -58,7 +60,7 @@ export class LaneEditor {
   }
 
   /** Load the stream's snapshot and its configured lanes (the undo history starts afresh). */
-  async load(stream, note = null) {
+  async load(stream, note = null, attempt = 0) {
     this.stream = stream;
     this.say("loading…");
     this.hideApply();
@@ -77,6 +79,11 @@ export class LaneEditor {
       this.say(note || `${info.width}×${info.height} frame, ${this.lanes.length} lane(s)`);
     } catch (err) {
       this.say(`cannot load the stream: ${err.message}`, true);
+      // 503: no frame yet (a camera starting or restarting): try again while still shown.
+      if (err.status === 503 && attempt < LOAD_RETRIES) {
+        setTimeout(() => { if (this.stream === stream) this.load(stream, note, attempt + 1); },
+                   LOAD_RETRY_MS);
+      }
     }
     this.render();
   }
