@@ -268,7 +268,10 @@ class FrameAnnotator:
         # 3-pixel padding): sinks/overlay_layout.py tries a few spots around the line.
         x0, y, x1, _ = place_label(lane.line, lane.polygon, (w + 6, line_h * len(lines) + 2),
                                    (image.shape[1], image.shape[0]), boxes,
-                                   gap=max(4, 2 * self._thickness))
+                                   gap=max(4, 2 * self._thickness),
+                                   other_lines=tuple(other.line for other in self.lanes
+                                                     if other.line is not None
+                                                     and other is not lane))
         x = x0 + 3
         cv2.rectangle(image, (x0, y), (x1, y + line_h * len(lines) + 2), (30, 30, 30), -1)
         cv2.rectangle(image, (x0, y), (x0 + 2, y + line_h * len(lines) + 2), color, -1)

@@ -111,10 +111,11 @@ def label_candidates(anchor_line: np.ndarray, size: tuple[int, int],
 
 
 def place_label(line: np.ndarray | None, polygon: np.ndarray | None, size: tuple[int, int],
-                image_size: tuple[int, int], boxes: np.ndarray,
-                gap: int = 6) -> tuple[int, int, int, int]:
-    """Where a lane's count label goes: the first candidate inside the image that neither
-    touches the counting line nor covers a box of this frame; if none is free, the first
+                image_size: tuple[int, int], boxes: np.ndarray, gap: int = 6,
+                other_lines: tuple[np.ndarray, ...] = ()) -> tuple[int, int, int, int]:
+    """Where a lane's count label goes: the first candidate inside the image that touches
+    neither the counting line nor `other_lines` (the other lanes': lanes side by side often
+    continue each other's line) and covers no box of this frame; if none is free, the first
     inside the image (clipped in), so a label is always drawn."""
     width, height = image_size
     w, h = size
@@ -127,8 +128,10 @@ def place_label(line: np.ndarray | None, polygon: np.ndarray | None, size: tuple
     boxes = np.asarray(boxes, float).reshape(-1, 4)
     candidates = label_candidates(np.stack([a, b]), size, gap)
     fits = [r for r in candidates if r[0] >= 0 and r[1] >= 0 and r[2] < width and r[3] <= height]
+    lines = [(a, b), *((np.asarray(o, float)[0], np.asarray(o, float)[1]) for o in other_lines)]
     for rect in fits:
-        if not _rect_hits_segment(rect, a, b, 2) and not _overlaps(rect, boxes):
+        if (not any(_rect_hits_segment(rect, p, q, 2) for p, q in lines)
+                and not _overlaps(rect, boxes)):
             return rect
     x0, y0 = (fits or candidates)[0][:2]
     x0 = int(np.clip(x0, 0, max(width - w - 1, 0)))

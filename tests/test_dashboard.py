@@ -80,9 +80,10 @@ def test_live_dashboard_video_counts_chart_and_health(served, browser, tmp_path)
     total = int(poll(page, "document.getElementById('counts').dataset.total"))
     assert poll(page, f"Number(document.getElementById('counts').dataset.total) > {total}", 60)
     assert "car towards" in page.locator("#counts tbody").inner_text()
-    # The flow chart draws a line per lane, with the crossings in it.
+    # The flow chart draws a line per lane, with the crossings in it (from the service's
+    # start: a bin or two, not the whole window; tests/test_dashboard_overlays.py).
     assert poll(page, "Number(document.getElementById('flow').dataset.max) >= 1 && "
-                      "Number(document.getElementById('flow').dataset.points) >= 4 * 30", 10)
+                      "Number(document.getElementById('flow').dataset.points) >= 4", 10)
     per_series = page.evaluate("""() => {
         const c = document.getElementById('flow');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

@@ -14,19 +14,19 @@ import json
 import re
 import struct
 import time
-from concurrent.futures import ThreadPoolExecutor
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import pytest
 import websockets
 import yaml
+from test_dashboard import assert_not_blank, keep_screenshot, poll
 
 from conftest import CONFIGS
 from rtsp import free_port
 from serving import http_get, start_serve, stop_serve
-from test_dashboard import assert_not_blank, keep_screenshot, poll
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -66,12 +66,14 @@ def test_chart_from_service_start_integer_ticks_partial_bin_and_warnings(served,
     flow = json.loads(http_get(base + "/api/streams/highway/flow?minutes=15&bin_s=30"))
     assert started - 1 <= flow["service_started_s"] <= time.time()
     assert flow["first_s"] == (flow["service_started_s"] // 30) * 30  # a fresh store
-    chart = poll(page, """(() => { const d = document.getElementById('flow').dataset;
-        return Number(d.first) === %s && {first: Number(d.first), bins: Number(d.bins), ticks: d.ticks,
-                           partial: Number(d.partial)}; })()""" % flow["first_s"])
+    first = flow["first_s"]
+    chart = poll(page, f"""(() => {{ const d = document.getElementById('flow').dataset;
+        return Number(d.first) === {first} && {{first: Number(d.first), bins: Number(d.bins),
+            ticks: d.ticks, partial: Number(d.partial)}}; }})()""")
     # Not 30 bins of invented zeros: the bins since the service started, the last partial.
     assert chart["first"] == flow["first_s"] and 1 <= chart["bins"] <= 3, chart
-    assert chart["partial"] == (time.time() // 30) * 30 or chart["bins"] >= 1
+    now = time.time()
+    assert chart["partial"] in {(now // 30) * 30, (now // 30 - 1) * 30}, chart  # now's bin
     ticks = [float(t) for t in chart["ticks"].split(",")]
     assert ticks[0] == 0 and all(t == int(t) for t in ticks) and len(ticks) >= 2, ticks
     # The inexact-count warning, visible, in the warning style, with cadence and limit.
@@ -86,12 +88,51 @@ def test_chart_from_service_start_integer_ticks_partial_bin_and_warnings(served,
     legend = page.evaluate("""[...document.querySelectorAll('#flow-legend span')].map(
         (s) => [s.textContent, s.style.getPropertyValue('--c')])""")
     assert legend[:4] == [[n, c] for n, c in flow["colors"].items()][:4], legend
+    # lane3's counting line in the video is drawn in lane3's chart colour.
+    lanes = json.loads(http_get(base + "/api/streams/highway/lanes"))["lanes"]
+    assert [lane["color"] for lane in lanes] == [flow["colors"][n] for n in
+                                                 ("lane1", "lane2", "lane3", "lane4")]
+    chart_rgb = [int(flow["colors"]["lane3"][i:i + 2], 16) for i in (1, 3, 5)]
+    best = 0.0
+    for _ in range(10):  # a vehicle may cover the line in one frame: the best of a few
+        samples = page.evaluate(VIDEO_PIXELS, along(lanes[2]["line"], 1.0))
+        hits = [min(np.abs(np.asarray(rgb, int) - chart_rgb).sum() for rgb in near) < 70
+                for near in samples]
+        best = max(best, float(np.mean(hits)))
+        if best > 0.6:
+            break
+        page.wait_for_timeout(300)
+    assert best > 0.6, best
     shot = tmp_path / "dashboard.png"
     page.screenshot(path=str(shot))
     assert_not_blank(shot)
     keep_screenshot(shot)
     assert errors == []
     page.close()
+
+
+# The video's pixels as the page shows it at the given (x, y) of the camera frame: the image's
+# natural width and, per point, the [r, g, b] of the rows just above, at and below it.
+VIDEO_PIXELS = """(points) => {
+    const img = document.getElementById('video');
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const g = c.getContext('2d');
+    g.drawImage(img, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    const scale = c.width / 1280;
+    const px = (x, y) => { const i = 4 * (y * c.width + x); return [d[i], d[i + 1], d[i + 2]]; };
+    return points.map(([x, y]) => {
+        const sx = Math.round(x * scale), sy = Math.round(y * scale);
+        return [-1, 0, 1].map((dy) => px(sx, sy + dy)); }); }"""
+
+
+def along(line, scale: float) -> list[tuple[int, int]]:
+    """Pixels of a horizontal counting line, scaled, its middle third (the arrow) and its
+    ends left out."""
+    (x0, y), (x1, _) = (np.asarray(line) * scale).round().astype(int)
+    return [(int(x), int(y)) for x in range(x0 + 4, x1 - 4)
+            if abs(x - (x0 + x1) / 2) > (x1 - x0) / 6]
 
 
 WARNING_CASES = [
@@ -128,10 +169,8 @@ def test_health_warning_thresholds_in_the_browser(served, browser):
 def line_pixels(image: np.ndarray, line, scale: float, color) -> float:
     """Share of the pixels along a line (its middle third left out: the arrow) within a JPEG's
     tolerance of `color`, looking one pixel either side."""
-    (x0, y), (x1, _) = (np.asarray(line) * scale).round().astype(int)
-    xs = [x for x in range(x0 + 4, x1 - 4) if abs(x - (x0 + x1) / 2) > (x1 - x0) / 6]
     hits = [min(np.abs(image[y + d, x].astype(int) - color).sum() for d in (-1, 0, 1)) < 70
-            for x in xs]
+            for x, y in along(line, scale)]
     return float(np.mean(hits))
 
 

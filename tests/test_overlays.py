@@ -10,8 +10,13 @@ import pytest
 
 from lanewatch.sinks.annotate import FrameAnnotator
 from lanewatch.sinks.frames import Frame
-from lanewatch.sinks.overlay_layout import (LANE_PALETTE, direction_arrows, lane_color_bgr,
-                                            lane_colors, place_label)
+from lanewatch.sinks.overlay_layout import (
+    LANE_PALETTE,
+    direction_arrows,
+    lane_color_bgr,
+    lane_colors,
+    place_label,
+)
 from lanewatch.sinks.results import FrameResult, StageTimings
 from lanewatch.trackers.analytics.events import CrossingEvent
 from lanewatch.trackers.analytics.lane_analytics import AnalyticsUpdate, LaneState
@@ -134,3 +139,12 @@ def test_speed_labels_show_after_a_crossing_only_when_asked():
     plain = FrameAnnotator(lane, trail_seconds=0).annotate(
         frame_result(lane, box, [4], [crossing]))
     assert not plain[563:590, 100:200].any()
+
+
+def test_count_label_stays_off_the_neighbouring_lanes_lines():
+    # Side-by-side lanes continue each other's line: beside the end is on the next line.
+    neighbours = (np.array([[600.0, 300.0], [800.0, 300.0]]),
+                  np.array([[200.0, 300.0], [400.0, 300.0]]))
+    x0, y0, x1, y1 = place_label(LINE, None, (80, 30), (1280, 720), np.zeros((0, 4)),
+                                 other_lines=neighbours)
+    assert (x0, y1) == (460, 300 - 6)  # above the middle
