@@ -106,6 +106,14 @@ def test_inconsistent_policies_are_refused(kwargs, message):
         DetectionPolicy(**kwargs)
 
 
+def test_policies_compare_and_hash_by_value():
+    a = DetectionPolicy(classes={CAR}, class_confidence={CAR: 0.2}, aliases={PHONE: CAR})
+    b = DetectionPolicy(classes=[CAR], class_confidence={CAR: 0.2}, aliases={PHONE: CAR})
+    assert a == b and hash(a) == hash(b) and len({a, b, DetectionPolicy()}) == 2
+    a.apply(dets([(A, 0.5, CAR)]))  # caches its class array: still equal
+    assert a == b and hash(a) == hash(b)
+
+
 def test_floor_and_detected_classes_are_what_a_detector_must_keep():
     policy = DetectionPolicy(classes={CAR, TRUCK}, confidence=0.25,
                              class_confidence={CAR: 0.18}, aliases={PHONE: CAR})

@@ -101,6 +101,11 @@ class DetectionPolicy:
             if outside:
                 raise ValueError(f"aliases: targets {outside} are not among the kept classes")
 
+    def __hash__(self) -> int:  # the mappings are read-only views: hash their items
+        return hash((self.classes, self.confidence, tuple(sorted(self.class_confidence.items())),
+                     tuple(sorted(self.aliases.items())), self.agnostic_iou,
+                     self.suppress_contained))
+
     @property
     def floor(self) -> float:
         """The lowest score any class keeps: a detector feeding this policy may drop boxes at
