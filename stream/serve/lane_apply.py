@@ -160,8 +160,8 @@ async def apply_stream(service: Service, new: StreamConfig, old: StreamConfig,
                 new.id, problem)
     await service.update_stream(old)
     raise ApplyFailed(f"stream '{new.id}' did not start with the new lanes: {problem}. The "
-                      "previous lanes are back and the stream runs with them; check the "
-                      "camera (state, last error) and apply again")
+                      "previous lanes are back (the stream restarted with them); check the "
+                      "camera (the stream's state and last error) and apply again")
 
 
 def _written_source(service: Service, stream: StreamConfig) -> str:
