@@ -1,7 +1,7 @@
 """DetectionPolicy (trackers/detection_policy.py, issue 21 item 4): each rule, their order,
 idempotence, and on the real model that a permissive detector plus the policy gives, frame
-for frame, the boxes of the detector run with the policy's own settings (`lanewatch tune`
-relies on it)."""
+for frame, the boxes of the detector run with the policy's own settings, tiled frames too
+(`lanewatch tune` relies on it); the config keys' checks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from lanewatch.sinks.errors import ModelError
-from lanewatch.stream.config.schema import ModelConfig
+from lanewatch.stream.config.schema import DetectionSettings, ModelConfig
+from lanewatch.stream.detect.detection_plan import DetectionPlan
 from lanewatch.stream.detect.openvino_detector import OpenVINODetector
 from lanewatch.stream.detect.policy_config import build_policy, permissive
 from lanewatch.stream.sources.file_source import FileSource
@@ -186,6 +187,10 @@ def test_permissive_detections_plus_policy_equal_the_detector_with_those_setting
     loose = OpenVINODetector(permissive(base))
     cached = [loose.detect(picture) for picture in frames]
     assert max(len(d) for d in cached) < 300  # under the detector's cap: nothing cut off
+    # Tiled (2x1) highway frames: the permissive run's tiles joined for each policy.
+    tiled = [p for p in frames if p.size == (1280, 720)][::4]
+    plan = DetectionPlan(DetectionSettings(tiles=(2, 1)), None, (1280, 720))
+    cached_tiles = [[loose.detect(crop) for crop in plan.crops(p)] for p in tiled]
     compared = 0
     for name, settings in SETTINGS.items():
         config = ModelConfig(path=str(detector_model), **settings)
@@ -197,6 +202,13 @@ def test_permissive_detections_plus_policy_equal_the_detector_with_those_setting
             assert rows_of(replayed) == rows_of(direct), name
             assert rows_of(policy.apply(direct)) == rows_of(direct), name
             compared += len(direct)
+        own_plan = DetectionPlan(DetectionSettings(tiles=(2, 1)), None, (1280, 720),
+                                 config.iou, policy)
+        for picture, parts in zip(tiled, cached_tiles):
+            direct = policy.apply(own_plan.merge([detector.detect(c)
+                                                  for c in own_plan.crops(picture)]))
+            replayed = policy.apply(plan.merge(parts, policy))
+            assert rows_of(replayed) == rows_of(direct), f"{name}, tiled"
     assert compared > 100  # the comparison saw real boxes
 
 

@@ -159,6 +159,9 @@ def test_pipelined_and_single_frame_paths_tile_alike():
         assert got == sorted(centres)
         single = plan.merge([detector.detect(crop) for crop in plan.crops(step.frame.picture)])
         assert np.array_equal(single.xyxy, step.detections.xyxy)
+        assert len(step.tiles) == 4  # the parts, kept for a merge with another policy
+        assert np.array_equal(plan.merge(step.tiles).xyxy, step.detections.xyxy)
+    assert all(s.tiles is None for s in steps[1::2])
 
 
 @pytest.mark.integration

@@ -125,15 +125,19 @@ class DetectionPlan:
             return [self.crop(picture)]
         return [picture.cropped(*tile.box) for tile in self.tiles]
 
-    def merge(self, parts: list[Detections]) -> Detections:
-        """The frame's detections from each tile's (in tile coordinates, `crops` order)."""
+    def merge(self, parts: list[Detections] | tuple[Detections, ...],
+              policy: DetectionPolicy | None = None) -> Detections:
+        """The frame's detections from each tile's (in tile coordinates, `crops` order);
+        `policy`: another policy than the plan's to join them for (the tiles of a permissive
+        run joined for a candidate policy give what a run with its settings gives)."""
         if len(parts) != len(self.tiles):
             raise ValueError(f"{len(parts)} tiles' detections for a plan of {len(self.tiles)}")
         if len(parts) == 1:
             return self.restore(parts[0])
         restored = [restore_tile(d, tile, self.frame_size) for d, tile in zip(parts, self.tiles)]
-        agnostic = self.policy is not None and self.policy.agnostic_iou is not None
-        return merge_tiles(restored, self.tiles, self.merge_iou, agnostic, self.policy)
+        policy = self.policy if policy is None else policy
+        agnostic = policy is not None and policy.agnostic_iou is not None
+        return merge_tiles(restored, self.tiles, self.merge_iou, agnostic, policy)
 
     def crop(self, picture: Picture) -> Picture:
         """The part of a frame the model sees without tiles (the whole picture without a

@@ -37,11 +37,15 @@ class DetectedFrame:
         detections: its detections in frame coordinates, or None on a frame the model skipped
             (the tracker predicts it).
         detect_s: wall time the caller spent on this frame's detection; 0 when skipped.
+        tiles: a tiled stream's detections per tile, in tile coordinates (`plan.crops`
+            order), before they were merged: `DetectionPlan.merge(tiles, policy)` joins them
+            for another detection policy (`lanewatch tune`); None when untiled or skipped.
     """
 
     frame: Frame
     detections: Detections | None
     detect_s: float
+    tiles: tuple[Detections, ...] | None = None
 
     @property
     def detected(self) -> bool:
@@ -100,6 +104,7 @@ def pipelined_steps(frames: Iterable[Frame], detector: Detector, plan: Detection
         spent = time.perf_counter() - started - (waited - waited_before)
         while not pending[0][1]:  # skipped frames before this one come out first, in order
             yield DetectedFrame(pending.popleft()[0], None, 0.0)
-        yield DetectedFrame(pending.popleft()[0], detections, spent)
+        yield DetectedFrame(pending.popleft()[0], detections, spent,
+                            tuple(parts) if tiles > 1 else None)
     while pending:  # skipped frames after the last detected one
         yield DetectedFrame(pending.popleft()[0], None, 0.0)

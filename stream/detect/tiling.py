@@ -21,7 +21,8 @@ Edges of the whole area are not seams: a box cut there is cut in a single infere
 The boxes merged are those the stream's DetectionPolicy could keep (its detected classes,
 above its floor): the merge is then the same whichever detector threshold found them, so a
 permissive run whose per-tile detections are merged with a candidate's policy gives that
-candidate's result (`lanewatch tune`: `merge_tiles` on cached per-tile parts).
+candidate's result (`lanewatch tune`: a pass's `DetectedFrame.tiles`, joined by
+`DetectionPlan.merge(tiles, candidate_policy)`; tested on the real footage).
 """
 
 from __future__ import annotations
