@@ -136,3 +136,61 @@ def test_settings_the_editor_does_not_show_are_kept():
     stream = StreamConfig(id="cam", source="cam.mp4", lanes=[{**LANE, "max_dwell_s": 30}])
     specs = lanes_from_editor({"lanes": [dict(LANE)]}, stream, (1000, 500))
     assert specs[0].max_dwell_s == 30
+
+
+SITE = """model: {path: model}
+streams:
+  - id: a
+    source: a.mp4
+    lanes:   # the lanes
+      - name: l1   # first
+        line: [[0, 10], [50, 10]]
+      # the bus lane, next:
+      - name: l2
+        line: [[0, 20], [50, 20]]   # moved last week
+      - name: l4
+        line: [[0, 40], [50, 40]]
+    # about the key after the lanes
+    coordinates: pixels
+
+  - id: b
+    source: b.mp4
+# the server
+server: {port: 1}
+"""
+
+
+@pytest.mark.parametrize("stream, lanes, expected", [
+    # l1 changed: its end-of-line comment stays at its column; l2 as written (a default added
+    # is no change), with the comment before it; l4 removed; l3 new at the end.
+    ("a", [{"name": "l1", "line": [[0, 11], [50, 11]]},
+           {"name": "l2", "line": [[0, 20], [50, 20]], "direction": "both"},
+           {"name": "l3", "line": [[0, 30], [50, 30]], "direction": "in"}],
+     SITE.replace("""      - name: l1   # first
+        line: [[0, 10], [50, 10]]
+""", """      - name: l1   # first
+        line: [[0, 11], [50, 11]]
+        direction: both
+""").replace("""      - name: l4
+        line: [[0, 40], [50, 40]]
+""", """      - name: l3
+        line: [[0, 30], [50, 30]]
+        direction: in
+""")),
+    # a stream without lanes: its new lanes: key goes before the comment of the next key
+    ("b", [{"name": "l1", "line": [[0, 11], [50, 11]]}],
+     SITE.replace("""    source: b.mp4
+""", """    source: b.mp4
+    lanes:
+      - name: l1
+        line: [[0, 11], [50, 11]]
+        direction: both
+""")),
+], ids=["changed-kept-removed-added", "no-lanes-yet"])
+def test_splice_keeps_the_comments_around_and_inside_the_lanes(tmp_path, stream, lanes,
+                                                                 expected):
+    (tmp_path / "model").mkdir()
+    path = tmp_path / "site.yaml"
+    path.write_text(SITE)
+    specs = lanes_from_editor({"lanes": lanes}, load_config(path).streams[0], (1000, 500))
+    assert config_yaml(path, stream, specs) == expected

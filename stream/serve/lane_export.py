@@ -112,6 +112,15 @@ def lanes_yaml(specs: list[LaneSpec]) -> str:
     return " " * PASTE_INDENT + note + lanes_block(lane_records(specs), indent=PASTE_INDENT)
 
 
+def _same_lane(written: Any, record: dict[str, Any]) -> bool:
+    """Whether a lane as written in the file means what `record` does (defaults, 10 vs 10.0
+    and key order aside): then its lines are kept as they are."""
+    try:
+        return LaneSpec.model_validate(written) == LaneSpec.model_validate(record)
+    except ValidationError:
+        return False
+
+
 def config_yaml(config_path: Path, stream_id: str, specs: list[LaneSpec]) -> str:
     """The config file at `config_path` with `stream_id`'s lanes replaced and nothing else
     changed, checked as a whole (the same checks as `lanewatch check-config`)."""
@@ -119,7 +128,7 @@ def config_yaml(config_path: Path, stream_id: str, specs: list[LaneSpec]) -> str
         text = config_path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"cannot re-read {config_path}: {err}") from None
-    spliced = splice_lanes(text, stream_id, lane_records(specs), str(config_path))
+    spliced = splice_lanes(text, stream_id, lane_records(specs), str(config_path), _same_lane)
     try:
         data = yaml.safe_load(spliced)
     except yaml.YAMLError as err:  # the splice's own bug: say so rather than hand it out
