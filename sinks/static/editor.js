@@ -9,10 +9,11 @@
 
 import { api } from "./api.js";
 import { COLORS } from "./chart.js";
+import { ApplyFlow } from "./editor_apply.js";
+import { drawArrow } from "./editor_draw.js";
 
 const GRAB_RADIUS = 9;  // canvas pixels within which a click grabs a point
 const HISTORY = 200;  // undo steps kept
-const ARROW = 26;  // canvas pixels: length of a counting line's in/out arrow
 const LOAD_RETRIES = 15;  // a stream without a frame yet is asked again, every LOAD_RETRY_MS
 const LOAD_RETRY_MS = 2000;
 
@@ -29,7 +30,7 @@ export class LaneEditor {
     this.draft = null;  // {key: "polygon" | "line", points: [...]} being drawn
     this.drag = null;  // {lane, key, index, saved}
     this.history = [];  // snapshots of the lanes before each edit
-    this.pending = null;  // the lanes of a dry run waiting for the operator's confirmation
+    this.applying = new ApplyFlow(this);  // "Apply to stream": diff, confirm, apply
     const c = el.canvas;
     c.addEventListener("mousedown", (e) => this.onDown(e));
     c.addEventListener("mousemove", (e) => this.onMove(e));
@@ -292,69 +293,14 @@ export class LaneEditor {
     }
   }
 
-  // -- apply to the running stream -------------------------------------------------------------
-  applyUrl() { return `/api/streams/${encodeURIComponent(this.stream)}/lanes/apply`; }
+  // -- apply to the running stream (editor_apply.js) -------------------------------------------
+  previewApply() { return this.applying.preview(); }
 
-  /** Validate on the server and show what would change; nothing changes before Confirm. */
-  async previewApply() {
-    if (this.draft) this.finish();
-    const lanes = this.payload();
-    try {
-      const result = await api(this.applyUrl(), { method: "POST", body: { lanes, dry_run: true } });
-      const diff = result.diff;
-      if (!diff.added.length && !diff.removed.length && !diff.changed.length) {
-        this.hideApply();
-        this.say("the stream already runs these lanes: nothing to apply");
-        return;
-      }
-      this.pending = lanes;
-      const items = [
-        ...diff.added.map((n) => ["added", `+ ${n}: new lane`]),
-        ...diff.removed.map((n) => ["removed", `− ${n}: removed (its counts stay in the store)`]),
-        ...diff.changed.flatMap((c) => c.fields.map((f) => ["changed",
-          `~ ${c.name}: ${f.field} ${show(f.old)} → ${show(f.new)}`])),
-      ];
-      $("ed-diff").replaceChildren(...items.map(([kind, text]) => {
-        const li = document.createElement("li");
-        li.className = kind;
-        li.textContent = text;
-        return li;
-      }));
-      $("ed-apply-panel").hidden = false;
-      this.say(`apply to ${this.stream}? ${diff.summary}`);
-    } catch (err) {
-      this.hideApply();
-      this.say(err.message, true);
-    }
-  }
+  confirmApply() { return this.applying.confirm(); }
 
-  async confirmApply() {
-    if (!this.pending) return;
-    const lanes = this.pending;
-    this.hideApply();
-    this.say(`applying to ${this.stream}: the stream restarts with the new lanes…`);
-    $("ed-apply").disabled = true;
-    try {
-      const result = await api(this.applyUrl(), { method: "POST", body: { lanes } });
-      await this.load(this.stream, `applied to ${this.stream}: ${result.diff.summary}`);
-    } catch (err) {
-      // 409: the stream did not come back and the server restored the previous lanes; the
-      // drawing stays here so that it can be fixed and applied again.
-      this.say(err.message, true);
-    } finally {
-      $("ed-apply").disabled = false;
-    }
-  }
+  cancelApply() { this.applying.cancel(); }
 
-  cancelApply() {
-    this.hideApply();
-    this.say("not applied: the stream is unchanged");
-  }
-
-  hideApply() {
-    this.pending = null;
-    if ($("ed-apply-panel")) $("ed-apply-panel").hidden = true;
-  }
+  hideApply() { this.applying.hide(); }
 
   // -- drawing -------------------------------------------------------------------------------
   render() {
@@ -387,7 +333,7 @@ export class LaneEditor {
         g.strokeStyle = "#ffe600";
         path(line, false);
         g.stroke();
-        if (line.length === 2) this.arrow(g, lane, line, chosen);
+        if (line.length === 2) drawArrow(g, s, lane, line, chosen);
       }
       g.fillStyle = color;
       for (const [x, y] of [...poly, ...line]) {
@@ -427,44 +373,4 @@ export class LaneEditor {
     c.dataset.drawing = this.draft ? this.draft.key : "";
     if ($("ed-undo")) $("ed-undo").disabled = !this.history.length && !this.draft;
   }
-
-  /** The in/out arrow across a counting line, at its middle: crossing from the line's
-   * left-hand side to its right-hand side (looking from its first point to its second) is
-   * "in". The arrow points to the "in" side; a direction that does not count is greyed. */
-  arrow(g, lane, [[x1, y1], [x2, y2]], chosen) {
-    const s = this.scale;
-    const length = Math.hypot(x2 - x1, y2 - y1) || 1;
-    const [nx, ny] = [-(y2 - y1) / length, (x2 - x1) / length];  // right-hand normal (y down)
-    const [mx, my] = [(x1 + x2) / 2 * s, (y1 + y2) / 2 * s];
-    const [tx, ty] = [mx + nx * ARROW, my + ny * ARROW];  // tip, on the "in" side
-    const [bx, by] = [mx - nx * ARROW, my - ny * ARROW];  // tail, on the "out" side
-    g.save();
-    g.lineWidth = chosen ? 2.5 : 1.5;
-    g.strokeStyle = g.fillStyle = "#ffffff";
-    g.beginPath();
-    g.moveTo(bx, by);
-    g.lineTo(tx, ty);
-    g.stroke();
-    const head = 8;
-    g.beginPath();
-    g.moveTo(tx, ty);
-    g.lineTo(tx - nx * head + ny * head * 0.6, ty - ny * head - nx * head * 0.6);
-    g.lineTo(tx - nx * head - ny * head * 0.6, ty - ny * head + nx * head * 0.6);
-    g.closePath();
-    g.fill();
-    g.font = "11px system-ui, sans-serif";
-    g.textAlign = "center";
-    g.textBaseline = "middle";
-    const counted = (d) => lane.direction === "both" || lane.direction === d;
-    g.fillStyle = counted("in") ? "#ffffff" : "#8b96a5";
-    g.fillText(`in: ${lane.in_label || "in"}`, tx + nx * 12, ty + ny * 12);
-    g.fillStyle = counted("out") ? "#ffffff" : "#8b96a5";
-    g.fillText(`out: ${lane.out_label || "out"}`, bx - nx * 12, by - ny * 12);
-    g.restore();
-  }
-}
-
-function show(value) {
-  if (value === null || value === undefined) return "none";
-  return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
