@@ -119,3 +119,25 @@ def test_a_stream_that_does_not_come_back_gets_its_old_lanes_back(tmp_path, monk
     assert "no frame within 2 s" in reply["message"] or "failed" in reply["message"]
     assert names == ["l1"] and line == ((10, 120), (310, 120))
     assert "the new lanes did not start" in caplog.text
+
+
+def test_a_camera_password_stays_an_environment_reference(tmp_path, monkeypatch):
+    """The applied stream is stored (like a PUT) with its source as the config file wrote it:
+    the password the service substituted is never stored in clear."""
+    from types import SimpleNamespace
+
+    from lanewatch.stream.config.loading import load_config
+    from lanewatch.stream.serve.stream_registry import keep_source_as_written
+
+    monkeypatch.setenv("CAM_PASSWORD", "hunter22")
+    (tmp_path / "model").mkdir()
+    path = tmp_path / "site.yaml"
+    path.write_text("model: {path: model}\nstreams:\n  - id: gate\n"
+                    "    source: rtsp://viewer:${CAM_PASSWORD}@10.0.0.7/stream1\n"
+                    "    lanes: [{name: a, line: [[0, 10], [50, 10]]}]\n")
+    stream = load_config(path).streams[0]
+    assert "hunter22" in stream.source  # what the service runs
+    written = lane_apply._written_source(SimpleNamespace(config_path=path), stream)
+    assert written == "rtsp://viewer:${CAM_PASSWORD}@10.0.0.7/stream1"
+    new = keep_source_as_written(stream_with_lanes(stream, specs(A, B)), written)
+    assert new._source_as_written == written and new.source == stream.source
