@@ -227,8 +227,12 @@ class FrameAnnotator:
                     cv2.arrowedLine(image, tuple(round(v) for v in arrow.tail),
                                     tuple(round(v) for v in arrow.tip), color,
                                     self._thickness, cv2.LINE_AA, tipLength=0.4)
+        # Each label also stays off the labels placed before it.
+        taken = [np.asarray(boxes, np.float32).reshape(-1, 4)]
         for lane, color in zip(self.lanes, self.lane_colors):
-            self._draw_lane_label(image, lane, by_name.get(lane.name), boxes, color)
+            rect = self._draw_lane_label(image, lane, by_name.get(lane.name),
+                                         np.concatenate(taken), color)
+            taken.append(np.asarray([rect], np.float32))
 
     def _lane_fill(self, shape, congested: tuple[bool, ...]):
         """Lane fill colours and mask; lanes are static, so rebuilt only when a flag changes."""
@@ -247,7 +251,7 @@ class FrameAnnotator:
         return self._fill
 
     def _draw_lane_label(self, image: np.ndarray, lane: Lane, state: LaneState | None,
-                         boxes: np.ndarray, color: tuple[int, int, int]) -> None:
+                         boxes: np.ndarray, color: tuple[int, int, int]) -> tuple:
         # Lanes are narrow at the counting line: two short lines (name + total, then detail).
         total = sum(state.counts.values()) if state else 0
         detail = []
@@ -278,6 +282,7 @@ class FrameAnnotator:
         for i, text in enumerate(lines):
             cv2.putText(image, text, (x, y + line_h * (i + 1) - 4), font, scale, (255, 255, 255), 1,
                         cv2.LINE_AA)
+        return x0, y, x1, y + line_h * len(lines) + 2
 
     def _draw_header(self, image: np.ndarray, result: FrameResult) -> None:
         total = sum(sum(s.counts.values()) for s in result.analytics.lanes)

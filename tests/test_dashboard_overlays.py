@@ -103,7 +103,7 @@ def test_chart_from_service_start_integer_ticks_partial_bin_and_warnings(served,
             break
         page.wait_for_timeout(300)
     assert best > 0.6, best
-    shot = tmp_path / "dashboard.png"
+    shot = tmp_path / "dashboard-warnings.png"
     page.screenshot(path=str(shot))
     assert_not_blank(shot)
     keep_screenshot(shot)

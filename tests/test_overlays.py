@@ -148,3 +148,23 @@ def test_count_label_stays_off_the_neighbouring_lanes_lines():
     x0, y0, x1, y1 = place_label(LINE, None, (80, 30), (1280, 720), np.zeros((0, 4)),
                                  other_lines=neighbours)
     assert (x0, y1) == (460, 300 - 6)  # above the middle
+
+
+def test_count_labels_of_side_by_side_lanes_do_not_overlap():
+    side_by_side = lanes(*({"name": f"lane{i}", "line": [[300 + 60 * i, 300],
+                                                         [360 + 60 * i, 300]]}
+                           for i in range(4)))
+    annotator = FrameAnnotator(side_by_side, trail_seconds=0)
+    placed = []
+    original = annotator._draw_lane_label
+
+    def spy(*args):
+        placed.append(original(*args))
+        return placed[-1]
+
+    annotator._draw_lane_label = spy
+    annotator.annotate(frame_result(side_by_side))
+    assert len(placed) == 4
+    for i, (ax0, ay0, ax1, ay1) in enumerate(placed):
+        for bx0, by0, bx1, by1 in placed[i + 1:]:
+            assert ax1 <= bx0 or ax0 >= bx1 or ay1 <= by0 or ay0 >= by1, placed

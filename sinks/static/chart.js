@@ -108,14 +108,17 @@ export class FlowChart {
       g.fillText(String(n), 4, y(n) + 4);
     }
     // The current bin is still filling: shaded, and said so.
-    const partialX = shown > 1 ? x(last - this.binSeconds) : pad.left;
+    // Half an interval to the left of the current bin's point (at most 40 px), whole bins on.
+    const partialX = shown > 1 ? Math.max(x(last) - Math.min((x(last) - x(last -
+      this.binSeconds)) / 2, 40), pad.left) : pad.left;
     g.fillStyle = "rgba(255, 184, 77, 0.08)";
     g.fillRect(partialX, pad.top, x(last) - partialX + 1, plotH);
     g.fillStyle = "#ffb84d";
     const partialLabel = "partial";
-    g.fillText(partialLabel, Math.min(x(last) - g.measureText(partialLabel).width - 2,
-                                      width - pad.right - g.measureText(partialLabel).width),
-               pad.top + 10);
+    const labelW = g.measureText(partialLabel).width;
+    // Left of the current bin's point; right of it when that is the chart's left edge.
+    const labelX = x(last) - labelW - 6 >= pad.left ? x(last) - labelW - 6 : x(last) + 6;
+    g.fillText(partialLabel, Math.min(labelX, width - pad.right - labelW), pad.top + 10);
     g.fillStyle = "#8b96a5";
     const minuteStep = span > 10 * 60 ? 5 : 1;
     for (let m = 0; last - m * 60 >= first; m += minuteStep) {  // minutes ago

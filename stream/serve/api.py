@@ -9,7 +9,7 @@
     GET  /api/streams/{id}/counts          cumulative counts per lane, class and direction
     GET  /api/streams/{id}/intervals       interval history (?since=&until= Unix seconds)
     GET  /api/streams/{id}/events          recent crossings (?limit=)
-    GET  /api/streams/{id}/flow            crossings per lane in bins (?minutes=15&bin_s=30)
+    GET  /api/streams/{id}/flow            crossings per lane in bins, lane colours (flow_api.py)
     GET  /api/streams/{id}/movements       turning movements: totals and intervals (?since=&until=)
     GET  /api/streams/{id}/speeds          spot speeds per lane and interval (?since=&until=)
     GET  /api/streams/{id}/traffic         flow per 15 min, peak hour, headways (traffic_api.py)
