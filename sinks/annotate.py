@@ -25,6 +25,29 @@ from lanewatch.trackers.detections import Anchor, Detections
 
 _CONGESTED_COLOR = (40, 40, 230)  # BGR red
 _SPEEDS_KEPT = 512  # tracks whose speed is remembered (older ones dropped first)
+
+
+class SpeedMemory:
+    """Each track's spot speed at its last crossing, for speed labels: bounded (the oldest
+    tracks are forgotten first). The live video records every result's crossings here, also
+    of results it never draws (sinks/live_video.py), and its annotators read it."""
+
+    def __init__(self) -> None:
+        self._speeds: dict[int, float] = {}
+
+    def record(self, crossings) -> None:
+        for event in crossings:
+            if event.speed_kmh is not None:
+                self._speeds.pop(event.track_id, None)  # re-inserted last: the newest
+                self._speeds[event.track_id] = event.speed_kmh
+        while len(self._speeds) > _SPEEDS_KEPT:
+            del self._speeds[next(iter(self._speeds))]
+
+    def get(self, track_id: int) -> float | None:
+        return self._speeds.get(track_id)
+
+    def as_dict(self) -> dict[int, float]:
+        return dict(self._speeds)
 _TRAIL_LEVELS = 4  # alpha steps of a fading trail
 _WALL_CLOCK_AFTER = 1e9  # presentation times beyond this are Unix times (live streams)
 
@@ -105,7 +128,8 @@ class FrameAnnotator:
         # Colours by the lane's place in the stream's list: the dashboard chart's table.
         self.lane_colors = [lane_color_bgr(i) for i in range(len(self.lanes))]
         self.speed_labels = speed_labels
-        self.speeds: dict[int, float] = {}  # track id -> spot speed at its last crossing
+        self.speeds = SpeedMemory()
+        self._records_speeds = True  # False: someone else records (`share_speeds`)
         self.anchor = anchor
         self.draw_masks = draw_masks
         self.trails = Trails(trail_seconds)
@@ -179,14 +203,15 @@ class FrameAnnotator:
         cv2.polylines(overlay, [xy - (x0, y0)], False, color, self._thickness + 1, cv2.LINE_AA)
         cv2.addWeighted(overlay, alpha, roi, 1 - alpha, 0, dst=roi)
 
+    def share_speeds(self, memory: SpeedMemory) -> None:
+        """Read speeds from `memory`, which its owner fills with every result's crossings
+        (this annotator may draw only some of the results: the live video's)."""
+        self.speeds, self._records_speeds = memory, False
+
     def _draw_speeds(self, image: np.ndarray, tracks: Detections, crossings) -> None:
         """Each track that crossed with a measured speed: "NN km/h" under its box."""
-        for event in crossings:
-            if event.speed_kmh is not None:
-                self.speeds.pop(event.track_id, None)  # re-inserted last: the newest
-                self.speeds[event.track_id] = event.speed_kmh
-        while len(self.speeds) > _SPEEDS_KEPT:
-            del self.speeds[next(iter(self.speeds))]
+        if self._records_speeds:
+            self.speeds.record(crossings)
         if tracks.tracker_id is None:
             return
         font, scale = cv2.FONT_HERSHEY_SIMPLEX, self._font_scale

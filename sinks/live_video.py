@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import cv2
 
-from lanewatch.sinks.annotate import FrameAnnotator
+from lanewatch.sinks.annotate import FrameAnnotator, SpeedMemory
 from lanewatch.sinks.results import FrameResult
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,9 @@ class _StreamVideo:
         self.wakeup = threading.Condition()
         self.limiters: dict[int, RateLimiter] = {}
         self.annotators: dict[tuple[int, tuple[int, int]], FrameAnnotator] = {}
+        # Speeds of every result's crossings, drawn or not: a crossing in a result replaced
+        # before it was drawn still labels its vehicle (output.speed_labels).
+        self.speeds = SpeedMemory()
         self.thread = threading.Thread(target=self._run, name=f"video-{stream}", daemon=True)
         self.frames_encoded = 0
         self.stopping = threading.Event()  # this stream only (removed at run time)
@@ -94,6 +97,8 @@ class _StreamVideo:
 
     def offer(self, result: FrameResult) -> None:
         with self.wakeup:
+            if result.analytics.crossings:
+                self.speeds.record(result.analytics.crossings)
             self.pending = result  # an older, undrawn result is simply replaced
             self.wakeup.notify()
 
@@ -139,7 +144,9 @@ class _StreamVideo:
     def _annotator(self, rung: int, result: FrameResult) -> FrameAnnotator:
         key = (rung, result.frame.size)
         if key not in self.annotators:
-            self.annotators[key] = self.feed.make_annotator(self.stream, result.frame.size, rung)
+            annotator = self.feed.make_annotator(self.stream, result.frame.size, rung)
+            annotator.share_speeds(self.speeds)
+            self.annotators[key] = annotator
         return self.annotators[key]
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 import pytest
 
 from lanewatch.sinks.annotate import FrameAnnotator
 from lanewatch.sinks.frames import Frame
+from lanewatch.sinks.live_video import LiveVideo
 from lanewatch.sinks.overlay_layout import (
     LANE_PALETTE,
     direction_arrows,
@@ -133,7 +135,7 @@ def test_speed_labels_show_after_a_crossing_only_when_asked():
     assert not before[563:590, 100:200].any()
     after = with_speeds.annotate(frame_result(lane, box, [4], [crossing]))
     assert after[563:590, 100:200].any()  # "87 km/h" under the box
-    assert with_speeds.speeds == {4: 87.4}
+    assert with_speeds.speeds.as_dict() == {4: 87.4}
     again = with_speeds.annotate(frame_result(lane, box, [4]))  # it stays with the track
     assert again[563:590, 100:200].any()
     plain = FrameAnnotator(lane, trail_seconds=0).annotate(
@@ -168,3 +170,24 @@ def test_count_labels_of_side_by_side_lanes_do_not_overlap():
     for i, (ax0, ay0, ax1, ay1) in enumerate(placed):
         for bx0, by0, bx1, by1 in placed[i + 1:]:
             assert ax1 <= bx0 or ax0 >= bx1 or ay1 <= by0 or ay0 >= by1, placed
+
+
+def test_live_video_keeps_the_speed_of_a_crossing_in_a_result_it_never_drew():
+    lane = lanes({"name": "l", "line": [[400, 300], [600, 300]], "direction": "in"})
+    box = [[100, 500, 200, 560]]
+    crossing = CrossingEvent("cam", "l", 4, "car", "in", 1.0, 0, speed_kmh=64.0)
+    drawn = []
+    video = LiveVideo(["cam"], lambda s: [(30.0, 1280)], drawn.append,
+                      lambda s, size, w: FrameAnnotator(lane, trail_seconds=0,
+                                                        frame_size=size, output_width=w,
+                                                        speed_labels=True))
+    # Not started: results are only offered; the crossing's result is replaced, never drawn.
+    video.on_result(frame_result(lane, box, [4], [crossing]))
+    video.on_result(frame_result(lane, box, [4]))
+    stream = video._streams["cam"]
+    stream._draw(stream.pending)
+    assert len(drawn) == 1
+    image = cv2.imdecode(np.frombuffer(drawn[0].jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image[563:590, 100:200].max() > 150  # "64 km/h" under the box
+    annotator = next(iter(stream.annotators.values()))
+    assert annotator.speeds.get(4) == 64.0
