@@ -115,3 +115,31 @@ def test_tune_brings_a_bad_config_back_to_exact_counts(highway_clip, highway_vid
     assert sum(a != b for a, b in zip(text.splitlines(), tuned.read_text().splitlines())) \
         == len(changed)
     assert preflight(load_config(tuned)) == []  # what check-config checks beyond the schema
+
+
+@pytest.mark.timeout(300)
+def test_a_tiled_stream_is_scored_as_its_review_counts(highway_video, tmp_path):
+    """Tiles are joined according to the policy (only boxes it keeps take part), so a tiled
+    pass keeps each frame's tiles and every candidate joins them for its own policy; the
+    tiles survive the cache file too. The first 90 frames: three crossings."""
+    from lanewatch.stream.tune.detection_cache import load_clip
+
+    config = load_config(CONFIGS / "highway.yaml")
+    stream = config.streams[0]
+    tiled = config.model_copy(update={
+        "output": config.output.model_copy(update={"video": False}),
+        "streams": [stream.model_copy(update={"detection": stream.detection.model_copy(
+            update={"tiles": (2, 1)})})]})
+    clip = detect_clip(highway_video, tiled, tiled.streams[0], FLOOR, max_frames=90)
+    assert clip.tiles is not None and all(len(t) == 2 for t in clip.tiles)
+    candidate = tiled.model_copy(update={"model": tiled.model.model_copy(update={
+        "confidence": 0.3, "agnostic_nms": True})})
+    review_video(highway_video, candidate, tmp_path / "review", progress=False, max_frames=90)
+    expected = _keys(load_run(tmp_path / "review").events)
+    assert len(expected) == 3
+    assert _keys(candidate_events(candidate, "highway", clip)) == expected
+    path = tmp_path / "pass.npz"
+    save_clip(path, clip, highway_video, tiled.model, max_frames=90)
+    loaded = load_clip(path, highway_video, tiled.model, clip.variant, FLOOR, max_frames=90)
+    assert loaded is not None and loaded.tiles is not None
+    assert _keys(candidate_events(candidate, "highway", loaded)) == expected

@@ -36,7 +36,7 @@ from lanewatch.trackers.detections import Detections
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: tiled passes keep each frame's tiles
 
 
 # What does not change the model's own output: the detection policy (applied after the
@@ -94,6 +94,9 @@ class CachedClip:
         pts_s: each frame's presentation time, in decode order.
         detections: each frame's detections in frame coordinates, every class.
         detect_s: wall time of the pass (0 when loaded from a file).
+        tiles: for a tiled stream, each frame's detections per tile before they were joined
+            (tile coordinates): joining depends on the policy (only boxes it keeps take part),
+            so each candidate joins them for its own (`DetectionPlan.merge`); None untiled.
     """
 
     variant: DetectionVariant
@@ -103,6 +106,7 @@ class CachedClip:
     pts_s: tuple[float, ...]
     detections: tuple[Detections, ...]
     detect_s: float
+    tiles: tuple[tuple[Detections, ...], ...] | None = None
 
     @property
     def frames(self) -> int:
@@ -135,11 +139,12 @@ def detect_clip(video: Path, config: Config, stream: StreamConfig, floor: float,
                                     (info.width, info.height), info.fps)
         processor.prepare_detector()
         started = time.perf_counter()
-        pts, found = [], []
+        pts, found, tiles = [], [], []
         frames = source.frames()
         for step in pipelined_steps(frames, detector, processor.plan):
             pts.append(step.frame.pts_s)
             found.append(step.detections)
+            tiles.append(step.tiles)
             if max_frames is not None and len(pts) >= max_frames:
                 break
         elapsed = time.perf_counter() - started
@@ -147,8 +152,10 @@ def detect_clip(video: Path, config: Config, stream: StreamConfig, floor: float,
         source.close()
     if not pts:
         raise LanewatchError(f"{video}: no frames decoded: nothing to tune on")
+    tiled = len(processor.plan.tiles) > 1
     return CachedClip(DetectionVariant.of(config, stream), floor, (info.width, info.height),
-                      info.fps, tuple(pts), tuple(found), elapsed)
+                      info.fps, tuple(pts), tuple(found), elapsed,
+                      tuple(tiles) if tiled else None)
 
 
 def _cache_key(video: Path, model: ModelConfig, variant: DetectionVariant, floor: float,
@@ -165,12 +172,18 @@ def _cache_key(video: Path, model: ModelConfig, variant: DetectionVariant, floor
 def save_clip(path: Path, clip: CachedClip, video: Path, model: ModelConfig,
               max_frames: int | None = None) -> None:
     """Write a pass to an .npz file (boxes, scores and classes of every frame)."""
-    counts = np.array([len(d) for d in clip.detections], np.int64)
+    # A tiled pass keeps each frame's tiles (the joined detections are made again from them
+    # on loading, for any policy); an untiled one its detections: one part per frame.
+    parts = ([d for frame in clip.tiles for d in frame] if clip.tiles is not None
+             else list(clip.detections))
+    counts = np.array([len(d) for d in parts], np.int64)
     empty = Detections.empty(clip.class_names)
-    rows = clip.detections or (empty,)
+    rows = parts or [empty]
     key = _cache_key(video, model, clip.variant, clip.floor, max_frames)
     meta = {"key": key, "frame_size": list(clip.frame_size), "fps": clip.fps,
-            "class_names": {str(k): v for k, v in clip.class_names.items()}}
+            "class_names": {str(k): v for k, v in clip.class_names.items()},
+            "tiles": len(clip.tiles[0]) if clip.tiles else 1,
+            "joined": [len(d) for d in clip.detections] if clip.tiles else None}
     np.savez_compressed(
         path, meta=np.array(json.dumps(meta)), pts_s=np.array(clip.pts_s, np.float64),
         counts=counts, xyxy=np.concatenate([d.xyxy for d in rows]),
@@ -193,11 +206,17 @@ def load_clip(path: Path, video: Path, model: ModelConfig, variant: DetectionVar
             ends = np.cumsum(data["counts"])
             starts = ends - data["counts"]
             xyxy, conf, cls = data["xyxy"], data["confidence"], data["class_id"]
-            found = tuple(Detections(xyxy=xyxy[a:b], confidence=conf[a:b], class_id=cls[a:b],
-                                     class_names=names) for a, b in zip(starts, ends))
+            parts = [Detections(xyxy=xyxy[a:b], confidence=conf[a:b], class_id=cls[a:b],
+                                class_names=names) for a, b in zip(starts, ends)]
             pts = tuple(float(t) for t in data["pts_s"])
     except (OSError, ValueError, KeyError) as err:
         log.warning("%s: cannot read the detection cache (%s); detecting again", path, err)
         return None
     w, h = meta["frame_size"]
-    return CachedClip(variant, floor, (w, h), float(meta["fps"]), pts, found, 0.0)
+    n = int(meta.get("tiles", 1))
+    if n == 1:
+        return CachedClip(variant, floor, (w, h), float(meta["fps"]), pts, tuple(parts), 0.0)
+    tiles = tuple(tuple(parts[i:i + n]) for i in range(0, len(parts), n))
+    # the joined detections are only a fallback: candidates join the tiles themselves
+    joined = tuple(Detections.empty(names) for _ in tiles)
+    return CachedClip(variant, floor, (w, h), float(meta["fps"]), pts, joined, 0.0, tiles)

@@ -141,8 +141,13 @@ def candidate_events(config: Config, stream_id: str, clip: CachedClip) -> list[C
                                 clip.frame_size, clip.fps)
     picture = _blank_picture(clip.frame_size)
     events: list[CountEvent] = []
+    plan = processor.plan
     for index, (pts_s, found) in enumerate(zip(clip.pts_s, clip.detections)):
-        detections = found if processor.plan.due() else None
+        detections = None
+        if plan.due():
+            # a tiled frame's tiles are joined for this candidate's policy, as its review would
+            detections = (found if clip.tiles is None
+                          else plan.merge(clip.tiles[index], processor.policy))
         result = processor.update(Frame(stream.id, index, pts_s, 0.0, picture), detections)
         if result.analytics.crossings or result.analytics.movements:
             events += count_events(result.analytics)
