@@ -84,6 +84,12 @@ CASES = {
     "contained suppression sees the aliased class": (
         DetectionPolicy(suppress_contained=0.9, aliases={PHONE: CAR}),
         [(INSIDE_A, 0.5, PHONE), (A, 0.8, CAR)], [(A, 0.8, CAR)]),
+    "a car seen as car and as cell phone is one car": (
+        DetectionPolicy(aliases={PHONE: CAR}, alias_iou=0.7),
+        [(A2, 0.3, PHONE), (A, 0.6, CAR), (B, 0.4, PHONE)], [(A, 0.6, CAR), (B, 0.4, CAR)]),
+    "alias suppression stays inside the alias's class": (
+        DetectionPolicy(aliases={PHONE: CAR}, alias_iou=0.7),
+        [(A2, 0.3, TRUCK), (A, 0.6, PHONE)], [(A2, 0.3, TRUCK), (A, 0.6, CAR)]),
     "empty in, empty out": (DetectionPolicy(classes={CAR}, agnostic_iou=0.5), [], []),
 }
 

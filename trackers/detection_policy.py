@@ -7,9 +7,12 @@ The rules, applied in this order by `DetectionPolicy.apply`:
 2. class filter: only the counted classes stay;
 3. confidence floor: a box stays when its score is above its (counted) class's minimum, or the
    global minimum for a class without its own;
-4. class-agnostic suppression (optional): greedy NMS across the kept classes, so one vehicle
+4. suppression among an alias's class (with aliases): greedy NMS over the boxes of each alias
+   target class, because the detector's class-aware NMS never compared a `cell phone` box
+   with the `car` box of the same vehicle; without it one car would be two tracks;
+5. class-agnostic suppression (optional): greedy NMS across the kept classes, so one vehicle
    scored as `car` and as `truck` in overlapping boxes gives one box (the better one);
-5. contained-box suppression (optional): a box mostly inside a better box of the same class
+6. contained-box suppression (optional): a box mostly inside a better box of the same class
    goes (see `suppress_contained`).
 
 Applying the policy to a detector's output is how both the review and the live service use
@@ -60,6 +63,8 @@ class DetectionPolicy:
             `confidence` for that class (higher or lower).
         aliases: model class id -> the class id it is counted as. A target must not itself be
             aliased (no chains), and must be in `classes` when that is given.
+        alias_iou: IoU above which a box of an alias target class is suppressed by a better
+            box of that class (the model's NMS IoU; None: off, as without aliases).
         agnostic_iou: IoU above which a box is suppressed by a better box of any kept class
             (class-agnostic greedy NMS); None: off.
         suppress_contained: fraction of a box's area inside a better same-class box above
@@ -70,6 +75,7 @@ class DetectionPolicy:
     confidence: float = 0.0
     class_confidence: Mapping[int, float] = field(default_factory=dict)
     aliases: Mapping[int, int] = field(default_factory=dict)
+    alias_iou: float | None = None
     agnostic_iou: float | None = None
     suppress_contained: float | None = None
 
@@ -88,7 +94,7 @@ class DetectionPolicy:
                               for k, v in self.class_confidence.items())]:
             if not 0 <= value < 1:
                 raise ValueError(f"{name} must be in 0..1 (exclusive of 1), got {value}")
-        for name, value in (("agnostic_iou", self.agnostic_iou),
+        for name, value in (("alias_iou", self.alias_iou), ("agnostic_iou", self.agnostic_iou),
                             ("suppress_contained", self.suppress_contained)):
             if value is not None and not 0 < value <= 1:
                 raise ValueError(f"{name} must be in (0, 1] or None, got {value}")
@@ -140,6 +146,8 @@ class DetectionPolicy:
         keep = self._kept(detections)
         if not keep.all():
             detections = detections.select(keep)
+        if self.alias_iou is not None and self.aliases and len(detections) > 1:
+            detections = self._suppress_within(detections, set(self.aliases.values()))
         if self.agnostic_iou is not None and len(detections) > 1:
             kept = greedy_nms(detections.xyxy, detections.confidence, self.agnostic_iou)
             if len(kept) < len(detections):
@@ -147,6 +155,18 @@ class DetectionPolicy:
         if self.suppress_contained is not None:
             detections = suppress_contained(detections, self.suppress_contained)
         return detections
+
+    def _suppress_within(self, detections: Detections, classes: set[int]) -> Detections:
+        """Greedy NMS inside each of these classes (at alias_iou); input order kept."""
+        keep = np.ones(len(detections), bool)
+        for cls in classes:
+            rows = np.flatnonzero(detections.class_id == cls)
+            if len(rows) > 1:
+                kept = greedy_nms(detections.xyxy[rows], detections.confidence[rows],
+                                  self.alias_iou)
+                keep[rows] = False
+                keep[rows[kept]] = True
+        return detections if keep.all() else detections.select(keep)
 
     def _kept(self, detections: Detections) -> np.ndarray:
         """Rows of a counted class scoring above that class's floor."""

@@ -31,6 +31,7 @@ def build_policy(model: ModelConfig, class_names: dict[int, str],
         confidence=model.confidence,
         class_confidence={ids[c]: v for c, v in model.class_confidence.items()},
         aliases={ids[s]: ids[t] for s, t in model.class_aliases.items()},
+        alias_iou=model.iou if model.class_aliases else None,
         agnostic_iou=model.iou if (model.agnostic_nms if agnostic is None else agnostic)
         else None,
         suppress_contained=model.suppress_contained,
