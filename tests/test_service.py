@@ -117,7 +117,9 @@ def test_websocket_streams_frames_counts_events_and_stats(served):
     stats = [m for m in got["json"] if m["type"] == "stats"][-1]
     assert stats["state"] in ("running", "stopped") and stats["frames_processed"] > 0
     latency = stats["latency_ms"]  # capture to publish, recent frames
-    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] < 2000
+    # ordered, in milliseconds (a model call alone takes more than 1 ms; a minute would be a
+    # unit or clock bug): how fast is the box's business, not this test's
+    assert 1 <= latency["p50"] <= latency["p95"] <= latency["p99"] < 60_000
     assert latency["frames"] > 0
 
 
