@@ -17,7 +17,13 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from lanewatch.sinks.overlay_layout import direction_arrows, lane_color_bgr, place_label
+from lanewatch.sinks.overlay_layout import (
+    LabelSpots,
+    choose_spot,
+    direction_arrows,
+    label_spots,
+    lane_color_bgr,
+)
 from lanewatch.sinks.results import FrameResult
 from lanewatch.trackers.analytics.lane_analytics import LaneState
 from lanewatch.trackers.analytics.lanes import Lane
@@ -129,6 +135,8 @@ class FrameAnnotator:
         self.lane_colors = [lane_color_bgr(i) for i in range(len(self.lanes))]
         self.speed_labels = speed_labels
         self.speeds = SpeedMemory()
+        # Label candidates per (lane, label size): lines are static, only the boxes change.
+        self._spots: dict[tuple[int, tuple[int, int]], LabelSpots] = {}
         self._records_speeds = True  # False: someone else records (`share_speeds`)
         self.anchor = anchor
         self.draw_masks = draw_masks
@@ -155,7 +163,7 @@ class FrameAnnotator:
         else:
             image = result.frame.picture.drawable()
         self.trails.update(tracks, result.frame.pts_s, self.anchor)
-        self._draw_lanes(image, result.analytics.lanes, tracks.xyxy)
+        self._draw_lanes(image, result.analytics.lanes)
         if len(tracks):
             svd = to_supervision(tracks)
             if self.draw_masks and tracks.masks is not None:
@@ -167,6 +175,8 @@ class FrameAnnotator:
             if self.speed_labels:
                 self._draw_speeds(image, tracks, result.analytics.crossings)
         self._draw_trails(image, result.frame.pts_s)
+        # Count labels last but the header: readable over trails, placed off the boxes.
+        self._draw_lane_labels(image, result.analytics.lanes, tracks.xyxy)
         self._draw_header(image, result)
         return image
 
@@ -227,8 +237,7 @@ class FrameAnnotator:
             cv2.putText(image, text, (x, y + h + 1), font, scale, (255, 255, 255), 1,
                         cv2.LINE_AA)
 
-    def _draw_lanes(self, image: np.ndarray, states: tuple[LaneState, ...],
-                    boxes: np.ndarray) -> None:
+    def _draw_lanes(self, image: np.ndarray, states: tuple[LaneState, ...]) -> None:
         by_name = {s.name: s for s in states}
         congested = tuple(bool(by_name.get(lane.name) and by_name[lane.name].congested)
                           for lane in self.lanes)
@@ -252,10 +261,14 @@ class FrameAnnotator:
                     cv2.arrowedLine(image, tuple(round(v) for v in arrow.tail),
                                     tuple(round(v) for v in arrow.tip), color,
                                     self._thickness, cv2.LINE_AA, tipLength=0.4)
+
+    def _draw_lane_labels(self, image: np.ndarray, states: tuple[LaneState, ...],
+                          boxes: np.ndarray) -> None:
+        by_name = {s.name: s for s in states}
         # Each label also stays off the labels placed before it.
         taken = [np.asarray(boxes, np.float32).reshape(-1, 4)]
-        for lane, color in zip(self.lanes, self.lane_colors):
-            rect = self._draw_lane_label(image, lane, by_name.get(lane.name),
+        for index, (lane, color) in enumerate(zip(self.lanes, self.lane_colors)):
+            rect = self._draw_lane_label(image, index, by_name.get(lane.name),
                                          np.concatenate(taken), color)
             taken.append(np.asarray([rect], np.float32))
 
@@ -275,9 +288,10 @@ class FrameAnnotator:
             self._fill_roi = cv2.boundingRect(mask)
         return self._fill
 
-    def _draw_lane_label(self, image: np.ndarray, lane: Lane, state: LaneState | None,
+    def _draw_lane_label(self, image: np.ndarray, index: int, state: LaneState | None,
                          boxes: np.ndarray, color: tuple[int, int, int]) -> tuple:
         # Lanes are narrow at the counting line: two short lines (name + total, then detail).
+        lane = self.lanes[index]
         total = sum(state.counts.values()) if state else 0
         detail = []
         if state is not None and len(state.counts) > 1:
@@ -295,12 +309,16 @@ class FrameAnnotator:
         line_h = max(sz[0][1] + sz[1] for sz in sizes) + 4
         # Off the counting line and off this frame's vehicles (the label box includes its
         # 3-pixel padding): sinks/overlay_layout.py tries a few spots around the line.
-        x0, y, x1, _ = place_label(lane.line, lane.polygon, (w + 6, line_h * len(lines) + 2),
-                                   (image.shape[1], image.shape[0]), boxes,
-                                   gap=max(4, 2 * self._thickness),
-                                   other_lines=tuple(other.line for other in self.lanes
-                                                     if other.line is not None
-                                                     and other is not lane))
+        size = (w + 6, line_h * len(lines) + 2)
+        spots = self._spots.get((index, size))
+        if spots is None:
+            if len(self._spots) > 256:  # label widths vary with the counts: stay bounded
+                self._spots.clear()
+            others = tuple(o.line for o in self.lanes if o.line is not None and o is not lane)
+            spots = self._spots[(index, size)] = label_spots(
+                lane.line, lane.polygon, size, (image.shape[1], image.shape[0]),
+                max(4, 2 * self._thickness), others)
+        x0, y, x1, _ = choose_spot(spots, boxes)
         x = x0 + 3
         cv2.rectangle(image, (x0, y), (x1, y + line_h * len(lines) + 2), (30, 30, 30), -1)
         cv2.rectangle(image, (x0, y), (x0 + 2, y + line_h * len(lines) + 2), color, -1)

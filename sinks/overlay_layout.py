@@ -117,23 +117,46 @@ def place_label(line: np.ndarray | None, polygon: np.ndarray | None, size: tuple
     neither the counting line nor `other_lines` (the other lanes': lanes side by side often
     continue each other's line) and covers no box of this frame; if none is free, the first
     inside the image (clipped in), so a label is always drawn."""
+    spots = label_spots(line, polygon, size, image_size, gap, other_lines)
+    return choose_spot(spots, boxes)
+
+
+@dataclass(frozen=True)
+class LabelSpots:
+    """A label's candidate rectangles inside the image, best first, with whether each is
+    clear of every counting line: static for a lane and a label size, so computed once."""
+
+    rects: tuple[tuple[int, int, int, int], ...]
+    off_lines: tuple[bool, ...]
+
+
+def label_spots(line: np.ndarray | None, polygon: np.ndarray | None, size: tuple[int, int],
+                image_size: tuple[int, int], gap: int = 6,
+                other_lines: tuple[np.ndarray, ...] = ()) -> LabelSpots:
+    """The candidates of `place_label` and their line test (no boxes: those change)."""
     width, height = image_size
     w, h = size
     if line is None:  # a lane without a line: its label at the polygon's middle
         cx, cy = np.asarray(polygon, float).mean(axis=0)
         x = int(np.clip(cx - w / 2, 0, max(width - w - 1, 0)))
         y = int(np.clip(cy - h / 2, 0, max(height - h, 0)))
-        return x, y, x + w, y + h
+        return LabelSpots(((x, y, x + w, y + h),), (True,))
     a, b = np.asarray(line, float)
-    boxes = np.asarray(boxes, float).reshape(-1, 4)
     candidates = label_candidates(np.stack([a, b]), size, gap)
     fits = [r for r in candidates if r[0] >= 0 and r[1] >= 0 and r[2] < width and r[3] <= height]
+    if not fits:  # none fits: the first, clipped into the image
+        x0 = int(np.clip(candidates[0][0], 0, max(width - w - 1, 0)))
+        y0 = int(np.clip(candidates[0][1], 0, max(height - h, 0)))
+        return LabelSpots(((x0, y0, x0 + w, y0 + h),), (False,))
     lines = [(a, b), *((np.asarray(o, float)[0], np.asarray(o, float)[1]) for o in other_lines)]
-    for rect in fits:
-        if (not any(_rect_hits_segment(rect, p, q, 2) for p, q in lines)
-                and not _overlaps(rect, boxes)):
+    return LabelSpots(tuple(fits), tuple(not any(_rect_hits_segment(r, p, q, 2)
+                                                 for p, q in lines) for r in fits))
+
+
+def choose_spot(spots: LabelSpots, boxes: np.ndarray) -> tuple[int, int, int, int]:
+    """The first candidate off the lines and off `boxes` (N, 4), else the first one."""
+    boxes = np.asarray(boxes, float).reshape(-1, 4)
+    for rect, off_lines in zip(spots.rects, spots.off_lines):
+        if off_lines and not _overlaps(rect, boxes):
             return rect
-    x0, y0 = (fits or candidates)[0][:2]
-    x0 = int(np.clip(x0, 0, max(width - w - 1, 0)))
-    y0 = int(np.clip(y0, 0, max(height - h, 0)))
-    return x0, y0, x0 + w, y0 + h
+    return spots.rects[0]

@@ -3,6 +3,7 @@ counting line and off the vehicles, speed labels (sinks/overlay_layout.py, sinks
 
 from __future__ import annotations
 
+import json
 import time
 
 import cv2
@@ -191,3 +192,44 @@ def test_live_video_keeps_the_speed_of_a_crossing_in_a_result_it_never_drew():
     assert image[563:590, 100:200].max() > 150  # "64 km/h" under the box
     annotator = next(iter(stream.annotators.values()))
     assert annotator.speeds.get(4) == 64.0
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_speed_labels_on_the_calibrated_highway_review(tmp_path, highway_video, monkeypatch):
+    """`output.speed_labels: true` on configs/highway.yaml (calibrated): the first 140 frames'
+    cars (five cross, frames 41-115) get their spot speeds drawn after they crossed."""
+    from lanewatch.stream.config.loading import load_config
+    from lanewatch.stream.pipeline.review import review_video
+
+    from conftest import CONFIGS
+
+    drawn: list[tuple[int, int, float]] = []  # (frame index, track id, km/h)
+    annotate, draw = FrameAnnotator.annotate, FrameAnnotator._draw_speeds
+
+    def annotate_spy(self, result):
+        self.frame_index = result.frame.index
+        return annotate(self, result)
+
+    def draw_spy(self, image, tracks, crossings):
+        draw(self, image, tracks, crossings)
+        for tid in tracks.tracker_id.tolist():
+            if self.speeds.get(tid) is not None:
+                drawn.append((self.frame_index, tid, self.speeds.get(tid)))
+
+    monkeypatch.setattr(FrameAnnotator, "annotate", annotate_spy)
+    monkeypatch.setattr(FrameAnnotator, "_draw_speeds", draw_spy)
+    config = load_config(CONFIGS / "highway.yaml")
+    labelled = config.model_copy(update={"output": config.output.model_copy(
+        update={"speed_labels": True, "video_width": 640, "video_preset": "ultrafast"})})
+    review_video(highway_video, labelled, tmp_path, progress=False, max_frames=140)
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    crossed = {e["track_id"]: e for e in events
+               if e.get("type") == "crossing" and e.get("speed_kmh") is not None}
+    assert len(crossed) >= 3, events
+    labelled_ids = {tid for _, tid, _ in drawn}
+    assert labelled_ids and labelled_ids <= set(crossed)
+    for frame, tid, kmh in drawn:
+        assert kmh == crossed[tid]["speed_kmh"]
+        assert frame >= crossed[tid]["frame"]  # only once it crossed
+    assert all(60 <= e["speed_kmh"] <= 160 for e in crossed.values())  # a motorway
