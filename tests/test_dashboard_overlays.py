@@ -88,6 +88,14 @@ def test_chart_from_service_start_integer_ticks_partial_bin_and_warnings(served,
     legend = page.evaluate("""[...document.querySelectorAll('#flow-legend span')].map(
         (s) => [s.textContent, s.style.getPropertyValue('--c')])""")
     assert legend[:4] == [[n, c] for n, c in flow["colors"].items()][:4], legend
+    # The counts table marks each lane with the same colour.
+    marks = poll(page, """(() => { const cells = [...document.querySelectorAll(
+        '#counts tbody tr td:first-child')];
+        return cells.length === 4 && cells.map((c) => [c.textContent,
+            getComputedStyle(c).borderLeftColor]); })()""")
+    rgb = {n: "rgb({}, {}, {})".format(*(int(c[i:i + 2], 16) for i in (1, 3, 5)))
+           for n, c in flow["colors"].items()}
+    assert marks == [[n, rgb[n]] for n in ("lane1", "lane2", "lane3", "lane4")], marks
     # lane3's counting line in the video is drawn in lane3's chart colour.
     lanes = json.loads(http_get(base + "/api/streams/highway/lanes"))["lanes"]
     assert [lane["color"] for lane in lanes] == [flow["colors"][n] for n in

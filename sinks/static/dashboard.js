@@ -63,7 +63,9 @@ function renderCounts(lanes) {
     const row = document.createElement("tr");
     const sum = Object.values(lane.counts).reduce((a, b) => a + b, 0);
     total += sum;
-    row.append(cell(lane.name), cell(String(sum), "total"));
+    const name = cell(lane.name);
+    name.style.borderLeft = `4px solid ${chart.color(lane.name, lanes.indexOf(lane))}`;
+    row.append(name, cell(String(sum), "total"));
     const detail = document.createElement("td");
     for (const [cls, byDirection] of Object.entries(lane.by_class)) {
       for (const [direction, n] of Object.entries(byDirection)) {
