@@ -7,7 +7,7 @@ the review calls on success, on error and on interrupt alike.
 
 | file | rows |
 |---|---|
-| counts.csv | interval x lane x class x direction: crossings (a full grid, zeros included) |
+| counts.csv | interval x lane x class x direction: crossings (a full grid), PCU, rate per hour |
 | movements.csv | interval x movement x class: turning movements (streams with `turning:`) |
 | turning_movements.csv | the turning-movement count sheet (movement_sheet.py) |
 | speeds.csv | one row per crossing with a spot speed (calibrated streams) |
@@ -43,6 +43,7 @@ from lanewatch.sinks.traffic_tables import (
     OCCUPANCY_HEADER,
     TrafficTables,
 )
+from lanewatch.trackers.analytics.counts import IntervalCount
 from lanewatch.trackers.analytics.lane_analytics import (
     AnalyticsUpdate,
     CongestionEvent,
@@ -52,7 +53,7 @@ from lanewatch.trackers.analytics.lane_analytics import (
     MovementEvent,
     WrongWayEvent,
 )
-from lanewatch.trackers.analytics.traffic_stats import MIN_SAMPLE, ReportSettings
+from lanewatch.trackers.analytics.traffic_stats import MIN_SAMPLE, ReportSettings, pcu_of
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ LANE_SPEEDS_FILE = "lane_speeds.csv"
 DWELL_FILE = "dwell.csv"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
+COUNTS_HEADER = ["interval_start_s", "interval_end_s", "lane", "class", "direction", "count",
+                 "pcu", "per_hour", "partial"]
 
 
 def crossing_record(e: CrossingEvent) -> dict[str, Any]:
@@ -183,10 +186,10 @@ class ReportWriter:
         observed = sorted({k.class_name for k in book.cumulative})
         classes = self._class_names or observed
         counts = book.interval_table(self.analytics.count_keys(classes))
-        self._write(COUNTS_FILE, ["interval_start_s", "interval_end_s", "lane", "class",
-                                  "direction", "count"],
+        video_end = book.origin_s + run.video_duration_s
+        self._write(COUNTS_FILE, COUNTS_HEADER,
                     [[f"{r.interval_start_s:g}", f"{r.interval_end_s:g}", r.lane, r.class_name,
-                      r.direction, r.count] for r in counts])
+                      r.direction, r.count, *self._rates(r, video_end)] for r in counts])
         movements, sheet = [], None
         if self.analytics.turning is not None:
             movements = self.analytics.movement_counts.interval_table(
@@ -241,6 +244,15 @@ class ReportWriter:
             log.error("cannot write %s: %s; the CSV files and summary.json are complete",
                       self.outdir / REPORT_FILE, err)
         return summary
+
+    def _rates(self, row: IntervalCount, video_end_s: float) -> list:
+        """counts.csv's traffic-engineering columns of a row: passenger-car units, the hourly
+        rate over the part of the interval the video covers, and whether that is partial."""
+        span = min(row.interval_end_s, video_end_s) - row.interval_start_s
+        pcu = round(row.count * pcu_of(row.class_name, self._settings and self._settings.pcu),
+                    3)
+        per_hour = "" if span <= 0 else round(row.count * 3600 / span, 1)
+        return [pcu, per_hour, int(span < row.interval_end_s - row.interval_start_s - 1e-6)]
 
     def _write(self, name: str, header: list[str], rows: list[list]) -> None:
         with open(self.outdir / name, "w", newline="", encoding="utf-8") as f:

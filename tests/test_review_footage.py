@@ -109,15 +109,19 @@ def test_highway_events_match_each_hand_counted_vehicle(highway_run):
 def test_highway_counts_csv_is_a_full_grid(highway_run):
     out, _ = highway_run
     lines = (out / "counts.csv").read_text().splitlines()
-    assert lines[0] == "interval_start_s,interval_end_s,lane,class,direction,count"
+    assert lines[0] == ("interval_start_s,interval_end_s,lane,class,direction,count,pcu,"
+                        "per_hour,partial")
     rows = [line.split(",") for line in lines[1:]]
     # one 60 s interval x 4 lanes x 4 classes x 1 counted direction
     assert len(rows) == 16
     per_lane = Counter()
-    for start, end, lane, cls, direction, count in rows:
+    for start, end, lane, cls, direction, count, pcu, per_hour, partial in rows:
         assert (start, end, direction) == ("0", "60", "towards")
         assert cls in {"car", "motorcycle", "bus", "truck"}
         per_lane[lane] += int(count)
+        # the video covers 11.178 s of the minute: the rate is over that part
+        assert partial == "1" and float(per_hour) == round(int(count) * 3600 / 11.178, 1)
+        assert float(pcu) == int(count)  # cars: 1 PCU each
     assert per_lane == Counter(lane for _, lane in HIGHWAY_TRUTH)
 
 
