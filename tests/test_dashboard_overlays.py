@@ -13,6 +13,7 @@ import asyncio
 import json
 import re
 import struct
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,11 @@ import numpy as np
 import pytest
 import websockets
 import yaml
+from aiohttp import web
+from overload import PacedDetector
 from test_dashboard import assert_not_blank, keep_screenshot, poll
+
+from lanewatch.stream.serve.service import Service
 
 from conftest import CONFIGS
 from rtsp import free_port
@@ -230,3 +235,78 @@ def test_a_lane_put_while_watching_at_800_px_shows_in_the_video(served):
     lanes = json.loads(http_get(base + "/api/streams/highway/lanes"))["lanes"]
     assert lanes[4]["name"] == "shoulder" and lanes[4]["color"] == "#c38bff"
     assert "stream highway updated: 5 lane(s)" in log.read_text()
+
+
+class InProcessService:
+    """`Service.app()` on its own event loop in a thread, with a detector of our choosing."""
+
+    def __init__(self, config, detector):
+        self.port = config.server.port
+        self.service = Service(config, detector=detector)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        ready = threading.Event()
+        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
+        assert ready.wait(60), "the service did not start"
+
+    def _serve(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def start():
+            self._runner = web.AppRunner(self.service.app())
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self.loop.run_until_complete(start())
+        ready.set()
+        self.loop.run_forever()
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture
+def paced_service(tmp_path, detector_model, highway_video):
+    """highway.mp4 paced like a camera (30 frames/s) against a box that detects 10 frames/s
+    (PacedDetector) with the cadence fixed at every frame: the backlog fills, then frames are
+    dropped (about two in three) and each waits its 2 s backlog: deterministic, whatever this
+    machine's speed."""
+    from lanewatch.stream.config.loading import load_config
+    from lanewatch.stream.detect.factory import create_detector
+
+    config = load_config(CONFIGS / "highway.yaml")
+    stream = config.streams[0]
+    stream = stream.model_copy(update={
+        "source": str(highway_video),
+        "source_options": stream.source_options.model_copy(update={"loop": True}),
+        "detection": stream.detection.model_copy(update={"adaptive": False})})
+    config = config.model_copy(update={
+        "streams": [stream],
+        "server": config.server.model_copy(update={"port": free_port()}),
+        "store": config.store.model_copy(update={"path": str(tmp_path / "counts.db")})})
+    detector = PacedDetector(create_detector(config.model), 3 / 29.97)
+    served = InProcessService(config, detector)
+    yield served.base
+    served.stop()
+
+
+def test_drop_rate_and_latency_warnings_of_a_box_over_capacity(paced_service, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(paced_service + "/")
+    kinds = poll(page, "(document.getElementById('health').dataset.warnings || '')"
+                       ".includes('drops') && document.getElementById('health')"
+                       ".dataset.warnings", 60)
+    assert "drops" in kinds.split(","), kinds
+    text = page.locator("#h-warnings").inner_text()
+    assert "high drop rate" in text and "warns above 5 %" in text, text
+    assert page.evaluate("document.getElementById('h-drops').classList.contains('warn')")
+    kinds = poll(page, "(document.getElementById('health').dataset.warnings || '')"
+                       ".includes('latency') && document.getElementById('health')"
+                       ".dataset.warnings", 60)
+    assert "high latency" in page.locator("#h-warnings").inner_text()
+    assert page.evaluate("document.getElementById('h-latency').classList.contains('warn')")
+    assert errors == []
+    page.close()
