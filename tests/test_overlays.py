@@ -233,3 +233,23 @@ def test_speed_labels_on_the_calibrated_highway_review(tmp_path, highway_video, 
         assert kmh == crossed[tid]["speed_kmh"]
         assert frame >= crossed[tid]["frame"]  # only once it crossed
     assert all(60 <= e["speed_kmh"] <= 160 for e in crossed.values())  # a motorway
+
+
+@pytest.mark.parametrize("calibrated, complaint", [(True, False), (False, True)])
+def test_check_config_says_speed_labels_need_a_calibrated_stream(calibrated, complaint):
+    from lanewatch.stream.config.checks import preflight
+    from lanewatch.stream.config.loading import load_config
+
+    from conftest import CONFIGS
+
+    config = load_config(CONFIGS / "highway.yaml")
+    stream = config.streams[0]
+    if not calibrated:
+        stream = stream.model_copy(update={"calibration": None})
+    config = config.model_copy(update={
+        "streams": [stream],
+        "output": config.output.model_copy(update={"speed_labels": True})})
+    said = [p for p in preflight(config) if p.startswith("output.speed_labels")]
+    assert bool(said) == complaint, said
+    if complaint:
+        assert "calibration:" in said[0] and "speed_labels: false" in said[0]

@@ -189,6 +189,11 @@ def preflight(config: Config) -> list[str]:
             continue
         problems += [f"streams[{i}]({stream.id}).{p}"
                      for p in coordinate_problems(stream, (width, height, target.name))]
+    if config.output.speed_labels and config.streams and not any(
+            stream.calibration is not None for stream in config.streams):
+        problems.append("output.speed_labels: true, but no stream has a `calibration:`, so "
+                        "there are no speeds to draw (add a stream's ground plane, "
+                        "docs/analytics.md, or set speed_labels: false)")
     return problems
 
 
