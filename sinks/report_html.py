@@ -207,6 +207,13 @@ def traffic_section(t: TrafficTables) -> str:
     parts.append(_table(["interval (s)", "lane", "occupied (s)", "observed (s)", "occupancy %"],
                         [[f"{r.interval_start_s:g}-{r.interval_end_s:g}", r.lane, r.occupied_s,
                           r.observed_s, r.occupancy_pct] for r in t.occupancy]))
+    parts.append("<h3>Gaps at the counting lines (s)</h3>")
+    parts.append('<p class="meta">the time a line stays vacant between two objects</p>')
+    parts.append(_table(["lane", "gaps", "mean", "median", "15th pct", "85th pct", "shortest",
+                         ""],
+                        [[g.lane, g.gaps, g.mean_s, g.median_s, g.p15_s, g.p85_s, g.min_s,
+                          f"fewer than {MIN_SAMPLE} gaps: no statistics"
+                          if g.small_sample else ""] for g in t.gaps]))
     parts.append("<h3>Headways (s)</h3>")
     parts.append(_table(["lane", "direction", "count", "mean", "median", "15th pct",
                          "85th pct", "shortest", ""],

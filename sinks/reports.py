@@ -37,6 +37,8 @@ from lanewatch.sinks.results import FrameResult
 from lanewatch.sinks.traffic_tables import (
     FLOW_FILE,
     FLOW_HEADER,
+    GAPS_FILE,
+    GAPS_HEADER,
     HEADWAY_HEADER,
     HEADWAYS_FILE,
     OCCUPANCY_FILE,
@@ -221,9 +223,11 @@ class ReportWriter:
         traffic = TrafficTables.of(self.crossings, run.video_duration_s, [
             (lane.name, label) for lane in self.analytics.lanes for label in lane.labels()],
             self._settings, origin_s=book.origin_s, start_time=run.start_time,
-            occupancy=self.analytics.line_occupancy.table(book.origin_s + run.video_duration_s))
+            occupancy=self.analytics.line_occupancy.table(book.origin_s + run.video_duration_s),
+            gaps=self.analytics.line_occupancy.gaps)
         self._write(FLOW_FILE, FLOW_HEADER, traffic.flow_rows())
         self._write(HEADWAYS_FILE, HEADWAY_HEADER, traffic.headway_rows())
+        self._write(GAPS_FILE, GAPS_HEADER, traffic.gap_rows())
         self._write(OCCUPANCY_FILE, OCCUPANCY_HEADER, traffic.occupancy_rows())
         self._write(ALERTS_FILE, ALERTS_HEADER, [a.row() for a in self.alerts])
         summary = self._summary(run, lane_speeds)

@@ -6,6 +6,8 @@
   the video covers the whole interval (`partial`);
 - headways.csv: lane x direction: vehicles, headways, mean, median, 15th and 85th
   percentile, shortest (blank under the small-sample size, `small_sample` 1);
+- gaps.csv: per lane, the vacant time of the counting line between objects (as loop
+  detectors report gaps), with the same statistics and small-sample rule;
 - occupancy.csv: counting interval x lane: the time share of the counting line with an object
   over it, as a loop detector reports it (trackers/analytics/time_occupancy.py).
 
@@ -15,8 +17,8 @@ never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,16 +29,20 @@ from lanewatch.trackers.analytics.traffic_stats import (
     MIN_SAMPLE,
     QUARTER_S,
     FlowBin,
+    GapStats,
     HeadwayStats,
     PeakHour,
     ReportSettings,
     flow_bins,
+    gap_stats,
     headway_stats,
     peak_hours,
 )
 
 FLOW_FILE = "flow.csv"
 HEADWAYS_FILE = "headways.csv"
+GAPS_FILE = "gaps.csv"
+GAPS_HEADER = ["lane", "gaps", "mean_s", "median_s", "p15_s", "p85_s", "min_s", "small_sample"]
 OCCUPANCY_FILE = "occupancy.csv"
 FLOW_HEADER = ["interval_start_s", "interval_end_s", "lane", "direction", "class", "vehicles",
                "pcu", "vehicles_per_hour", "pcu_per_hour", "partial", "interval_start_time"]
@@ -56,6 +62,7 @@ class TrafficTables:
     duration_s: float
     occupancy: list[OccupancyRow]
     start_time: datetime | None = None  # the clock time of video second 0
+    gaps: list[GapStats] = field(default_factory=list)
 
     def clock(self, seconds: float) -> datetime | None:
         """The clock time of a video second (None without a start time)."""
@@ -66,14 +73,15 @@ class TrafficTables:
     def of(cls, crossings: Iterable[CrossingEvent], duration_s: float,
            lanes: Iterable[tuple[str, str]], settings: ReportSettings | None = None,
            origin_s: float = 0.0, occupancy: Iterable[OccupancyRow] = (),
-           start_time: datetime | None = None) -> TrafficTables:
+           start_time: datetime | None = None,
+           gaps: Mapping[str, list[float]] | None = None) -> TrafficTables:
         """The tables of these crossings over `duration_s` of video; `lanes` lists every
         (lane, direction) so a lane without traffic shows zeros; `occupancy` is the counting
         lines' time occupancy (LineOccupancy.table)."""
         crossings = list(crossings)
         return cls(flow_bins(crossings, duration_s, QUARTER_S, origin_s, lanes, settings),
                    peak_hours(crossings, duration_s, origin_s), headway_stats(crossings),
-                   duration_s, list(occupancy), start_time)
+                   duration_s, list(occupancy), start_time, gap_stats(gaps or {}))
 
     def totals(self) -> list[FlowBin]:
         """The flow rows of every class together."""
@@ -95,6 +103,12 @@ class TrafficTables:
         return [[h.lane, h.direction, h.vehicles, h.headways, *(_blank(v) for v in (
             h.mean_s, h.median_s, h.p15_s, h.p85_s, h.min_s)), int(h.small_sample)]
                 for h in self.headways]
+
+    def gap_rows(self) -> list[list[Any]]:
+        """gaps.csv's rows (GAPS_HEADER)."""
+        return [[g.lane, g.gaps, *(_blank(v) for v in (g.mean_s, g.median_s, g.p15_s, g.p85_s,
+                                                       g.min_s)), int(g.small_sample)]
+                for g in self.gaps]
 
     def occupancy_rows(self) -> list[list[Any]]:
         """occupancy.csv's rows (OCCUPANCY_HEADER)."""
@@ -129,6 +143,9 @@ class TrafficTables:
                 "p85_s": h.p85_s, "small_sample": h.small_sample} for h in self.headways},
             "small_sample_size": MIN_SAMPLE,
             "line_occupancy_pct": _overall_occupancy(self.occupancy),
+            "gaps": {g.lane: {"gaps": g.gaps, "mean_s": g.mean_s, "median_s": g.median_s,
+                              "p85_s": g.p85_s, "small_sample": g.small_sample}
+                     for g in self.gaps},
         }
 
 

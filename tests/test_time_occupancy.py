@@ -71,3 +71,13 @@ def test_a_live_service_keeps_only_the_latest_intervals():
     for t in range(0, 60, 5):
         occ.update(ON, t)
     assert [r.interval_start_s for r in occ.table(end_s=60)] == [40, 50]
+
+
+def test_gaps_are_the_vacant_times_between_objects():
+    occ = LineOccupancy({"a": HORIZONTAL}, interval_s=60)
+    # vacant until 1 s (not a gap: nothing left before), occupied 1-3, vacant 3-7 (gap 4),
+    # occupied 7-8, vacant 8-8.5 (gap 0.5), occupied 8.5-9, vacant to the end (not a gap)
+    for t, boxes in [(0, OFF), (1, ON), (2, ON), (3, OFF), (5, OFF), (7, ON), (8, OFF),
+                     (8.5, ON), (9, OFF), (12, OFF)]:
+        occ.update(boxes, t)
+    assert occ.gaps == {"a": [4.0, 0.5]}

@@ -280,3 +280,27 @@ def test_reports_call_people_objects_not_vehicles(classes, noun):
     from lanewatch.trackers.analytics.traffic_stats import object_noun
 
     assert object_noun(classes) == noun
+
+
+def test_gap_statistics_by_hand():
+    from lanewatch.trackers.analytics.traffic_stats import gap_stats
+
+    (a, b) = gap_stats({"a": [4.0, 0.5, 2.0, 3.0, 1.5], "b": [1.0]})
+    assert (a.gaps, a.mean_s, a.median_s, a.min_s, a.small_sample) == (5, 2.2, 2.0, 0.5, False)
+    # ranks 0.15 x 4 = 0.6 -> 0.5 + 0.6 x 1.0 = 1.1; 0.85 x 4 = 3.4 -> 3.0 + 0.4 x 1.0 = 3.4
+    assert (a.p15_s, a.p85_s) == (1.1, 3.4)
+    assert (b.gaps, b.mean_s, b.small_sample) == (1, None, True)
+    rows = TrafficTables.of([], 60, [], gaps={"a": [4.0, 0.5, 2.0, 3.0, 1.5]}).gap_rows()
+    assert rows == [["a", 5, 2.2, 2.0, 1.1, 3.4, 0.5, 0]]
+
+
+@pytest.mark.integration
+def test_highway_review_writes_gaps(highway_run):
+    out, _ = highway_run
+    with open(out / "gaps.csv", newline="") as f:
+        gaps = {r["lane"]: r for r in csv.DictReader(f)}
+    assert set(gaps) == {"lane1", "lane2", "lane3", "lane4"}
+    for r in gaps.values():  # statistics only from 5 gaps on
+        assert (r["small_sample"] == "1") == (int(r["gaps"]) < 5) == (r["p85_s"] == "")
+    assert int(gaps["lane3"]["gaps"]) >= 4  # lane3's 5 cars leave at least 4 gaps between them
+    assert "Gaps at the counting lines" in (out / "report.html").read_text()

@@ -5,7 +5,16 @@ measure of traffic engineering (HCM: occupancy = sum of the times vehicles occup
 detector / the interval). Here each lane's counting line is a point detector across the lane:
 it is occupied while some confirmed object's box overlaps the line segment. The state seen in
 a frame holds until the next frame (sample and hold), so time is split exactly at interval
-boundaries and a frame rate change does not bias the share.
+boundaries and a frame rate change does not bias the share. Only the middle half of a box's
+width is taken: seen at an angle, a vehicle's box spills over the next lane's line, which its
+wheels never touch.
+
+The same detector gives each lane's gaps, as loop detectors report them: the time the line
+stays vacant between one object leaving it and the next arriving (a headway minus the time
+the leading object occupied the line). Only gaps closed by an arrival count: the vacant time
+before the first and after the last object is not a gap. Like a loop's, a gap is between any
+two objects over the line, so where lanes are narrow (far from the camera) a vehicle of the
+next lane whose box reaches over the line can split a gap in two.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+MAX_GAPS = 10_000  # per lane, kept for the statistics
 
 
 @dataclass(frozen=True)
@@ -74,14 +85,29 @@ class LineOccupancy:
         self._until: dict[int, float] = {}  # the end of each interval's observed time
         self._last_s: float | None = None
         self._state: dict[str, bool] = {}
+        self._vacant_since: dict[str, float] = {}  # lanes whose line emptied, since when
+        self.gaps: dict[str, list[float]] = {lane: [] for lane in lines}
 
     def update(self, boxes: np.ndarray, time_s: float) -> None:
         """A frame at `time_s` with these confirmed objects' boxes (N, 4)."""
         if self._last_s is not None:
             self._hold(self._last_s, time_s)
         self._last_s = time_s
-        self._state = {lane: bool(boxes_touch_segment(boxes, seg).any())
-                       for lane, seg in self.lines.items()}
+        boxes = np.asarray(boxes, float).reshape(-1, 4)
+        quarter = (boxes[:, 2] - boxes[:, 0]) / 4
+        core = np.column_stack([boxes[:, 0] + quarter, boxes[:, 1], boxes[:, 2] - quarter,
+                                boxes[:, 3]])
+        state = {lane: bool(boxes_touch_segment(core, seg).any())
+                 for lane, seg in self.lines.items()}
+        for lane, occupied in state.items():
+            if self._state.get(lane) and not occupied:
+                self._vacant_since[lane] = time_s
+            elif occupied and lane in self._vacant_since:
+                gaps = self.gaps[lane]
+                gaps.append(round(time_s - self._vacant_since.pop(lane), 3))
+                if len(gaps) > MAX_GAPS:  # a live service: the latest ones
+                    del gaps[: len(gaps) - MAX_GAPS]
+        self._state = state
 
     def _hold(self, start_s: float, end_s: float) -> None:
         """Credit [start_s, end_s) with the last frame's state, split at interval bounds."""

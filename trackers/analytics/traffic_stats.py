@@ -247,10 +247,36 @@ def headway_stats(events: Iterable[CrossingEvent]) -> list[HeadwayStats]:
     for (lane, direction), group in sorted(_groups(events).items()):
         times = np.sort([e.time_s for e in group])
         gaps = np.diff(times)
-        small = len(gaps) < MIN_SAMPLE
-        figures = ([None] * 5 if small else
-                   [round(float(v), 3) for v in (gaps.mean(), np.median(gaps),
-                                                 np.percentile(gaps, 15),
-                                                 np.percentile(gaps, 85), gaps.min())])
-        out.append(HeadwayStats(lane, direction, len(times), len(gaps), *figures, small))
+        out.append(HeadwayStats(lane, direction, len(times), len(gaps), *_figures(gaps),
+                                len(gaps) < MIN_SAMPLE))
     return out
+
+
+@dataclass(frozen=True)
+class GapStats:
+    """Gaps at one lane's counting line, in seconds: the vacant time between objects (see
+    time_occupancy.py); the figures are None under MIN_SAMPLE gaps (`small_sample`)."""
+
+    lane: str
+    gaps: int
+    mean_s: float | None
+    median_s: float | None
+    p15_s: float | None
+    p85_s: float | None
+    min_s: float | None
+    small_sample: bool
+
+
+def gap_stats(gaps: Mapping[str, list[float]]) -> list[GapStats]:
+    """Statistics of each lane's gaps (LineOccupancy.gaps)."""
+    return [GapStats(lane, len(values), *_figures(np.asarray(values, float)),
+                     len(values) < MIN_SAMPLE) for lane, values in gaps.items()]
+
+
+def _figures(values: np.ndarray) -> list[float | None]:
+    """Mean, median, 15th and 85th percentile and minimum; None each under MIN_SAMPLE."""
+    if len(values) < MIN_SAMPLE:
+        return [None] * 5
+    return [round(float(v), 3) for v in (values.mean(), np.median(values),
+                                         np.percentile(values, 15), np.percentile(values, 85),
+                                         values.min())]
