@@ -15,7 +15,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import yaml
 
+from lanewatch.sinks.overlay_layout import lane_color_bgr
 from lanewatch.stream.config.loading import load_config
 from lanewatch.stream.pipeline.review import review_video
 
@@ -136,9 +138,14 @@ def test_highway_annotated_video_shows_lanes_and_tracks(highway_run, highway_vid
     with av.open(str(highway_video)) as c:
         source = [f.to_ndarray(format="bgr24") for i, f in zip(range(291), c.decode(video=0))]
     annotated, original = frames[290].astype(int), source[290].astype(int)
-    # The counting line (yellow, BGR 0,230,255) is drawn across the lanes at y=250.
-    line = annotated[250, 420:900]
-    assert np.mean((line[:, 2] > 180) & (line[:, 1] > 160) & (line[:, 0] < 110)) > 0.5
+    # Each lane's counting line (y=250) is drawn in its palette colour, the dashboard chart's
+    # (sinks/overlay_layout.py); the middle third, with the direction arrow, left out.
+    lanes = yaml.safe_load((CONFIGS / "highway.yaml").read_text())["streams"][0]["lanes"]
+    for i, lane in enumerate(lanes):
+        (x0, y), (x1, _) = lane["line"]
+        xs = [x for x in range(x0 + 4, x1 - 4) if abs(x - (x0 + x1) / 2) > (x1 - x0) / 6]
+        off = np.abs(annotated[y, xs] - lane_color_bgr(i)).sum(axis=1)
+        assert np.mean(off < 90) > 0.5, (lane["name"], np.median(off))
     # The white SUV (tracked, crossing lane 3) gets a box: its edges change, the road around
     # it mostly does not.
     changed = np.abs(annotated - original).sum(axis=2) > 60
