@@ -234,7 +234,8 @@ def test_a_lane_put_while_watching_at_800_px_shows_in_the_video(served):
     assert after and max(drawn) > 0.6, drawn  # the new lane, in its palette colour
     lanes = json.loads(http_get(base + "/api/streams/highway/lanes"))["lanes"]
     assert lanes[4]["name"] == "shoulder" and lanes[4]["color"] == "#c38bff"
-    assert "stream highway updated: 5 lane(s)" in log.read_text()
+    assert ("stream highway updated: 5 lane(s) (lane1, lane2, lane3, lane4, shoulder; added: "
+            "shoulder, removed: none)") in log.read_text()
 
 
 class InProcessService:

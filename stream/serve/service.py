@@ -142,8 +142,12 @@ class Service:
         runner = self.runners[stream.id] = self._runner(stream)
         runner.start()
         self.registry.save(stream)
-        log.info("stream %s updated: %d lane(s) (%s); its live video is redrawn with them",
-                 stream.id, len(stream.lanes), ", ".join(lane.name for lane in stream.lanes))
+        before = [lane.name for lane in old.stream.lanes]
+        after = [lane.name for lane in stream.lanes]
+        log.info("stream %s updated: %d lane(s) (%s; added: %s, removed: %s); its live video "
+                 "is redrawn with them", stream.id, len(after), ", ".join(after),
+                 ", ".join(n for n in after if n not in before) or "none",
+                 ", ".join(n for n in before if n not in after) or "none")
         return runner
 
     async def remove_stream(self, stream_id: str) -> None:
