@@ -6,26 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2 (your config and one more), "
-                                         f"got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
+from lanewatch.stream.config.arguments import positive, whole_number
 
 
 def add_tune_parser(sub) -> None:
@@ -39,12 +20,12 @@ def add_tune_parser(sub) -> None:
     t.add_argument("-o", "--output", type=Path, required=True,
                    help="output folder: the tuned config, tune.json, tune.md, the check review")
     t.add_argument("--stream", help="which configured stream's lanes to use (if several)")
-    t.add_argument("--tolerance-s", type=_seconds, default=1.0,
+    t.add_argument("--tolerance-s", type=positive, default=1.0,
                    help="how far apart a manual and an automatic count may be and still match "
                    "(default 1, as validate)")
-    t.add_argument("--interval-s", type=_seconds, default=900.0,
+    t.add_argument("--interval-s", type=positive, default=900.0,
                    help="interval of the per-interval errors in the check (default 900)")
-    t.add_argument("--budget", type=_positive_int, default=150, metavar="N",
+    t.add_argument("--budget", type=whole_number(2), default=150, metavar="N",
                    help="evaluate at most N candidate configs (default 150)")
     t.add_argument("--quick", action="store_true",
                    help="fewer values and no setting that needs another detector pass "
