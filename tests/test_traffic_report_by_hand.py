@@ -1,6 +1,6 @@
 """A review's traffic-engineering files (flow.csv, occupancy.csv, headways.csv, gaps.csv,
-summary.json) from synthetic tracks whose every figure is worked out by hand below: the
-lane analytics and the report writer end to end, no model."""
+summary.json, the peak hour and PHF) from synthetic tracks whose every figure is worked out
+by hand below: the lane analytics and the report writer end to end, no model."""
 
 from __future__ import annotations
 
@@ -92,3 +92,41 @@ def test_headways_and_gaps(report):
     assert (gap["gaps"], gap["small_sample"]) == ("2", "1")
     assert analytics.line_occupancy.gaps == {"l1": [4.76, 7.76]}
     assert summary["traffic"]["gaps"]["l1"]["gaps"] == 2
+
+
+def test_peak_hour_and_phf_from_an_hour_and_ten_minutes_of_tracks(tmp_path):
+    """70 minutes sampled at 2 frames/s (the analytics only need the times): vehicles per
+    15 minutes 4, 8, 2, 6 and 1 in the last 10 minutes. The only full hour is the first:
+    4 + 8 + 2 + 6 = 20 vehicles, busiest quarter 8, PHF = 20 / (4 x 8) = 0.625."""
+    fps, frames = 2.0, 70 * 60 * 2
+    quarters = [4, 8, 2, 6, 1]
+    entries = {}
+    for q, n in enumerate(quarters):
+        for i in range(n):  # spread over the quarter, each well inside it
+            entries[len(entries) + 1] = int((q * 900 + 30 + i * 100) * fps)
+    lanes = resolve_lanes([LANE], "pixels", *SIZE)
+    analytics = LaneAnalytics("s", lanes, CountingSettings(), SIZE)
+    writer = ReportWriter(tmp_path, analytics, ["car"])
+    for frame in range(frames):
+        rows = []
+        for track, first in entries.items():
+            k = frame - first
+            if 0 <= k <= 40:  # 100 px a frame from bottom y = 0: crosses y = 500 at k = 5
+                rows.append((track, 100 * k))
+        xyxy = np.array([[180, y - 50, 220, y] for _, y in rows], np.float32).reshape(-1, 4)
+        tracks = Detections(xyxy, np.full(len(rows), 0.9, np.float32),
+                            np.full(len(rows), 2, np.int32), {2: "car"},
+                            tracker_id=np.array([t for t, _ in rows], np.int64))
+        writer.add(analytics.update(tracks, frame / fps, frame))
+    summary = writer.finish(RunInfo(video="synthetic", stream="s", model="m",
+                                    status="complete", frames=frames, video_fps=fps,
+                                    video_duration_s=frames / fps, elapsed_s=1.0))
+    assert summary["total_crossings"] == 21
+    assert summary["traffic"]["peak_hour"] == {"start_s": 0.0, "end_s": 3600.0, "vehicles": 20,
+                                               "busiest_15_min": 8, "phf": 0.625}
+    flow = [r for r in read(tmp_path / "flow.csv") if r["class"] == "all"]
+    assert [int(r["vehicles"]) for r in flow] == quarters
+    assert [r["partial"] for r in flow] == ["0", "0", "0", "0", "1"]
+    assert [float(r["vehicles_per_hour"]) for r in flow] == [16.0, 32.0, 8.0, 24.0, 6.0]
+    page = (tmp_path / "report.html").read_text()
+    assert "peak-hour factor 0.625" in page
