@@ -108,7 +108,9 @@ def test_looped_live_run_keeps_memory_flat(tmp_path, detector_model, highway_vid
     assert code == 0
     assert status["state"] == "running"
     assert metric(metrics, "lanewatch_reconnects_total", stream="highway") in (None, 0)
-    assert received[0] > MINUTES * 60 * 5  # the client was served throughout (asks 10/s)
+    # The client was served throughout: it asks 10 frames/s; a busy box sheds live video
+    # first, but never below 1 frame/s (stream/pipeline/governor.py).
+    assert received[0] > MINUTES * 60 * 1
     # 11 vehicles cross per pass of the clip; live (real-time pacing, below capacity) keeps
     # counting on every loop, give or take the vehicles cut by the loop's seam.
     assert crossings >= 11 * (loops - 1) * 0.9

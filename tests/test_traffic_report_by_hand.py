@@ -36,18 +36,25 @@ def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("by_hand")
     lanes = resolve_lanes([LANE], "pixels", *SIZE)
     analytics = LaneAnalytics("s", lanes, CountingSettings(), SIZE)
+    summary = review(out, analytics, FRAMES, FPS, lambda frame: [
+        (t, bottom(t, frame)) for t in ENTRIES if bottom(t, frame) is not None])
+    return out, summary, analytics
+
+
+def review(out, analytics, frames, fps, rows_of):
+    """Feed `frames` frames of 40x50 cars at (track id, bottom y) = rows_of(frame) through
+    the analytics into a report writer; the summary it writes."""
     writer = ReportWriter(out, analytics, ["car"])
-    for frame in range(FRAMES):
-        rows = [(t, bottom(t, frame)) for t in ENTRIES if bottom(t, frame) is not None]
+    for frame in range(frames):
+        rows = rows_of(frame)
         xyxy = np.array([[180, y - 50, 220, y] for _, y in rows], np.float32).reshape(-1, 4)
         tracks = Detections(xyxy, np.full(len(rows), 0.9, np.float32),
                             np.full(len(rows), 2, np.int32), {2: "car"},
                             tracker_id=np.array([t for t, _ in rows], np.int64))
-        writer.add(analytics.update(tracks, frame / FPS, frame))
-    summary = writer.finish(RunInfo(video="synthetic", stream="s", model="m",
-                                    status="complete", frames=FRAMES, video_fps=FPS,
-                                    video_duration_s=FRAMES / FPS, elapsed_s=1.0))
-    return out, summary, analytics
+        writer.add(analytics.update(tracks, frame / fps, frame))
+    return writer.finish(RunInfo(video="synthetic", stream="s", model="m", status="complete",
+                                 frames=frames, video_fps=fps, video_duration_s=frames / fps,
+                                 elapsed_s=1.0))
 
 
 def read(path):
@@ -106,21 +113,9 @@ def test_peak_hour_and_phf_from_an_hour_and_ten_minutes_of_tracks(tmp_path):
             entries[len(entries) + 1] = int((q * 900 + 30 + i * 100) * fps)
     lanes = resolve_lanes([LANE], "pixels", *SIZE)
     analytics = LaneAnalytics("s", lanes, CountingSettings(), SIZE)
-    writer = ReportWriter(tmp_path, analytics, ["car"])
-    for frame in range(frames):
-        rows = []
-        for track, first in entries.items():
-            k = frame - first
-            if 0 <= k <= 40:  # 100 px a frame from bottom y = 0: crosses y = 500 at k = 5
-                rows.append((track, 100 * k))
-        xyxy = np.array([[180, y - 50, 220, y] for _, y in rows], np.float32).reshape(-1, 4)
-        tracks = Detections(xyxy, np.full(len(rows), 0.9, np.float32),
-                            np.full(len(rows), 2, np.int32), {2: "car"},
-                            tracker_id=np.array([t for t, _ in rows], np.int64))
-        writer.add(analytics.update(tracks, frame / fps, frame))
-    summary = writer.finish(RunInfo(video="synthetic", stream="s", model="m",
-                                    status="complete", frames=frames, video_fps=fps,
-                                    video_duration_s=frames / fps, elapsed_s=1.0))
+    summary = review(tmp_path, analytics, frames, fps, lambda frame: [
+        (track, 100 * (frame - first)) for track, first in entries.items()
+        if 0 <= frame - first <= 40])  # 100 px a frame from bottom y = 0: crosses 500 at 5
     assert summary["total_crossings"] == 21
     assert summary["traffic"]["peak_hour"] == {"start_s": 0.0, "end_s": 3600.0, "vehicles": 20,
                                                "busiest_15_min": 8, "phf": 0.625}
